@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+
+from apps.core.jobs import DurableJob
+from apps.core.models import TenantOwnedModel
+
+
+class AuditEvent(TenantOwnedModel):
+    """An append-only, per-tenant hash-chained record of an operation on subject data.
+
+    It never holds a raw identifier. When it concerns a subject it holds ``subject_token``,
+    a random token mapped to the subject key by :class:`SubjectAuditToken`; erasure deletes
+    that mapping, so the entry outlives the subject without pointing at them, and the chain
+    (which hashes the token, not the key) still verifies.
+    """
+
+    sequence = models.PositiveBigIntegerField()
+    occurred_at = models.DateTimeField()
+    action = models.CharField(max_length=64)
+    actor_type = models.CharField(max_length=16)  # user, api_key, system, subject
+    actor_id = models.CharField(max_length=64, blank=True)
+    target_type = models.CharField(max_length=64, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    subject_token = models.CharField(max_length=32, blank=True, db_index=True)
+    details = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    entry_hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["sequence"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "sequence"], name="auditevent_one_sequence")
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.sequence} {self.action}"
+
+
+class AuditChainHead(models.Model):
+    """The newest link of a tenant's chain. Locked while appending, so entries get
+    consecutive sequence numbers; it also reveals a deleted tail."""
+
+    tenant = models.OneToOneField("tenants.Tenant", on_delete=models.PROTECT, primary_key=True,
+                                  related_name="+")
+    last_sequence = models.PositiveBigIntegerField(default=0)
+    last_hash = models.CharField(max_length=64)
+
+
+class SubjectAuditToken(TenantOwnedModel):
+    """Maps a subject key to the random token their audit entries carry. Subject data:
+    erased with the subject (crypto-shredding of the link, not of the log)."""
+
+    subject_key = models.CharField(max_length=64)
+    token = models.CharField(max_length=32, unique=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "subject_key"],
+                                    name="subjectaudittoken_one_per_subject")
+        ]
+
+
+class AuditChainVerification(DurableJob):
+    """A verification run of one tenant's chain (nightly by beat, or on demand)."""
+
+    job_task = "apps.audit.tasks.verify_audit_chain_task"
+    stale_after = timedelta(minutes=30)
+
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                     on_delete=models.SET_NULL, related_name="+")
+    intact = models.BooleanField(null=True)
+    checked_entries = models.PositiveBigIntegerField(default=0)
+    first_broken_sequence = models.PositiveBigIntegerField(null=True, blank=True)
+    problem = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]

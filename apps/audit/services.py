@@ -1,0 +1,224 @@
+"""The one way to write the domain audit trail (DESIGN "Audit").
+
+``record`` runs in the caller's transaction: the operation and its audit entry commit or
+roll back together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import models, transaction
+from django.utils import timezone
+
+from apps.audit.models import AuditChainHead, AuditChainVerification, AuditEvent, SubjectAuditToken
+from apps.tenants.models import ApiKey, Tenant
+
+GENESIS_HASH = "0" * 64
+
+# Keys that would carry a raw identifier. ``record`` refuses them so a careless caller
+# fails in tests instead of leaking into an append-only log.
+FORBIDDEN_DETAIL_KEYS = frozenset(
+    {"email", "subject", "external_id", "subject_id", "user_id", "ip", "ip_address",
+     "user_agent", "phone", "name", "subject_key"}
+)
+
+
+def _actor(actor: Any) -> tuple[str, str]:
+    if actor is None:
+        return "system", ""
+    if isinstance(actor, ApiKey):
+        return "api_key", str(actor.pk)
+    api_key = getattr(actor, "api_key", None)  # ApiKeyPrincipal
+    if isinstance(api_key, ApiKey):
+        return "api_key", str(api_key.pk)
+    if isinstance(actor, str):  # "subject" (portal), "retention", ...
+        return actor, ""
+    return "user", str(getattr(actor, "pk", ""))
+
+
+def _target(target: Any) -> tuple[str, str]:
+    if target is None:
+        return "", ""
+    if isinstance(target, models.Model):
+        return target._meta.label_lower, str(target.pk)
+    if isinstance(target, tuple):
+        return str(target[0]), str(target[1])
+    return str(target), ""
+
+
+def _check_details(details: dict[str, Any]) -> None:
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                if str(key).lower() in FORBIDDEN_DETAIL_KEYS:
+                    raise ValueError(f"audit details may not carry '{key}' (raw identifier)")
+                walk(inner)
+        elif isinstance(value, list | tuple):
+            for inner in value:
+                walk(inner)
+
+    walk(details)
+
+
+def compute_entry_hash(entry: AuditEvent) -> str:
+    payload = {
+        "tenant": entry.tenant_id,
+        "sequence": entry.sequence,
+        "occurred_at": entry.occurred_at.isoformat(),
+        "action": entry.action,
+        "actor": [entry.actor_type, entry.actor_id],
+        "target": [entry.target_type, entry.target_id],
+        "subject_token": entry.subject_token,
+        "details": entry.details,
+        "prev_hash": entry.prev_hash,
+    }
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def subject_token_for(*, tenant: Tenant, subject_key: str) -> str:
+    token = (
+        SubjectAuditToken.objects.for_tenant(tenant)
+        .filter(subject_key=subject_key)
+        .values_list("token", flat=True)
+        .first()
+    )
+    if token is None:
+        SubjectAuditToken.objects.bulk_create(
+            [SubjectAuditToken(tenant=tenant, subject_key=subject_key,
+                               token=secrets.token_hex(16))],
+            ignore_conflicts=True,
+        )
+        token = (
+            SubjectAuditToken.objects.for_tenant(tenant)
+            .filter(subject_key=subject_key)
+            .values_list("token", flat=True)
+            .get()
+        )
+    return token
+
+
+@transaction.atomic
+def record(
+    tenant: Tenant,
+    action: str,
+    actor: Any = None,
+    target: Any = None,
+    details: dict[str, Any] | None = None,
+    *,
+    subject_key: str | None = None,
+) -> AuditEvent:
+    """Append one entry to the tenant's chain.
+
+    ``actor``: a user, an API key (or its principal), a role string such as ``"subject"``,
+    or ``None`` for the system. ``target``: a model instance, a ``(type, id)`` pair or a
+    label. ``subject_key`` is replaced by the subject's erasable token.
+    """
+    details = details or {}
+    _check_details(details)
+    head, _ = AuditChainHead.objects.get_or_create(
+        tenant=tenant, defaults={"last_sequence": 0, "last_hash": GENESIS_HASH}
+    )
+    head = AuditChainHead.objects.select_for_update().get(pk=head.pk)
+    actor_type, actor_id = _actor(actor)
+    target_type, target_id = _target(target)
+    entry = AuditEvent(
+        tenant=tenant,
+        sequence=head.last_sequence + 1,
+        occurred_at=timezone.now(),
+        action=action,
+        actor_type=actor_type,
+        actor_id=actor_id,
+        target_type=target_type,
+        target_id=target_id,
+        subject_token=subject_token_for(tenant=tenant, subject_key=subject_key)
+        if subject_key else "",
+        details=json.loads(json.dumps(details, default=str)),  # what the DB will give back
+        prev_hash=head.last_hash,
+    )
+    entry.entry_hash = compute_entry_hash(entry)
+    entry.save()
+    head.last_sequence = entry.sequence
+    head.last_hash = entry.entry_hash
+    head.save(update_fields=["last_sequence", "last_hash"])
+    return entry
+
+
+def forget_subject_token(*, tenant: Tenant, subject_key: str) -> int:
+    """Erasure step: unlink the subject from every audit entry about them."""
+    deleted, _ = SubjectAuditToken.objects.for_tenant(tenant).filter(
+        subject_key=subject_key).delete()
+    return deleted
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    intact: bool
+    checked_entries: int
+    first_broken_sequence: int | None = None
+    problem: str = ""
+
+
+def _entries(tenant: Tenant) -> Iterator[AuditEvent]:
+    return AuditEvent.objects.for_tenant(tenant).order_by("sequence").iterator(chunk_size=2000)
+
+
+def verify_chain(*, tenant: Tenant) -> ChainReport:
+    """Walk the chain: each entry's hash must match its content, link to the previous
+    entry's hash, and carry the next sequence number; the head must match the last one."""
+    expected_prev = GENESIS_HASH
+    expected_seq = 1
+    checked = 0
+    for entry in _entries(tenant):
+        if entry.sequence != expected_seq:
+            return ChainReport(False, checked, expected_seq,
+                               f"entry #{expected_seq} is missing (next found: #{entry.sequence})")
+        if entry.prev_hash != expected_prev:
+            return ChainReport(False, checked, entry.sequence,
+                               f"entry #{entry.sequence} does not link to entry "
+                               f"#{entry.sequence - 1}")
+        if compute_entry_hash(entry) != entry.entry_hash:
+            return ChainReport(False, checked, entry.sequence,
+                               f"entry #{entry.sequence} was altered (hash mismatch)")
+        expected_prev = entry.entry_hash
+        expected_seq += 1
+        checked += 1
+    head = AuditChainHead.objects.filter(tenant=tenant).first()
+    last_sequence = head.last_sequence if head else 0
+    if last_sequence != checked:
+        return ChainReport(False, checked, checked + 1,
+                           f"entries #{checked + 1}..#{last_sequence} are missing (tail deleted)")
+    if head and head.last_hash != expected_prev:
+        return ChainReport(False, checked, checked, f"entry #{checked} does not match the head")
+    return ChainReport(True, checked)
+
+
+def request_chain_verification(*, tenant: Tenant, requested_by: Any = None) -> (
+        AuditChainVerification):
+    """Record a verification run as a durable job and enqueue it after commit."""
+    from apps.core.jobs import enqueue_job
+
+    with transaction.atomic():
+        job = AuditChainVerification.objects.create(tenant=tenant, requested_by=requested_by)
+        enqueue_job(job)
+    return job
+
+
+def run_chain_verification(*, job: AuditChainVerification) -> AuditChainVerification:
+    from apps.core.jobs import finish_job
+
+    report = verify_chain(tenant=job.tenant)
+    job.intact = report.intact
+    job.checked_entries = report.checked_entries
+    job.first_broken_sequence = report.first_broken_sequence
+    job.problem = report.problem
+    job.save(update_fields=["intact", "checked_entries", "first_broken_sequence", "problem",
+                            "updated_at"])
+    finish_job(job, checked_entries=report.checked_entries)
+    return job

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+logger = logging.getLogger("audit.tasks")
+RETRYABLE = (OperationalError, InterfaceError, TimeoutError)
+
+
+@shared_task(acks_late=True, autoretry_for=RETRYABLE, retry_backoff=15, retry_backoff_max=600,
+             retry_jitter=True, max_retries=5, soft_time_limit=1500, time_limit=1800)
+def verify_audit_chain_task(tenant_id: int, job_id: int) -> None:
+    """Verify one tenant's audit chain. Idempotent: a finished job is not run again."""
+    from apps.audit.models import AuditChainVerification
+    from apps.audit.services import run_chain_verification
+    from apps.core.jobs import claim_job
+
+    job = claim_job(AuditChainVerification, tenant_id=tenant_id, job_id=job_id)
+    if job is not None:
+        run_chain_verification(job=job)
+        if not job.intact:
+            logger.error("audit.chain_broken tenant_id=%s sequence=%s", tenant_id,
+                         job.first_broken_sequence)
+
+
+@shared_task(acks_late=True, soft_time_limit=120, time_limit=180)
+def schedule_audit_chain_verifications_task() -> int:
+    """Beat, nightly: one verification job per active tenant."""
+    from apps.audit.services import request_chain_verification
+    from apps.tenants.models import Tenant
+
+    tenants = list(Tenant.objects.filter(is_active=True))  # housekeeping crosses tenants
+    for tenant in tenants:
+        request_chain_verification(tenant=tenant)
+    return len(tenants)

@@ -1,0 +1,145 @@
+"""Durable jobs: work that must happen is a database row first, the broker only a doorbell.
+
+A concrete job model inherits :class:`DurableJob` and names the Celery task that runs it
+(``job_task``, called with ``(tenant_id, job_id)``). :func:`enqueue_job` sends the task after
+commit; the task calls :func:`claim_job` / :func:`finish_job` / :func:`fail_job`. The beat
+sweeper (:func:`sweep_stuck_jobs`) re-sends jobs whose message was lost (a broker restart, a
+killed worker) and gives up, visibly, after ``max_attempts``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any, ClassVar, TypeVar
+
+from celery import current_app
+from django.apps import apps
+from django.db import models, transaction
+from django.utils import timezone
+
+from apps.core.models import TenantOwnedModel
+
+logger = logging.getLogger("core.jobs")
+
+J = TypeVar("J", bound="DurableJob")
+
+
+class DurableJob(TenantOwnedModel):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    job_task: ClassVar[str]
+    #: A pending or running job untouched for this long is considered lost.
+    stale_after: ClassVar[timedelta] = timedelta(minutes=10)
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=5)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    progress = models.JSONField(default=dict, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in {self.Status.SUCCEEDED, self.Status.FAILED}
+
+
+def durable_job_models() -> list[type[DurableJob]]:
+    return [m for m in apps.get_models() if issubclass(m, DurableJob)]
+
+
+def enqueue_job(job: DurableJob) -> None:
+    """Mark the job enqueued and send its task once the surrounding transaction commits."""
+    now = timezone.now()
+    type(job).objects.filter(pk=job.pk).update(enqueued_at=now)
+    job.enqueued_at = now
+    task_name, args = job.job_task, [job.tenant_id, job.pk]
+    transaction.on_commit(lambda: current_app.send_task(task_name, args=args))
+
+
+def claim_job(model: type[J], *, tenant_id: int, job_id: int) -> J | None:
+    """Start (or resume, after a redelivery) a job. ``None`` when it is gone or finished,
+    so a duplicate delivery is a no-op."""
+    with transaction.atomic():
+        job = (
+            model.objects.for_tenant(tenant_id).select_for_update().filter(pk=job_id).first()
+        )
+        if job is None:
+            logger.warning("core.job_missing model=%s id=%s", model.__name__, job_id)
+            return None
+        if job.is_finished:
+            return None
+        now = timezone.now()
+        job.status = DurableJob.Status.RUNNING
+        job.attempts += 1
+        job.started_at = job.started_at or now
+        job.heartbeat_at = now
+        job.save(update_fields=["status", "attempts", "started_at", "heartbeat_at", "updated_at"])
+        return job
+
+
+def record_progress(job: DurableJob, **progress: Any) -> None:
+    """Store progress (shown in the admin) and prove the job is alive."""
+    job.progress = {**job.progress, **progress}
+    job.heartbeat_at = timezone.now()
+    type(job).objects.filter(pk=job.pk).update(
+        progress=job.progress, heartbeat_at=job.heartbeat_at, updated_at=job.heartbeat_at
+    )
+
+
+def finish_job(job: DurableJob, **progress: Any) -> None:
+    job.progress = {**job.progress, **progress}
+    job.status = DurableJob.Status.SUCCEEDED
+    job.finished_at = timezone.now()
+    job.last_error = ""
+    job.save(update_fields=["progress", "status", "finished_at", "last_error", "updated_at"])
+
+
+def fail_job(job: DurableJob, error: str, *, retryable: bool) -> None:
+    """Record an error. A retryable one leaves the job pending for the sweeper (or the
+    task's own retry) until ``max_attempts`` is spent; then it is failed for good."""
+    give_up = not retryable or job.attempts >= job.max_attempts
+    job.status = DurableJob.Status.FAILED if give_up else DurableJob.Status.PENDING
+    job.last_error = error[:4000]
+    job.finished_at = timezone.now() if give_up else None
+    job.save(update_fields=["status", "last_error", "finished_at", "updated_at"])
+
+
+def sweep_stuck_jobs(*, now: Any = None) -> dict[str, int]:
+    """Re-enqueue lost jobs of every durable-job model; fail those out of attempts.
+
+    Crosses tenants on purpose: it is the system's own housekeeping, and it only touches
+    job bookkeeping columns.
+    """
+    now = now or timezone.now()
+    counts = {"requeued": 0, "failed": 0}
+    for model in durable_job_models():
+        cutoff = now - model.stale_after
+        stale = model.objects.filter(
+            models.Q(status=DurableJob.Status.PENDING)
+            & (models.Q(enqueued_at__lt=cutoff) | models.Q(enqueued_at__isnull=True))
+            | models.Q(status=DurableJob.Status.RUNNING, heartbeat_at__lt=cutoff)
+        )
+        for job in stale.iterator():
+            with transaction.atomic():
+                if job.attempts >= job.max_attempts:
+                    fail_job(job, f"gave up after {job.attempts} attempts", retryable=False)
+                    counts["failed"] += 1
+                else:
+                    job.status = DurableJob.Status.PENDING
+                    job.save(update_fields=["status", "updated_at"])
+                    enqueue_job(job)
+                    counts["requeued"] += 1
+    if counts["requeued"] or counts["failed"]:
+        logger.info("core.jobs_swept requeued=%s failed=%s", counts["requeued"], counts["failed"])
+    return counts

@@ -1,0 +1,47 @@
+"""Health check: is the platform able to do its work right now?"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+logger = logging.getLogger("core.health")
+
+
+def _check_database() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return "ok"
+
+
+def _check_broker() -> str:
+    from platform_site.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, interval_start=0, timeout=2)
+    return "ok"
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    checks: dict[str, dict[str, object]] = {}
+    for name, check in (("database", _check_database), ("broker", _check_broker)):
+        started = time.perf_counter()
+        try:
+            status = check()
+        except Exception as exc:  # noqa: BLE001 - a health check reports every failure
+            logger.warning("core.health_failed check=%s error=%s", name, type(exc).__name__)
+            status = "unreachable"
+        checks[name] = {"status": status, "ms": round((time.perf_counter() - started) * 1000, 1)}
+    healthy = all(c["status"] == "ok" for c in checks.values())
+    return JsonResponse(
+        {"status": "ok" if healthy else "degraded", "checks": checks},
+        status=200 if healthy else 503,
+    )

@@ -1,0 +1,94 @@
+"""The registry every subject-bearing app plugs into (DESIGN "Subject handlers").
+
+Each model that holds subject data registers an ``export`` and an ``erase`` for one subject
+of one tenant. Access, portability and erasure requests run every handler; a test walks all
+models with a subject field and fails when one is not covered (privacy invariant 3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.apps import apps
+from django.db import models
+
+from apps.tenants.models import Tenant
+
+SUBJECT_FIELD = "subject_key"
+
+Exporter = Callable[[Tenant, str], Any]
+Eraser = Callable[[Tenant, str], int]
+
+
+@dataclass(frozen=True)
+class SubjectDataHandler:
+    name: str                 # unique, e.g. "events.event"; used as a checkpoint name
+    category: str             # what the subject sees in exports and receipts
+    export: Exporter
+    erase: Eraser
+    models: tuple[str, ...]   # model labels this handler covers ("events.Event")
+    order: int = 100          # erasure order: lower first (models before the ledger proof)
+
+
+_handlers: dict[str, SubjectDataHandler] = {}
+_custom_subject_fields: dict[str, str] = {}
+
+
+def register_subject_handler(handler: SubjectDataHandler) -> None:
+    existing = _handlers.get(handler.name)
+    if existing is not None and existing != handler:
+        raise ValueError(f"subject handler '{handler.name}' registered twice")
+    _handlers[handler.name] = handler
+
+
+def register_subject_field(model_label: str, field_name: str) -> None:
+    """Declare that ``model_label`` holds subject data in a field not named subject_key."""
+    _custom_subject_fields[model_label] = field_name
+
+
+def subject_handlers() -> list[SubjectDataHandler]:
+    return sorted(_handlers.values(), key=lambda h: (h.order, h.name))
+
+
+def subject_bearing_models() -> list[type[models.Model]]:
+    found = []
+    for model in apps.get_models():
+        field = _custom_subject_fields.get(model._meta.label, SUBJECT_FIELD)
+        if any(f.name == field for f in model._meta.get_fields()):
+            found.append(model)
+    return found
+
+
+def uncovered_subject_models() -> list[str]:
+    covered = {label for h in _handlers.values() for label in h.models}
+    return sorted(m._meta.label for m in subject_bearing_models() if m._meta.label not in covered)
+
+
+def model_handler(
+    model: type[models.Model],
+    *,
+    category: str,
+    export_fields: Iterable[str],
+    subject_field: str = SUBJECT_FIELD,
+    order: int = 100,
+    name: str | None = None,
+) -> SubjectDataHandler:
+    """A handler for the common case: rows of ``model`` found by (tenant, subject field)."""
+    fields = list(export_fields)
+
+    def rows(tenant: Tenant, subject_key: str) -> models.QuerySet:
+        return model.objects.for_tenant(tenant).filter(**{subject_field: subject_key})
+
+    def export(tenant: Tenant, subject_key: str) -> list[dict[str, Any]]:
+        return list(rows(tenant, subject_key).order_by("pk").values(*fields))
+
+    def erase(tenant: Tenant, subject_key: str) -> int:
+        deleted, _ = rows(tenant, subject_key).delete()
+        return deleted
+
+    return SubjectDataHandler(
+        name=name or model._meta.label_lower, category=category, export=export, erase=erase,
+        models=(model._meta.label,), order=order,
+    )

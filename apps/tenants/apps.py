@@ -1,0 +1,16 @@
+from django.apps import AppConfig
+
+
+class TenantsConfig(AppConfig):
+    name = "apps.tenants"
+    label = "tenants"
+
+    def ready(self) -> None:
+        from auditlog.registry import auditlog
+
+        from apps.tenants.models import ApiKey, Membership, Tenant
+
+        # Configuration changes are captured by django-auditlog; secrets never enter the log.
+        auditlog.register(Tenant, exclude_fields=["secret_ciphertext"])
+        auditlog.register(Membership)
+        auditlog.register(ApiKey, exclude_fields=["key_hash", "last_used_at"])

@@ -1,0 +1,205 @@
+"""Tenants, memberships, API keys and pseudonymization."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from apps.core.exceptions import ApplicationError
+from apps.tenants.crypto import decrypt_secret, encrypt_secret, keyed_hash
+from apps.tenants.models import ApiKey, Membership, Scope, Tenant
+
+API_KEY_PREFIX = "dsk"
+SUBJECT_ID_MAX_LENGTH = 512
+
+TenantProvisioner = Callable[[Tenant], None]
+_provisioners: list[TenantProvisioner] = []
+
+
+def register_tenant_provisioner(provisioner: TenantProvisioner) -> None:
+    """Apps call this from ``AppConfig.ready`` to give every new tenant its defaults
+    (purposes, event schema, retention policies...), in the tenant's creating transaction."""
+    if provisioner not in _provisioners:
+        _provisioners.append(provisioner)
+
+
+def provision_tenant(tenant: Tenant) -> None:
+    """Apply every registered provisioner. Each must be idempotent (seeders re-run it)."""
+    for provisioner in _provisioners:
+        provisioner(tenant)
+
+
+@transaction.atomic
+def create_tenant(
+    *, slug: str, name: str, default_regime: str = Tenant.Regime.GDPR, contact_email: str = ""
+) -> Tenant:
+    if slugify(slug) != slug or not slug:
+        raise ApplicationError(
+            "A tenant slug uses lowercase letters, digits and hyphens.", code="invalid_slug"
+        )
+    if Tenant.objects.filter(slug=slug).exists():
+        raise ApplicationError(f"Tenant '{slug}' already exists.", code="tenant_exists")
+    if default_regime not in Tenant.Regime.values:
+        raise ApplicationError("Unknown regime.", code="invalid_regime")
+    tenant = Tenant(
+        slug=slug,
+        name=name,
+        default_regime=default_regime,
+        contact_email=contact_email,
+        secret_ciphertext=encrypt_secret(secrets.token_bytes(32)),
+    )
+    tenant.full_clean()
+    tenant.save()
+    provision_tenant(tenant)
+    return tenant
+
+
+@transaction.atomic
+def add_member(
+    *, tenant: Tenant, email: str, role: str = Membership.Role.OWNER, password: str | None = None
+) -> Membership:
+    """Give a user (created if needed, by email) a role in the tenant. Members are staff so
+    they can use the tenant-scoped admin; they are never superusers."""
+    if role not in Membership.Role.values:
+        raise ApplicationError("Unknown role.", code="invalid_role")
+    user_model = get_user_model()
+    user = user_model.objects.filter(username=email).first()
+    if user is None:
+        user = user_model(username=email, email=email, is_staff=True)
+        if password:
+            user.set_password(password)
+        else:
+            user.set_unusable_password()
+        user.save()
+    else:
+        if password:
+            user.set_password(password)
+        user.is_staff = True
+        user.save()
+    membership, _ = Membership.objects.update_or_create(
+        tenant=tenant, user=user, defaults={"role": role}
+    )
+    return membership
+
+
+# --- Pseudonymization ---------------------------------------------------------------------
+
+_secret_cache: dict[tuple[int, int], bytes] = {}
+
+
+def _tenant_secret(tenant: Tenant) -> bytes:
+    key = (tenant.pk, tenant.secret_version)
+    secret = _secret_cache.get(key)
+    if secret is None:
+        secret = decrypt_secret(tenant.secret_ciphertext)
+        _secret_cache[key] = secret
+    return secret
+
+
+def pseudonymize(tenant: Tenant, external_id: str) -> str:
+    """The subject key for a client site's subject id: HMAC-SHA256 under the tenant's own
+    secret. The same id gives unrelated keys in two tenants, and without the secret (itself
+    encrypted under the master key) a key cannot be linked back to a guessed id."""
+    if not isinstance(external_id, str) or not external_id.strip():
+        raise ApplicationError("A subject id must be a non-empty string.", code="invalid_subject")
+    if len(external_id) > SUBJECT_ID_MAX_LENGTH:
+        raise ApplicationError(
+            f"A subject id is at most {SUBJECT_ID_MAX_LENGTH} characters.", code="invalid_subject"
+        )
+    return keyed_hash(_tenant_secret(tenant), external_id)
+
+
+def pseudonymize_many(tenant: Tenant, external_ids: Iterable[str]) -> dict[str, str]:
+    secret = _tenant_secret(tenant)
+    return {eid: keyed_hash(secret, eid) for eid in set(external_ids)}
+
+
+# --- API keys -----------------------------------------------------------------------------
+
+
+def _hash_key(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def validate_scopes(scopes: Iterable[str]) -> list[str]:
+    cleaned = sorted({s.strip() for s in scopes if s.strip()})
+    unknown = [s for s in cleaned if s not in Scope.values]
+    if unknown:
+        raise ApplicationError(
+            f"Unknown scope(s): {', '.join(unknown)}.",
+            code="invalid_scope",
+            details={"unknown": unknown, "known": list(Scope.values)},
+        )
+    if not cleaned:
+        raise ApplicationError("An API key needs at least one scope.", code="invalid_scope")
+    return cleaned
+
+
+@transaction.atomic
+def create_api_key(
+    *,
+    tenant: Tenant,
+    name: str,
+    scopes: Iterable[str],
+    created_by: AbstractBaseUser | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[ApiKey, str]:
+    """Create a key and return it with the full secret, which is never retrievable again."""
+    if not name.strip():
+        raise ApplicationError("An API key needs a name.", code="invalid_name")
+    prefix = secrets.token_hex(4)
+    raw_key = f"{API_KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    api_key = ApiKey.objects.create(
+        tenant=tenant,
+        name=name.strip(),
+        prefix=prefix,
+        key_hash=_hash_key(raw_key),
+        scopes=validate_scopes(scopes),
+        created_by=created_by,
+        expires_at=expires_at,
+    )
+    return api_key, raw_key
+
+
+def revoke_api_key(*, api_key: ApiKey) -> ApiKey:
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at", "updated_at"])
+    return api_key
+
+
+LAST_USED_RESOLUTION_SECONDS = 60
+
+
+def authenticate_api_key(raw_key: str) -> ApiKey | None:
+    """The usable key matching ``raw_key``, or ``None``. Constant-time hash comparison;
+    ``last_used_at`` is written at most once a minute to keep the hot path read-only."""
+    parts = raw_key.split("_")
+    if len(parts) != 3 or parts[0] != API_KEY_PREFIX:  # noqa: PLR2004
+        return None
+    api_key = ApiKey.objects.select_related("tenant").filter(prefix=parts[1]).first()
+    if api_key is None or not hmac.compare_digest(api_key.key_hash, _hash_key(raw_key)):
+        return None
+    if not api_key.is_usable or not api_key.tenant.is_active:
+        return None
+    now = timezone.now()
+    last = api_key.last_used_at
+    if last is None or (now - last).total_seconds() > LAST_USED_RESOLUTION_SECONDS:
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        api_key.last_used_at = now
+    return api_key
+
+
+def tenant_setting(tenant: Tenant, name: str, default: Any) -> Any:
+    """A per-tenant setting with the platform default when the tenant has not set it."""
+    return tenant.settings.get(name, default)

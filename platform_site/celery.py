@@ -1,0 +1,23 @@
+"""The Celery application. Configuration lives in Django settings under ``CELERY_*``."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "platform_site.settings.local")
+
+app = Celery("discreet")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@worker_process_init.connect
+def _pin_blas_threads(**_: object) -> None:
+    """Every worker child runs BLAS single-threaded (implicit's advice; measured 22x faster
+    per request than its default threading on 2 cores)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, "blas")

@@ -1,0 +1,14 @@
+"""The embedded default: SQLite and a file-system broker in var/, no external service."""
+
+from __future__ import annotations
+
+import os
+
+from platform_site.env import local_secret
+
+os.environ.setdefault("SECRET_KEY", local_secret("SECRET_KEY"))
+os.environ.setdefault("DISCREET_MASTER_KEY", local_secret("DISCREET_MASTER_KEY"))
+os.environ.setdefault("DJANGO_DEBUG", "true")
+os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
+
+from platform_site.settings.base import *  # noqa: E402, F403

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from rest_framework.test import APIClient
+
+from apps.tenants.models import Tenant
+from tests.factories.tenants import TenantFactory, make_api_key
+
+pytest_plugins = ["tests.integration_support"]
+
+
+@pytest.fixture
+def tenant(db) -> Tenant:
+    return TenantFactory()
+
+
+@pytest.fixture
+def other_tenant(db) -> Tenant:
+    return TenantFactory()
+
+
+@pytest.fixture
+def make_client() -> Callable[..., APIClient]:
+    """``make_client(tenant, scopes=[...])``: an API client authenticated by a fresh key."""
+
+    def build(tenant: Tenant, scopes: list[str] | None = None) -> APIClient:
+        _, raw_key = make_api_key(tenant, scopes)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+        return client
+
+    return build
+
+
+@pytest.fixture
+def api(tenant, make_client) -> APIClient:
+    """A client with every scope for ``tenant``."""
+    return make_client(tenant)
+
+
+@pytest.fixture
+def other_api(other_tenant, make_client) -> APIClient:
+    return make_client(other_tenant)
