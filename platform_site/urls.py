@@ -9,6 +9,8 @@ admin.site.site_title = "Discreet"
 
 api_v1 = [
     path("", include("apps.tenants.urls")),
+    path("", include("apps.consent.urls")),
+    path("", include("apps.events.urls")),
 ]
 
 urlpatterns = [

@@ -36,6 +36,8 @@ INSTALLED_APPS = [
     "apps.tenants",
     "apps.audit",
     "apps.privacy",
+    "apps.consent",
+    "apps.events",
 ]
 
 MIDDLEWARE = [
