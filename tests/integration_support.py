@@ -56,7 +56,7 @@ class WorkerProcess:
 
     def start(self) -> None:
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(  # noqa: S603 - fixed argv, our own module
+        self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "platform_site", "worker",
              "--loglevel=INFO", "--concurrency=1", "--without-mingle", "--without-gossip",
              "-Q", self.env["CELERY_TASK_DEFAULT_QUEUE"]],
@@ -77,7 +77,7 @@ class WorkerProcess:
 
     def child_pids(self) -> list[int]:
         assert self.process is not None
-        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.process.pid)],  # noqa: S607
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.process.pid)],
                              capture_output=True, text=True, check=False).stdout
         return [int(p) for p in out.split()]
 

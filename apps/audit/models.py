@@ -49,6 +49,9 @@ class AuditChainHead(models.Model):
     last_sequence = models.PositiveBigIntegerField(default=0)
     last_hash = models.CharField(max_length=64)
 
+    def __str__(self) -> str:
+        return f"head of tenant {self.tenant_id} at #{self.last_sequence}"
+
 
 class SubjectAuditToken(TenantOwnedModel):
     """Maps a subject key to the random token their audit entries carry. Subject data:
@@ -62,6 +65,9 @@ class SubjectAuditToken(TenantOwnedModel):
             models.UniqueConstraint(fields=["tenant", "subject_key"],
                                     name="subjectaudittoken_one_per_subject")
         ]
+
+    def __str__(self) -> str:
+        return f"audit token {self.token[:6]}…"
 
 
 class AuditChainVerification(DurableJob):

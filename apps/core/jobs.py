@@ -1,10 +1,11 @@
 """Durable jobs: work that must happen is a database row first, the broker only a doorbell.
 
-A concrete job model inherits :class:`DurableJob` and names the Celery task that runs it
-(``job_task``, called with ``(tenant_id, job_id)``). :func:`enqueue_job` sends the task after
-commit; the task calls :func:`claim_job` / :func:`finish_job` / :func:`fail_job`. The beat
-sweeper (:func:`sweep_stuck_jobs`) re-sends jobs whose message was lost (a broker restart, a
-killed worker) and gives up, visibly, after ``max_attempts``.
+A concrete job model inherits :class:`DurableJob` and names the Celery task that runs it:
+``job_task``, the task's dotted path, called with ``(tenant_id, job_id)``.
+:func:`enqueue_job` sends the task after commit; the task calls :func:`claim_job`,
+:func:`finish_job` and :func:`fail_job`. The beat sweeper (:func:`sweep_stuck_jobs`)
+re-sends jobs whose message was lost (a broker restart, a killed worker) and gives up,
+visibly, after ``max_attempts``.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import logging
 from datetime import timedelta
 from typing import Any, ClassVar, TypeVar
 
-from celery import current_app
 from django.apps import apps
 from django.db import models, transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from apps.core.models import TenantOwnedModel
 
@@ -63,8 +64,8 @@ def enqueue_job(job: DurableJob) -> None:
     now = timezone.now()
     type(job).objects.filter(pk=job.pk).update(enqueued_at=now)
     job.enqueued_at = now
-    task_name, args = job.job_task, [job.tenant_id, job.pk]
-    transaction.on_commit(lambda: current_app.send_task(task_name, args=args))
+    task, args = import_string(job.job_task), [job.tenant_id, job.pk]
+    transaction.on_commit(lambda: task.apply_async(args=args))
 
 
 def claim_job(model: type[J], *, tenant_id: int, job_id: int) -> J | None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.apps import apps
+from django.apps.registry import Apps
 from django.db import models
 
 from apps.tenants.models import Tenant
@@ -52,18 +53,20 @@ def subject_handlers() -> list[SubjectDataHandler]:
     return sorted(_handlers.values(), key=lambda h: (h.order, h.name))
 
 
-def subject_bearing_models() -> list[type[models.Model]]:
+def subject_bearing_models(registry: Apps = apps) -> list[type[models.Model]]:
     found = []
-    for model in apps.get_models():
+    for model in registry.get_models():
         field = _custom_subject_fields.get(model._meta.label, SUBJECT_FIELD)
         if any(f.name == field for f in model._meta.get_fields()):
             found.append(model)
     return found
 
 
-def uncovered_subject_models() -> list[str]:
+def uncovered_subject_models(registry: Apps = apps) -> list[str]:
     covered = {label for h in _handlers.values() for label in h.models}
-    return sorted(m._meta.label for m in subject_bearing_models() if m._meta.label not in covered)
+    return sorted(
+        m._meta.label for m in subject_bearing_models(registry) if m._meta.label not in covered
+    )
 
 
 def model_handler(

@@ -8,6 +8,7 @@ class TenantsConfig(AppConfig):
     def ready(self) -> None:
         from auditlog.registry import auditlog
 
+        from apps.tenants import schema  # noqa: F401 - registers the OpenAPI auth scheme
         from apps.tenants.models import ApiKey, Membership, Tenant
 
         # Configuration changes are captured by django-auditlog; secrets never enter the log.

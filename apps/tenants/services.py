@@ -94,11 +94,12 @@ def add_member(
 
 # --- Pseudonymization ---------------------------------------------------------------------
 
-_secret_cache: dict[tuple[int, int], bytes] = {}
+_secret_cache: dict[bytes, bytes] = {}
 
 
 def _tenant_secret(tenant: Tenant) -> bytes:
-    key = (tenant.pk, tenant.secret_version)
+    # Keyed by the ciphertext itself: a re-encrypted or rotated secret is never served stale.
+    key = bytes(tenant.secret_ciphertext)
     secret = _secret_cache.get(key)
     if secret is None:
         secret = decrypt_secret(tenant.secret_ciphertext)
@@ -184,8 +185,8 @@ LAST_USED_RESOLUTION_SECONDS = 60
 def authenticate_api_key(raw_key: str) -> ApiKey | None:
     """The usable key matching ``raw_key``, or ``None``. Constant-time hash comparison;
     ``last_used_at`` is written at most once a minute to keep the hot path read-only."""
-    parts = raw_key.split("_")
-    if len(parts) != 3 or parts[0] != API_KEY_PREFIX:  # noqa: PLR2004
+    parts = raw_key.split("_", 2)  # the random part may itself contain "_"
+    if len(parts) != 3 or parts[0] != API_KEY_PREFIX:
         return None
     api_key = ApiKey.objects.select_related("tenant").filter(prefix=parts[1]).first()
     if api_key is None or not hmac.compare_digest(api_key.key_hash, _hash_key(raw_key)):

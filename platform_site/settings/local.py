@@ -11,4 +11,7 @@ os.environ.setdefault("DISCREET_MASTER_KEY", local_secret("DISCREET_MASTER_KEY")
 os.environ.setdefault("DJANGO_DEBUG", "true")
 os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 
-from platform_site.settings.base import *  # noqa: E402, F403
+from platform_site.settings.base import *  # noqa: F403
+
+# runserver and the test client serve static files themselves; WhiteNoise is for production.
+MIDDLEWARE = [m for m in MIDDLEWARE if not m.startswith("whitenoise.")]  # noqa: F405

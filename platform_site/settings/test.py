@@ -10,17 +10,20 @@ os.environ.setdefault("DISCREET_MASTER_KEY", "test-only-master-key-0123456789abc
 os.environ.setdefault("DATABASE_URL", "sqlite://:memory:")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
 
-from platform_site.settings.base import *  # noqa: E402, F403
-from platform_site.settings.base import VAR_DIR, env  # noqa: E402
+from platform_site.settings.base import *  # noqa: F403
+from platform_site.settings.base import VAR_DIR, env
 
 # Unit tests run tasks in-process; integration tests switch this off for their duration.
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "test-celerybeat-schedule")
-PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only  # noqa: S105
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"api_key": "100000/min"}  # noqa: F405
+
+# runserver and the test client serve static files themselves; WhiteNoise is for production.
+MIDDLEWARE = [m for m in MIDDLEWARE if not m.startswith("whitenoise.")]  # noqa: F405

@@ -13,6 +13,7 @@ from apps.tenants.services import create_api_key, provision_tenant
 class TenantFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Tenant
+        skip_postgeneration_save = True
 
     slug = factory.Sequence(lambda n: f"tenant-{n}")
     name = factory.Sequence(lambda n: f"Tenant {n}")
@@ -33,7 +34,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     username = factory.Sequence(lambda n: f"user{n}@example.com")
     email = factory.SelfAttribute("username")
     is_staff = True
-    password = factory.PostGenerationMethodCall("set_password", "pw")
+    password = factory.django.Password("pw")
 
 
 class MembershipFactory(factory.django.DjangoModelFactory):

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from apps.tenants.models import ApiKey, Tenant
+from tests.factories.tenants import make_api_key
+from tests.isolation import IsolationCase, Probe, isolation_case
+
+
+@isolation_case("api-root")
+def api_root(owner: Tenant) -> IsolationCase:
+    return IsolationCase(target=Probe(), markers=(owner.slug, owner.name))
+
+
+@isolation_case("api-key-list")
+def api_key_list(owner: Tenant) -> IsolationCase:
+    key, _ = make_api_key(owner, name="owner-secret-key-name")
+    return IsolationCase(target=Probe(), markers=(key.prefix, "owner-secret-key-name"))
+
+
+@isolation_case("api-key-detail")
+def api_key_detail(owner: Tenant) -> IsolationCase:
+    key, _ = make_api_key(owner, name="owner-detail-key")
+    missing_id = (ApiKey.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1000
+    return IsolationCase(
+        target=Probe(kwargs={"key_id": key.pk}),
+        missing=Probe(kwargs={"key_id": missing_id}),
+        markers=(key.prefix, "owner-detail-key"),
+        intact=lambda: ApiKey.objects.get(pk=key.pk).revoked_at is None,
+    )
+
+
+@isolation_case("api-key-detail:delete")
+def api_key_revoke(owner: Tenant) -> IsolationCase:
+    case = api_key_detail(owner)
+    case.target.method = case.missing.method = "delete"  # type: ignore[union-attr]
+    return case
