@@ -1,0 +1,12 @@
+#!/bin/sh
+# Web: apply migrations (unless MIGRATE_ON_START=false), then serve with gunicorn.
+set -eu
+if [ "${MIGRATE_ON_START:-true}" = "true" ]; then
+  python manage.py migrate --noinput
+fi
+exec gunicorn platform_site.wsgi:application \
+  --bind "0.0.0.0:${PORT:-8000}" \
+  --workers "${WEB_CONCURRENCY:-2}" \
+  --timeout "${WEB_TIMEOUT:-60}" \
+  --access-logfile - \
+  --access-logformat '%(m)s %(U)s %(s)s %(b)s %(M)sms'
