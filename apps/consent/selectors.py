@@ -1,0 +1,388 @@
+"""Reading consent (STYLE S4): what may be done with a subject's data, right now.
+
+The other apps call :func:`can_use`, :func:`can_use_many` and
+:func:`get_subject_consent_views`. Each reads the current-state tables (never the ledger)
+with a constant number of indexed queries, whatever the number of subjects, and nothing is
+cached across calls: a withdrawal takes effect on the very next check. Callers that check
+many purposes for the same subjects within one request should keep the views they got from
+:func:`get_subject_consent_views` for that request only.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Count, QuerySet
+from django.db.models.functions import TruncMonth
+from django.utils import timezone
+
+from apps.consent.models import (
+    PERSONALIZATION,
+    ConsentRecord,
+    ConsentState,
+    Level,
+    PrivacyNotice,
+    Purpose,
+    SubjectState,
+)
+from apps.core.exceptions import ApplicationError
+from apps.tenants.models import Tenant
+from apps.tenants.services import tenant_setting
+
+#: Tenant settings (``tenant.settings`` JSON) and their platform defaults.
+EXPIRY_SETTING = "consent_expiry_months"
+DEFAULT_EXPIRY_MONTHS = 13  # CNIL's guidance for cookie consent; 0 means "never expires"
+OBJECTION_SETTING = "objection_quiet_days"
+DEFAULT_OBJECTION_QUIET_DAYS = 365
+
+#: Subjects per IN (...) list: far below SQLite's 32,766 bound parameters, and large enough
+#: that an ingestion batch is one query per table.
+CHUNK_SIZE = 5000
+HISTORY_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class SubjectConsentView:
+    """What other apps need to know about one subject, evaluated now."""
+
+    level: str                        # "off" | "session" | "full" (effective level)
+    restricted: bool                  # Art. 18: keep data, do not use for training/serving
+    objected: bool                    # Art. 21 objection to personalization
+    allowed_purposes: frozenset[str]  # purpose keys usable now
+
+
+@dataclass(frozen=True)
+class PurposeConsent:
+    """One purpose's state for one subject, with the proof behind it (for the API/admin)."""
+
+    purpose: Purpose
+    chosen: bool | None          # the subject's last recorded decision; None = never chose
+    granted: bool                # in effect: the decision (or default), unless expired/renew
+    allowed: bool                # usable now, also counting flags and level
+    notice_version: str | None
+    source: str                  # ledger source, or "default"
+    method: str
+    at: datetime | None
+    expires_at: datetime | None
+    expired: bool
+    needs_renewal: bool
+
+
+@dataclass(frozen=True)
+class SubjectConsentDetail:
+    view: SubjectConsentView
+    purposes: list[PurposeConsent]
+    chosen_level: str | None
+    do_not_ask_until: datetime | None
+    gpc: bool
+    history: list[ConsentRecord]
+    history_truncated: bool
+
+
+@dataclass(frozen=True)
+class _StateRow:
+    purpose_id: int
+    granted: bool
+    notice_version: str | None
+    notice_effective_at: datetime | None
+    source: str
+    method: str
+    captured_at: datetime
+
+
+_STATE_FIELDS = ("subject_key", "purpose_id", "granted", "notice__version",
+                 "notice__effective_at", "source", "method", "captured_at")
+
+
+# --- Tenant policy -------------------------------------------------------------------------
+
+
+def get_expiry_months(tenant: Tenant) -> int:
+    """Months after which a consent reads as not given (tenant setting; 0 = never)."""
+    return max(int(tenant_setting(tenant, EXPIRY_SETTING, DEFAULT_EXPIRY_MONTHS) or 0), 0)
+
+
+def get_objection_quiet_period(tenant: Tenant) -> timedelta:
+    """How long after an objection the subject may not be asked again (tenant setting)."""
+    days = tenant_setting(tenant, OBJECTION_SETTING, DEFAULT_OBJECTION_QUIET_DAYS)
+    return timedelta(days=max(int(days or 0), 0))
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """Calendar months, clamped to the month's end (31 Jan + 1 month = 28/29 Feb)."""
+    month_index = moment.month - 1 + months
+    year, month = moment.year + month_index // 12, month_index % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+# --- Evaluation ----------------------------------------------------------------------------
+
+
+def _chunks(keys: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(keys), CHUNK_SIZE):
+        yield keys[start:start + CHUNK_SIZE]
+
+
+def _unique(subject_keys: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(subject_keys))
+
+
+def _subject_states(tenant: Tenant, keys: Sequence[str]) -> dict[str, SubjectState]:
+    found: dict[str, SubjectState] = {}
+    for chunk in _chunks(keys):
+        qs = SubjectState.objects.for_tenant(tenant).filter(subject_key__in=chunk)
+        found.update((s.subject_key, s) for s in qs)
+    return found
+
+
+def _state_rows(tenant: Tenant, keys: Sequence[str], purpose_ids: Collection[int]
+                ) -> dict[str, dict[int, _StateRow]]:
+    found: dict[str, dict[int, _StateRow]] = {}
+    if not purpose_ids:
+        return found
+    for chunk in _chunks(keys):
+        rows = (ConsentState.objects.for_tenant(tenant)
+                .filter(subject_key__in=chunk, purpose_id__in=purpose_ids)
+                .values_list(*_STATE_FIELDS))
+        for key, purpose_id, granted, version, effective_at, source, method, at in rows:
+            found.setdefault(key, {})[purpose_id] = _StateRow(
+                purpose_id, granted, version, effective_at, source, method, at)
+    return found
+
+
+def _needs_renewal(purpose: Purpose, state: _StateRow) -> bool:
+    required = purpose.renewal_required_from
+    if required is None or not state.granted:
+        return False
+    return state.notice_effective_at is None or state.notice_effective_at < required.effective_at
+
+
+def _objection_blocks(purpose: Purpose) -> bool:
+    # Art. 21 covers processing on legitimate interest; the objection is to personalization.
+    return (purpose.key == PERSONALIZATION
+            or purpose.legal_basis == Purpose.LegalBasis.LEGITIMATE_INTEREST)
+
+
+def _evaluate(
+    *,
+    purposes: Sequence[Purpose],
+    subject: SubjectState | None,
+    states: dict[int, _StateRow],
+    now: datetime,
+    expiry_months: int,
+) -> tuple[SubjectConsentView, list[PurposeConsent]]:
+    """The one place that turns stored state into decisions (pure: no queries)."""
+    restricted = bool(subject and subject.restricted)
+    objected = bool(subject and subject.objected)
+    details: list[PurposeConsent] = []
+    for purpose in purposes:
+        state = states.get(purpose.pk)
+        expires_at, expired, renewal = None, False, False
+        if state is None:
+            granted = purpose.default_granted
+        else:
+            if (state.granted and expiry_months
+                    and purpose.legal_basis == Purpose.LegalBasis.CONSENT):
+                expires_at = add_months(state.captured_at, expiry_months)
+                expired = now >= expires_at
+            renewal = _needs_renewal(purpose, state)
+            granted = state.granted and not expired and not renewal
+        allowed = granted and not restricted and not (objected and _objection_blocks(purpose))
+        details.append(PurposeConsent(
+            purpose=purpose,
+            chosen=None if state is None else state.granted,
+            granted=granted,
+            allowed=allowed,
+            notice_version=state.notice_version if state else None,
+            source=state.source if state else "default",
+            method=state.method if state else "",
+            at=state.captured_at if state else None,
+            expires_at=expires_at,
+            expired=expired,
+            needs_renewal=renewal,
+        ))
+    allowed_keys = {d.purpose.key for d in details if d.allowed}
+    level = effective_level(
+        chosen=subject.level if subject else "",
+        personalization_usable=PERSONALIZATION in allowed_keys,
+        restricted=restricted,
+    )
+    if level != Level.FULL and PERSONALIZATION in allowed_keys:
+        # Below "full" nothing may be stored or trained on: personalization is not usable.
+        allowed_keys.discard(PERSONALIZATION)
+        details = [d if d.purpose.key != PERSONALIZATION else replace(d, allowed=False)
+                   for d in details]
+    view = SubjectConsentView(level=level, restricted=restricted, objected=objected,
+                              allowed_purposes=frozenset(allowed_keys))
+    return view, details
+
+
+def effective_level(*, chosen: str, personalization_usable: bool, restricted: bool) -> str:
+    """The subject's chosen level, else "full" when personalization is usable, else
+    "session"; capped at "session" without personalization and "off" when restricted
+    (Art. 18: no use at all, only storage)."""
+    if restricted:
+        return Level.OFF.value
+    level = chosen or (Level.FULL.value if personalization_usable else Level.SESSION.value)
+    if level == Level.FULL and not personalization_usable:
+        return Level.SESSION.value
+    return str(level)
+
+
+def _purposes(tenant: Tenant, keys: Collection[str] | None = None) -> list[Purpose]:
+    qs = Purpose.objects.for_tenant(tenant).select_related("renewal_required_from")
+    if keys is not None:
+        qs = qs.filter(key__in=list(keys))
+    return list(qs.order_by("key"))
+
+
+# --- The contract other apps use -----------------------------------------------------------
+
+
+def get_subject_consent_views(
+    *, tenant: Tenant, subject_keys: Collection[str]
+) -> dict[str, SubjectConsentView]:
+    """Every subject's view, evaluated now, in three queries for up to ``CHUNK_SIZE``
+    subjects (purposes, subject flags, purpose states). Subjects never seen get defaults."""
+    keys = _unique(subject_keys)
+    if not keys:
+        return {}
+    purposes = _purposes(tenant)
+    subjects = _subject_states(tenant, keys)
+    states = _state_rows(tenant, keys, [p.pk for p in purposes])
+    now, months = timezone.now(), get_expiry_months(tenant)
+    return {
+        key: _evaluate(purposes=purposes, subject=subjects.get(key), states=states.get(key, {}),
+                       now=now, expiry_months=months)[0]
+        for key in keys
+    }
+
+
+def can_use_many(*, tenant: Tenant, subject_keys: Collection[str], purpose: str) -> set[str]:
+    """The subset of ``subject_keys`` whose data may be used for ``purpose`` now. Constant
+    number of queries. An unknown purpose allows nobody (fail closed)."""
+    keys = _unique(subject_keys)
+    if not keys:
+        return set()
+    purposes = _purposes(tenant, [purpose])
+    if not purposes:
+        return set()
+    subjects = _subject_states(tenant, keys)
+    states = _state_rows(tenant, keys, [purposes[0].pk])
+    now, months = timezone.now(), get_expiry_months(tenant)
+    allowed = set()
+    for key in keys:
+        view, _ = _evaluate(purposes=purposes, subject=subjects.get(key),
+                            states=states.get(key, {}), now=now, expiry_months=months)
+        if purpose in view.allowed_purposes:
+            allowed.add(key)
+    return allowed
+
+
+def can_use(*, tenant: Tenant, subject_key: str, purpose: str) -> bool:
+    """Whether one subject's data may be used for ``purpose`` now (False when restricted,
+    objected to, withdrawn, expired, awaiting renewal, or an unknown purpose)."""
+    return bool(can_use_many(tenant=tenant, subject_keys=[subject_key], purpose=purpose))
+
+
+def has_usable_consent(*, tenant: Tenant, subject_key: str, purpose: str) -> bool:
+    """Alias named per STYLE S16 (``has_*``)."""
+    return can_use(tenant=tenant, subject_key=subject_key, purpose=purpose)
+
+
+# --- Detail for the API and the admin ------------------------------------------------------
+
+
+def list_consent_history(*, tenant: Tenant, subject_key: str) -> QuerySet[ConsentRecord]:
+    """The subject's ledger, oldest first, with the purpose and notice joined."""
+    return (ConsentRecord.objects.for_tenant(tenant).filter(subject_key=subject_key)
+            .select_related("purpose", "notice").order_by("captured_at", "id"))
+
+
+def get_subject_consent(
+    *, tenant: Tenant, subject_key: str, history_limit: int = HISTORY_LIMIT
+) -> SubjectConsentDetail:
+    """Current state per purpose (every purpose of the tenant, defaults for never-chosen
+    ones), level, flags and the newest ``history_limit`` ledger rows, oldest first."""
+    purposes = _purposes(tenant)
+    subject = _subject_states(tenant, [subject_key]).get(subject_key)
+    states = _state_rows(tenant, [subject_key], [p.pk for p in purposes]).get(subject_key, {})
+    view, details = _evaluate(purposes=purposes, subject=subject, states=states,
+                              now=timezone.now(), expiry_months=get_expiry_months(tenant))
+    newest = list(list_consent_history(tenant=tenant, subject_key=subject_key)
+                  .order_by("-captured_at", "-id")[:history_limit + 1])
+    truncated = len(newest) > history_limit
+    history = list(reversed(newest[:history_limit]))
+    gpc = any(d.purpose.is_sale_or_sharing and d.chosen is False and d.source == "gpc"
+              for d in details)
+    return SubjectConsentDetail(
+        view=view,
+        purposes=details,
+        chosen_level=(subject.level or None) if subject else None,
+        do_not_ask_until=subject.do_not_ask_until if subject and subject.objected else None,
+        gpc=gpc,
+        history=history,
+        history_truncated=truncated,
+    )
+
+
+# --- Purposes and notices ------------------------------------------------------------------
+
+
+def list_purposes(*, tenant: Tenant) -> QuerySet[Purpose]:
+    return Purpose.objects.for_tenant(tenant).order_by("key")
+
+
+def get_notice(*, tenant: Tenant, version: str) -> PrivacyNotice:
+    """The tenant's notice with this version label, or ``unknown_notice_version``."""
+    notice = PrivacyNotice.objects.for_tenant(tenant).filter(version=version).first()
+    if notice is None:
+        raise ApplicationError(
+            f"Unknown privacy notice version '{version}'.", code="unknown_notice_version",
+            details={"notice_version": version})
+    return notice
+
+
+def get_current_notices(*, tenant: Tenant, now: datetime | None = None
+                        ) -> dict[int, PrivacyNotice]:
+    """``{purpose_id: notice}``: the newest notice in effect covering each purpose."""
+    now = now or timezone.now()
+    through = PrivacyNotice.purposes.through
+    rows = (through.objects
+            .filter(privacynotice__tenant_id=tenant.pk, privacynotice__effective_at__lte=now)
+            .select_related("privacynotice")
+            .order_by("purpose_id", "-privacynotice__effective_at", "-privacynotice_id"))
+    current: dict[int, PrivacyNotice] = {}
+    for row in rows:
+        current.setdefault(row.purpose_id, row.privacynotice)
+    return current
+
+
+def get_notice_purpose_ids(*, notice: PrivacyNotice) -> set[int]:
+    return set(notice.purposes.values_list("pk", flat=True))
+
+
+# --- Reporting -----------------------------------------------------------------------------
+
+
+def count_decisions_by_month(records: QuerySet[ConsentRecord]) -> list[dict[str, Any]]:
+    """Grants and withdrawals per purpose per month, for a (tenant-scoped) ledger queryset:
+    ``[{"month": date, "purpose": key, "granted": n, "withdrawn": n}, ...]``, newest first."""
+    rows = (records.filter(kind=ConsentRecord.Kind.PURPOSE)
+            .annotate(month=TruncMonth("captured_at"))
+            .values("month", "purpose__key", "granted")
+            .annotate(n=Count("id"))
+            .order_by())
+    table: dict[tuple[Any, str], dict[str, Any]] = {}
+    for row in rows:
+        entry = table.setdefault(
+            (row["month"], row["purpose__key"]),
+            {"month": row["month"], "purpose": row["purpose__key"], "granted": 0,
+             "withdrawn": 0})
+        entry["granted" if row["granted"] else "withdrawn"] += row["n"]
+    return sorted(table.values(), key=lambda e: (e["month"], e["purpose"]), reverse=True)
