@@ -4,3 +4,30 @@ from django.apps import AppConfig
 class EventsConfig(AppConfig):
     name = "apps.events"
     label = "events"
+
+    def ready(self) -> None:
+        from auditlog.registry import auditlog
+
+        from apps.core.demo import register_demo_seeder
+        from apps.events.demo import seed_demo_events
+        from apps.events.models import Event, EventProperty, EventType, Item, ItemAttribute
+        from apps.events.services import provision_event_schema
+        from apps.privacy.registry import model_handler, register_subject_handler
+        from apps.tenants.services import register_tenant_provisioner
+
+        # Every tenant starts with the default schema (view 1, click 2, add_to_cart 4,
+        # purchase 8, rating = its value; all for "personalization").
+        register_tenant_provisioner(provision_event_schema)
+        # The schema and the catalog are configuration: admin edits are audited.
+        # (Bulk catalog writes bypass these signals; the service audits them itself.)
+        auditlog.register(EventType)
+        auditlog.register(EventProperty)
+        auditlog.register(ItemAttribute)
+        auditlog.register(Item)
+        # Events are subject data: exported and erased with the subject (GDPR Art. 15/17).
+        register_subject_handler(model_handler(
+            Event, category="interaction events",
+            export_fields=["event_id", "item__external_id", "type", "value", "occurred_at",
+                           "properties", "created_at"],
+        ))
+        register_demo_seeder(seed_demo_events)

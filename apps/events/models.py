@@ -1,0 +1,160 @@
+"""Catalog, per-tenant event schema and interaction events (DESIGN "The path of one event")."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from apps.core.models import TenantOwnedModel
+
+DEFAULT_PURPOSE = "personalization"
+
+
+class FieldKind(models.TextChoices):
+    """The JSON type an allow-listed event property or item attribute must have."""
+
+    STRING = "string", "String"
+    INTEGER = "integer", "Integer"
+    NUMBER = "number", "Number"
+    BOOLEAN = "boolean", "Boolean"
+
+
+class EventType(TenantOwnedModel):
+    """One kind of interaction a tenant sends, with its training weight and the purpose it
+    serves. Ingestion rejects types a tenant has not declared (or has switched off)."""
+
+    code = models.SlugField(max_length=32, help_text="What clients send as the event's type.")
+    weight = models.FloatField(default=1.0, help_text="Confidence of one event in training.")
+    weight_from_value = models.BooleanField(
+        default=False, help_text="Use the event's value as its weight (ratings). The value "
+        "is then required and must not be negative.")
+    purpose = models.SlugField(
+        max_length=64, default=DEFAULT_PURPOSE,
+        help_text="Consent purpose this event type serves; events are stored only while the "
+        "subject consents to it.")
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["tenant_id", "code"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "code"], name="eventtype_one_per_code"),
+            models.CheckConstraint(condition=models.Q(weight__gte=0),
+                                   name="eventtype_weight_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class EventProperty(TenantOwnedModel):
+    """An allow-listed event property. Every other property is dropped at ingestion
+    (data minimization, GDPR Art. 5(1)(c)) and reported back to the client."""
+
+    name = models.CharField(max_length=64)
+    kind = models.CharField(max_length=16, choices=FieldKind.choices, default=FieldKind.STRING)
+
+    class Meta:
+        ordering = ["tenant_id", "name"]
+        verbose_name_plural = "event properties"
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="eventproperty_one_per_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"
+
+
+class ItemAttribute(TenantOwnedModel):
+    """An allow-listed catalog attribute; others are dropped from catalog uploads."""
+
+    name = models.CharField(max_length=64)
+    kind = models.CharField(max_length=16, choices=FieldKind.choices, default=FieldKind.STRING)
+
+    class Meta:
+        ordering = ["tenant_id", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="itemattribute_one_per_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"
+
+
+class Item(TenantOwnedModel):
+    """A catalog item, known by the client site's own id. Items are deactivated, never
+    deleted (events point at them); inactive items are never recommended."""
+
+    external_id = models.CharField(max_length=256)
+    title = models.CharField(max_length=500, blank=True)
+    categories = models.JSONField(default=list, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    is_active = models.BooleanField(default=True)
+    auto_created = models.BooleanField(
+        default=False, editable=False, help_text="Created by ingestion for an unknown item id.")
+
+    class Meta:
+        ordering = ["tenant_id", "external_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "external_id"],
+                                    name="item_one_per_external_id"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title or self.external_id
+
+
+class Event(TenantOwnedModel):
+    """One interaction of a pseudonymous subject with an item. Append-only.
+
+    Holds no raw identifier, no IP address and no user agent; ``properties`` holds only
+    allow-listed keys. The hot table: its indexes are exactly those the reads need.
+    """
+
+    # Every index below starts with tenant, so the FK's own index would only slow inserts.
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+",
+                               db_index=False)
+    event_id = models.CharField(max_length=128)
+    subject_key = models.CharField(max_length=64)
+    # Items are never deleted (only deactivated), so nothing reads events by item alone:
+    # no index, which keeps bulk inserts cheaper.
+    item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="+", db_index=False)
+    type = models.CharField(max_length=32)
+    value = models.FloatField(null=True, blank=True)
+    occurred_at = models.DateTimeField()
+    properties = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            # Dedupe key: a retried batch stores nothing twice.
+            models.UniqueConstraint(fields=["tenant", "event_id"], name="event_one_per_event_id"),
+        ]
+        indexes = [
+            # A subject's history (history cap, export, erasure, session recommendations).
+            models.Index(fields=["tenant", "subject_key", "occurred_at"],
+                         name="event_subject_time_idx"),
+            # A tenant's events over time (training windows, retention, popularity).
+            models.Index(fields=["tenant", "occurred_at"], name="event_tenant_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"
+
+
+class HistoryCapStatus(TenantOwnedModel):
+    """Progress of the per-subject history cap for one tenant, shown in the admin."""
+
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_cap = models.PositiveIntegerField(default=0)
+    last_subjects_checked = models.PositiveIntegerField(default=0)
+    last_subjects_capped = models.PositiveIntegerField(default=0)
+    last_events_deleted = models.PositiveBigIntegerField(default=0)
+    events_deleted_total = models.PositiveBigIntegerField(default=0)
+    runs_total = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "history cap status"
+        constraints = [
+            models.UniqueConstraint(fields=["tenant"], name="historycapstatus_one_per_tenant"),
+        ]
+
+    def __str__(self) -> str:
+        return f"history cap of tenant {self.tenant_id}"

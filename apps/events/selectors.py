@@ -1,0 +1,138 @@
+"""Reads of the events app. Everything is scoped to one tenant (STYLE S4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db.models import QuerySet
+
+from apps.events.models import Event, EventProperty, EventType, FieldKind, Item, ItemAttribute
+from apps.tenants.models import Tenant
+from apps.tenants.services import tenant_setting
+
+# Tenant settings (``Tenant.settings``) read by this app, with the platform defaults.
+UNKNOWN_ITEMS_SETTING = "unknown_items"          # "create" | "reject"
+UNKNOWN_ITEMS_CREATE = "create"
+UNKNOWN_ITEMS_REJECT = "reject"
+HISTORY_CAP_SETTING = "event_history_cap"        # events kept per subject
+DEFAULT_HISTORY_CAP = 200
+RETENTION_SETTING = "event_retention_days"       # oldest occurred_at accepted at ingestion
+DEFAULT_RETENTION_DAYS = 365
+
+
+@dataclass(frozen=True, slots=True)
+class EventTypeSpec:
+    code: str
+    weight: float
+    weight_from_value: bool
+    purpose: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventSchema:
+    """A tenant's event schema as plain data: what ingestion and training need."""
+
+    types: dict[str, EventTypeSpec]
+    properties: dict[str, str]  # name -> FieldKind value
+
+    def weight_of(self, type_code: str, value: float | None) -> float:
+        """The training weight of one event (0 for an unknown type)."""
+        spec = self.types.get(type_code)
+        if spec is None:
+            return 0.0
+        if spec.weight_from_value:
+            return max(float(value or 0.0), 0.0)
+        return spec.weight
+
+
+def get_event_schema(*, tenant: Tenant) -> EventSchema:
+    """The tenant's active event types and allow-listed properties (two small queries)."""
+    types = {
+        code: EventTypeSpec(code, weight, from_value, purpose)
+        for code, weight, from_value, purpose in EventType.objects.for_tenant(tenant)
+        .filter(is_active=True)
+        .values_list("code", "weight", "weight_from_value", "purpose")
+    }
+    properties = dict(EventProperty.objects.for_tenant(tenant).values_list("name", "kind"))
+    return EventSchema(types=types, properties=properties)
+
+
+def get_item_attribute_kinds(*, tenant: Tenant) -> dict[str, str]:
+    return dict(ItemAttribute.objects.for_tenant(tenant).values_list("name", "kind"))
+
+
+def get_item(*, tenant: Tenant, external_id: str) -> Item:
+    """One item by the client's id; ``Item.DoesNotExist`` when missing (or another tenant's)."""
+    return Item.objects.for_tenant(tenant).get(external_id=external_id)
+
+
+def list_items(*, tenant: Tenant, active: bool | None = None) -> QuerySet[Item]:
+    items = Item.objects.for_tenant(tenant)
+    return items if active is None else items.filter(is_active=active)
+
+
+def list_active_item_ids(*, tenant: Tenant) -> QuerySet[Item]:
+    """Primary keys of the items that may be recommended (inactive items never are)."""
+    return Item.objects.for_tenant(tenant).filter(is_active=True).values_list("pk", flat=True)
+
+
+def list_events(
+    *, tenant: Tenant, since: datetime | None = None, until: datetime | None = None
+) -> QuerySet[Event]:
+    """A tenant's events, optionally within ``[since, until)`` of ``occurred_at``."""
+    events = Event.objects.for_tenant(tenant)
+    if since is not None:
+        events = events.filter(occurred_at__gte=since)
+    if until is not None:
+        events = events.filter(occurred_at__lt=until)
+    return events
+
+
+def list_subject_events(*, tenant: Tenant, subject_key: str) -> QuerySet[Event]:
+    """One subject's events, newest first (uses the (tenant, subject_key, occurred_at) index)."""
+    return (Event.objects.for_tenant(tenant).filter(subject_key=subject_key)
+            .order_by("-occurred_at", "-pk"))
+
+
+def list_training_interactions(
+    *, tenant: Tenant, since: datetime | None = None
+) -> QuerySet[Event]:
+    """``(subject_key, item_id, type, value)`` rows for building the training matrix. The
+    caller filters subjects by *current* consent and applies :meth:`EventSchema.weight_of`."""
+    return list_events(tenant=tenant, since=since).values_list(
+        "subject_key", "item_id", "type", "value")
+
+
+def history_cap(tenant: Tenant) -> int:
+    """Events kept per subject for this tenant (at least 1)."""
+    cap = tenant_setting(tenant, HISTORY_CAP_SETTING, DEFAULT_HISTORY_CAP)
+    return cap if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0 else (
+        DEFAULT_HISTORY_CAP)
+
+
+def retention_days(tenant: Tenant) -> int:
+    days = tenant_setting(tenant, RETENTION_SETTING, DEFAULT_RETENTION_DAYS)
+    return days if isinstance(days, int) and not isinstance(days, bool) and days > 0 else (
+        DEFAULT_RETENTION_DAYS)
+
+
+def unknown_items_policy(tenant: Tenant) -> str:
+    policy = tenant_setting(tenant, UNKNOWN_ITEMS_SETTING, UNKNOWN_ITEMS_CREATE)
+    return UNKNOWN_ITEMS_REJECT if policy == UNKNOWN_ITEMS_REJECT else UNKNOWN_ITEMS_CREATE
+
+
+def kind_accepts(kind: str, value: Any) -> bool:
+    """Whether a JSON value has the declared kind (booleans are not numbers here)."""
+    if kind == FieldKind.STRING:
+        return isinstance(value, str)
+    if kind == FieldKind.BOOLEAN:
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if kind == FieldKind.INTEGER:
+        return isinstance(value, int)
+    if kind == FieldKind.NUMBER:
+        return isinstance(value, int | float) and value == value and abs(value) != float("inf")
+    return False

@@ -1,0 +1,111 @@
+"""The per-subject history cap: keep each subject's newest N events, drop the rest."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import Count, F, Window
+from django.db.models.functions import RowNumber
+from django.utils import timezone
+
+from apps.audit.services import record
+from apps.events.models import Event, HistoryCapStatus
+from apps.events.selectors import history_cap
+from apps.tenants.models import Tenant
+
+logger = logging.getLogger("events.history")
+
+SUBJECTS_PER_BATCH = 500
+DELETE_CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class HistoryCapReport:
+    cap: int
+    subjects_checked: int
+    subjects_capped: int
+    events_deleted: int
+
+
+def _chunks(values: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+def _all_subjects_over_cap(tenant: Tenant, cap: int) -> list[str]:
+    return list(
+        Event.objects.for_tenant(tenant).values("subject_key").annotate(n=Count("pk"))
+        .filter(n__gt=cap).order_by("subject_key").values_list("subject_key", flat=True)
+    )
+
+
+def _cap_batch(tenant: Tenant, subject_keys: list[str], cap: int) -> tuple[int, int]:
+    """Cap one batch of subjects in one transaction; ``(subjects capped, events deleted)``."""
+    events = Event.objects.for_tenant(tenant)
+    with transaction.atomic():
+        over = list(
+            events.filter(subject_key__in=subject_keys).values("subject_key")
+            .annotate(n=Count("pk")).filter(n__gt=cap).values_list("subject_key", flat=True)
+        )
+        if not over:
+            return 0, 0
+        surplus = list(
+            events.filter(subject_key__in=over)
+            .annotate(rank=Window(RowNumber(), partition_by=[F("subject_key")],
+                                  order_by=[F("occurred_at").desc(), F("pk").desc()]))
+            .filter(rank__gt=cap).values_list("pk", flat=True)
+        )
+        deleted = 0
+        for start in range(0, len(surplus), DELETE_CHUNK):
+            count, _ = events.filter(pk__in=surplus[start:start + DELETE_CHUNK]).delete()
+            deleted += count
+    return len(over), deleted
+
+
+def enforce_history_cap(
+    *, tenant: Tenant, subject_keys: Iterable[str] | None = None, cap: int | None = None
+) -> HistoryCapReport:
+    """Delete each subject's events beyond the newest ``cap`` (default: the tenant's
+    ``event_history_cap`` setting, 200), for ``subject_keys`` or, with ``None``, for every
+    subject of the tenant.
+
+    Works in batches of 500 subjects, one transaction each. Idempotent: a re-run deletes
+    nothing more. Leaves one audit entry per run with counts (never a subject key) when
+    it deleted anything, and updates the tenant's :class:`HistoryCapStatus`.
+    """
+    cap = cap if cap is not None else history_cap(tenant)
+    if subject_keys is None:
+        keys = _all_subjects_over_cap(tenant, cap)
+    else:
+        keys = sorted(set(subject_keys))
+    subjects_capped = events_deleted = 0
+    for batch in _chunks(keys, SUBJECTS_PER_BATCH):
+        capped, deleted = _cap_batch(tenant, batch, cap)
+        subjects_capped += capped
+        events_deleted += deleted
+    report = HistoryCapReport(cap=cap, subjects_checked=len(keys),
+                              subjects_capped=subjects_capped, events_deleted=events_deleted)
+    with transaction.atomic():
+        status, _ = HistoryCapStatus.objects.for_tenant(tenant).get_or_create(tenant=tenant)
+        status = HistoryCapStatus.objects.for_tenant(tenant).select_for_update().get(
+            pk=status.pk)
+        status.last_run_at = timezone.now()
+        status.last_cap = cap
+        status.last_subjects_checked = report.subjects_checked
+        status.last_subjects_capped = subjects_capped
+        status.last_events_deleted = events_deleted
+        status.events_deleted_total += events_deleted
+        status.runs_total += 1
+        status.save()
+        if events_deleted:
+            # One entry per run, with counts only: a subject's pseudonym never enters it.
+            record(tenant, "events.history_capped", "system", target="events.event",
+                   details={"cap": cap, "subjects_capped": subjects_capped,
+                            "events_deleted": events_deleted})
+    if events_deleted:
+        logger.info("events.history_capped tenant_id=%s subjects=%s deleted=%s", tenant.pk,
+                    subjects_capped, events_deleted)
+    return report
