@@ -118,10 +118,12 @@ def live_worker(celery_worker_process: WorkerProcess, transactional_db) -> Itera
     """Tasks go to the real worker for the duration of the test (not eager)."""
     from platform_site.celery import app
 
-    app.conf.task_always_eager = False
+    # With the CELERY_ settings namespace, Celery reads the prefixed key first.
+    app.conf.CELERY_TASK_ALWAYS_EAGER = False
+    assert not app.conf.task_always_eager
     if celery_worker_process.process is None or celery_worker_process.process.poll() is not None:
         celery_worker_process.start()
     try:
         yield celery_worker_process
     finally:
-        app.conf.task_always_eager = True
+        app.conf.CELERY_TASK_ALWAYS_EAGER = True

@@ -138,3 +138,46 @@ class TenantScopedAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
 class ReadOnlyTenantScopedAdmin(TenantScopedAdmin):
     read_only = True
+
+
+class AuditedSubjectDataAdminMixin:
+    """Opening subject data in the admin leaves an audit entry (privacy invariant 5): one per
+    tenant for a list page (with the number of rows shown), one per object for a detail page.
+    Entries name the model and the row, never a raw identifier."""
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        response = super().changelist_view(request, extra_context)  # type: ignore[misc]
+        changelist = getattr(response, "context_data", {}).get("cl")
+        if changelist is not None:
+            shown: dict[int, int] = {}
+            for row in changelist.result_list:
+                shown[row.tenant_id] = shown.get(row.tenant_id, 0) + 1
+            self._record_access(request, shown)
+        return response
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: Any = None) -> Any:
+        response = super().change_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
+        if getattr(response, "status_code", None) == 200:
+            from django.contrib.admin.utils import unquote
+
+            obj = self.get_object(request, unquote(object_id))  # type: ignore[attr-defined]
+            if obj is not None:
+                self._record_access(request, {obj.tenant_id: 1}, target=obj)
+        return response
+
+    def _record_access(self, request: HttpRequest, shown: dict[int, int],
+                       target: Any = None) -> None:
+        from apps.audit.services import record
+        from apps.tenants.models import Tenant
+
+        label = self.model._meta.label  # type: ignore[attr-defined]
+        for tenant in Tenant.objects.filter(pk__in=list(shown)):
+            record(tenant, "admin.subject_data_viewed", request.user,
+                   target if target is not None else (label, ""),
+                   {"model": label, "rows_shown": shown[tenant.pk]},
+                   subject_key=getattr(target, "subject_key", None))
+
+
+class SubjectDataAdmin(AuditedSubjectDataAdminMixin, ReadOnlyTenantScopedAdmin):
+    """Read-only, tenant-scoped, access-audited: the admin class for ledgers and event data."""
