@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -29,8 +30,10 @@ class Command(BaseCommand):
             for folder in ("data_folder_in", "processed_folder"):
                 os.makedirs(settings.CELERY_BROKER_TRANSPORT_OPTIONS[folder], exist_ok=True)
         base_url = f"http://{options['host']}:{options['port']}"
+        banner = io.StringIO()
         if not options["no_seed"]:
-            call_command("seed_demo", base_url=base_url)
+            self.stdout.write("Seeding the demo tenant...")
+            call_command("seed_demo", base_url=base_url, stdout=banner)
         python = sys.executable
         celery = [python, "-m", "celery", "-A", "platform_site"]
         commands = {
@@ -41,7 +44,10 @@ class Command(BaseCommand):
             "beat": [*celery, "beat", "--loglevel=INFO"],
         }
         processes = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}  # noqa: S603
-        self.stdout.write(f"Serving on {base_url}/ (web, worker, beat). Ctrl-C stops all.")
+        time.sleep(3)  # let the processes print their start-up lines before the banner
+        rule = "=" * 78
+        self.stdout.write(f"\n{rule}\n{banner.getvalue().rstrip()}\n"
+                          f"Serving on {base_url}/ (web, worker, beat). Ctrl-C stops all.\n{rule}")
         stopping = False
 
         def stop(*_: Any) -> None:
