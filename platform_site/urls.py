@@ -11,11 +11,14 @@ api_v1 = [
     path("", include("apps.tenants.urls")),
     path("", include("apps.consent.urls")),
     path("", include("apps.events.urls")),
+    path("", include("apps.modeling.urls")),
+    path("", include("apps.privacy.urls")),
 ]
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("privacy/", include("apps.privacy.portal_urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

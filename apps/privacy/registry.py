@@ -36,12 +36,26 @@ class SubjectDataHandler:
 _handlers: dict[str, SubjectDataHandler] = {}
 _custom_subject_fields: dict[str, str] = {}
 
+#: ``verifier(tenant, subject_key) -> list of places still holding the subject`` for stores
+#: outside the database (model artifacts, caches, export files). The erasure verifier runs
+#: every one besides its own scan of every table.
+ErasureVerifier = Callable[[Tenant, str], list[str]]
+_erasure_verifiers: dict[str, ErasureVerifier] = {}
+
 
 def register_subject_handler(handler: SubjectDataHandler) -> None:
     existing = _handlers.get(handler.name)
     if existing is not None and existing != handler:
         raise ValueError(f"subject handler '{handler.name}' registered twice")
     _handlers[handler.name] = handler
+
+
+def register_erasure_verifier(name: str, verifier: ErasureVerifier) -> None:
+    _erasure_verifiers[name] = verifier
+
+
+def erasure_verifiers() -> dict[str, ErasureVerifier]:
+    return dict(_erasure_verifiers)
 
 
 def register_subject_field(model_label: str, field_name: str) -> None:

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "apps.privacy",
     "apps.consent",
     "apps.events",
+    "apps.modeling",
 ]
 
 MIDDLEWARE = [
