@@ -48,6 +48,9 @@ class AuditChainHead(models.Model):
                                   related_name="+")
     last_sequence = models.PositiveBigIntegerField(default=0)
     last_hash = models.CharField(max_length=64)
+    # Retention prunes the oldest entries; verification then starts after this checkpoint.
+    pruned_through_sequence = models.PositiveBigIntegerField(default=0)
+    pruned_through_hash = models.CharField(max_length=64, blank=True)
 
     def __str__(self) -> str:
         return f"head of tenant {self.tenant_id} at #{self.last_sequence}"

@@ -11,6 +11,7 @@ import json
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import models, transaction
@@ -171,9 +172,12 @@ def _entries(tenant: Tenant) -> Iterator[AuditEvent]:
 
 def verify_chain(*, tenant: Tenant) -> ChainReport:
     """Walk the chain: each entry's hash must match its content, link to the previous
-    entry's hash, and carry the next sequence number; the head must match the last one."""
-    expected_prev = GENESIS_HASH
-    expected_seq = 1
+    entry's hash, and carry the next sequence number; the head must match the last one.
+    Entries pruned by retention are skipped from the head's checkpoint on."""
+    head = AuditChainHead.objects.filter(tenant=tenant).first()
+    pruned = head.pruned_through_sequence if head else 0
+    expected_prev = head.pruned_through_hash if head and pruned else GENESIS_HASH
+    expected_seq = pruned + 1
     checked = 0
     for entry in _entries(tenant):
         if entry.sequence != expected_seq:
@@ -189,14 +193,41 @@ def verify_chain(*, tenant: Tenant) -> ChainReport:
         expected_prev = entry.entry_hash
         expected_seq += 1
         checked += 1
-    head = AuditChainHead.objects.filter(tenant=tenant).first()
     last_sequence = head.last_sequence if head else 0
-    if last_sequence != checked:
-        return ChainReport(False, checked, checked + 1,
-                           f"entries #{checked + 1}..#{last_sequence} are missing (tail deleted)")
-    if head and head.last_hash != expected_prev:
-        return ChainReport(False, checked, checked, f"entry #{checked} does not match the head")
+    if last_sequence != expected_seq - 1:
+        return ChainReport(False, checked, expected_seq,
+                           f"entries #{expected_seq}..#{last_sequence} are missing (tail deleted)")
+    if head and last_sequence and head.last_hash != expected_prev:
+        return ChainReport(False, checked, last_sequence,
+                           f"entry #{last_sequence} does not match the head")
     return ChainReport(True, checked)
+
+
+def prune_audit_events(*, tenant: Tenant, before: datetime, batch_size: int = 10_000) -> int:
+    """Retention: delete entries that occurred before ``before``, oldest first, in batches,
+    moving the head's checkpoint so the remaining chain still verifies. The newest entry is
+    never pruned (it anchors the chain). Returns the number of entries deleted."""
+    deleted = 0
+    while True:
+        with transaction.atomic():
+            head = AuditChainHead.objects.select_for_update().filter(tenant=tenant).first()
+            if head is None:
+                return deleted
+            batch = list(
+                AuditEvent.objects.for_tenant(tenant)
+                .filter(occurred_at__lt=before, sequence__lt=head.last_sequence)
+                .order_by("sequence")
+                .values_list("sequence", "entry_hash")[:batch_size]
+            )
+            if not batch:
+                return deleted
+            last_sequence, last_hash = batch[-1]
+            AuditEvent.objects.for_tenant(tenant).filter(
+                sequence__lte=last_sequence, occurred_at__lt=before).delete()
+            head.pruned_through_sequence = last_sequence
+            head.pruned_through_hash = last_hash
+            head.save(update_fields=["pruned_through_sequence", "pruned_through_hash"])
+            deleted += len(batch)
 
 
 def request_chain_verification(*, tenant: Tenant, requested_by: Any = None) -> (

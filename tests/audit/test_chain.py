@@ -86,3 +86,49 @@ def test_erasing_the_subject_token_unlinks_entries_and_keeps_the_chain(tenant):
     assert not SubjectAuditToken.objects.filter(subject_key="sk-1").exists()
     assert verify_chain(tenant=tenant).intact
     assert not AuditEvent.objects.filter(subject_token="sk-1").exists()
+
+
+def test_pruning_old_entries_keeps_the_rest_of_the_chain_verifiable(tenant):
+    from datetime import timedelta
+
+    import time_machine
+    from django.utils import timezone
+
+    start = timezone.now() - timedelta(days=1200)
+    with time_machine.travel(start, tick=False):
+        _fill(tenant, 4)
+    _fill(tenant, 2)
+    deleted = audit.prune_audit_events(tenant=tenant, before=start + timedelta(days=1),
+                                       batch_size=3)
+    assert deleted == 4
+    assert list(AuditEvent.objects.for_tenant(tenant).values_list("sequence", flat=True)) == [5, 6]
+    assert verify_chain(tenant=tenant).intact
+    audit.record(tenant, "after.pruning")
+    assert verify_chain(tenant=tenant).checked_entries == 3
+
+
+def test_the_newest_entry_is_never_pruned(tenant):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    _fill(tenant, 2)
+    assert audit.prune_audit_events(tenant=tenant, before=timezone.now() + timedelta(1)) == 1
+    report = verify_chain(tenant=tenant)
+    assert (report.intact, report.checked_entries) == (True, 1)
+
+
+def test_deleting_an_entry_after_a_pruning_checkpoint_is_still_caught(tenant):
+    from datetime import timedelta
+
+    import time_machine
+    from django.utils import timezone
+
+    start = timezone.now() - timedelta(days=1200)
+    with time_machine.travel(start, tick=False):
+        _fill(tenant, 2)
+    entries = _fill(tenant, 3)
+    audit.prune_audit_events(tenant=tenant, before=start + timedelta(days=1))
+    _sql(f"DELETE FROM {AuditEvent._meta.db_table} WHERE id = %s", [entries[0].pk])
+    report = verify_chain(tenant=tenant)
+    assert (report.intact, report.first_broken_sequence) == (False, 3)
