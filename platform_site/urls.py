@@ -13,6 +13,7 @@ api_v1 = [
     path("", include("apps.events.urls")),
     path("", include("apps.modeling.urls")),
     path("", include("apps.privacy.urls")),
+    path("", include("apps.retention.urls")),
 ]
 
 urlpatterns = [

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "apps.consent",
     "apps.events",
     "apps.modeling",
+    "apps.retention",
 ]
 
 MIDDLEWARE = [
