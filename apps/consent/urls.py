@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from apps.consent.apis import SubjectConsentApi
+
+urlpatterns: list = [
+    # <path:> so that subject ids may contain "/" (URL-encoded or not).
+    path("subjects/<path:subject>/consent", SubjectConsentApi.as_view(), name="subject-consent"),
+]

@@ -1,0 +1,212 @@
+"""``/api/v1/subjects/{subject}/consent``: read and record one subject's consent.
+
+``{subject}`` is the client site's own identifier. It is pseudonymized on arrival, never
+stored, never echoed and never logged (see :meth:`SubjectConsentApi.finalize_response`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.consent.models import METHOD_VALIDATOR, ConsentRecord
+from apps.consent.selectors import PurposeConsent, SubjectConsentDetail, get_subject_consent
+from apps.consent.services import apply_gpc_opt_out, record_consents
+from apps.core.apis import TenantApi
+from apps.core.exceptions import ApplicationError
+from apps.tenants.models import Scope
+from apps.tenants.services import pseudonymize
+
+logger = logging.getLogger("consent.api")
+
+GPC_HEADER = "Sec-GPC"
+
+
+def has_gpc_signal(request: Request) -> bool:
+    """Global Privacy Control: ``Sec-GPC: 1`` (the spec's only valid value)."""
+    return request.headers.get(GPC_HEADER, "").strip() == "1"
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """JSON ``true``/``false`` only: a consent is never inferred from ``"yes"`` or ``1``."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if isinstance(data, bool):
+            return data
+        self.fail("invalid", input=data)
+        raise AssertionError  # unreachable: fail() raises
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses unknown keys, so a typo ("purpose") is an error, not a silent no-op."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {key: ["Unknown field."] for key in unknown})
+        return super().to_internal_value(data)
+
+
+def _purpose_json(detail: PurposeConsent) -> dict[str, Any]:
+    return {
+        "granted": detail.granted,
+        "notice_version": detail.notice_version,
+        "source": detail.source,
+        "method": detail.method or None,
+        "at": serializers.DateTimeField().to_representation(detail.at) if detail.at else None,
+        "expires_at": (serializers.DateTimeField().to_representation(detail.expires_at)
+                       if detail.expires_at else None),
+        "expired": detail.expired,
+        "needs_renewal": detail.needs_renewal,
+        "default": detail.chosen is None,
+        "allowed": detail.allowed,
+        "legal_basis": detail.purpose.legal_basis,
+        "sale_or_sharing": detail.purpose.is_sale_or_sharing,
+    }
+
+
+class SubjectConsentApi(TenantApi):
+    """GET the subject's consent, PUT new decisions. One class for both methods because they
+    share one URL (a deliberate exception to STYLE S13's class per operation)."""
+
+    required_scope = {"GET": Scope.CONSENT_READ, "PUT": Scope.CONSENT_WRITE}
+
+    class FlagsSerializer(StrictSerializer):
+        restricted = StrictBooleanField(required=False)
+        objected = StrictBooleanField(required=False)
+
+    class InputSerializer(StrictSerializer):
+        purposes = serializers.DictField(child=StrictBooleanField(), required=False)
+        notice_version = serializers.CharField(required=False, allow_null=True, max_length=64)
+        level = serializers.JSONField(required=False, allow_null=True)  # checked by the service
+        source = serializers.CharField(required=False, allow_blank=True, max_length=64,
+                                       validators=[METHOD_VALIDATOR])
+        flags = serializers.DictField(required=False)
+        gpc_override = StrictBooleanField(required=False)
+
+        def validate_flags(self, value: dict[str, Any]) -> dict[str, Any]:
+            flags = SubjectConsentApi.FlagsSerializer(data=value)
+            flags.is_valid(raise_exception=True)
+            return dict(flags.validated_data)
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            if not (attrs.get("purposes") or attrs.get("level") is not None
+                    or attrs.get("flags")):
+                raise serializers.ValidationError(
+                    "Send at least one of 'purposes', 'level' or 'flags'.")
+            return attrs
+
+    class HistorySerializer(serializers.Serializer):
+        kind = serializers.CharField()
+        purpose = serializers.SerializerMethodField()
+        granted = serializers.BooleanField(allow_null=True)
+        level = serializers.SerializerMethodField()
+        notice_version = serializers.SerializerMethodField()
+        source = serializers.CharField()
+        method = serializers.SerializerMethodField()
+        at = serializers.DateTimeField(source="captured_at")
+
+        def get_purpose(self, record: ConsentRecord) -> str | None:
+            return record.purpose.key if record.purpose else None
+
+        def get_level(self, record: ConsentRecord) -> str | None:
+            return record.level or None
+
+        def get_notice_version(self, record: ConsentRecord) -> str | None:
+            return record.notice.version if record.notice else None
+
+        def get_method(self, record: ConsentRecord) -> str | None:
+            return record.method or None
+
+    class OutputSerializer(serializers.Serializer):
+        purposes = serializers.SerializerMethodField()
+        level = serializers.CharField(source="view.level")
+        chosen_level = serializers.CharField(allow_null=True)
+        flags = serializers.SerializerMethodField()
+        history = serializers.SerializerMethodField()
+        history_truncated = serializers.BooleanField()
+
+        def get_purposes(self, detail: SubjectConsentDetail) -> dict[str, Any]:
+            return {d.purpose.key: _purpose_json(d) for d in detail.purposes}
+
+        def get_flags(self, detail: SubjectConsentDetail) -> dict[str, Any]:
+            until = detail.do_not_ask_until
+            return {
+                "restricted": detail.view.restricted,
+                "objected": detail.view.objected,
+                "do_not_ask_until": (serializers.DateTimeField().to_representation(until)
+                                     if until else None),
+                "gpc": detail.gpc,
+            }
+
+        def get_history(self, detail: SubjectConsentDetail) -> list[dict[str, Any]]:
+            return SubjectConsentApi.HistorySerializer(detail.history, many=True).data
+
+    def _subject_key(self, subject: str) -> str:
+        return pseudonymize(self.tenant, subject)
+
+    def _respond(self, subject_key: str) -> Response:
+        detail = get_subject_consent(tenant=self.tenant, subject_key=subject_key)
+        return Response(self.OutputSerializer(detail).data)
+
+    @extend_schema(
+        operation_id="subject_consent_retrieve",
+        parameters=[OpenApiParameter(GPC_HEADER, str, OpenApiParameter.HEADER, required=False,
+                                     description="'1' records an opt-out of every "
+                                                 "sale/sharing purpose (source 'gpc').")],
+        responses=OutputSerializer,
+    )
+    def get(self, request: Request, subject: str) -> Response:
+        subject_key = self._subject_key(subject)
+        if has_gpc_signal(request):
+            apply_gpc_opt_out(tenant=self.tenant, subject_keys=[subject_key],
+                              actor=self.api_key)
+        return self._respond(subject_key)
+
+    @extend_schema(operation_id="subject_consent_update", request=InputSerializer,
+                   responses=OutputSerializer)
+    def put(self, request: Request, subject: str) -> Response:
+        subject_key = self._subject_key(subject)
+        try:
+            data = request.data
+        except exceptions.ParseError as exc:
+            raise ApplicationError("The body is not valid JSON.", code="malformed_body") from exc
+        serializer = self.InputSerializer(data=data)
+        if not serializer.is_valid():
+            raise ApplicationError("The body does not have the expected shape.",
+                                   code="malformed_body", details=serializer.errors)
+        body = serializer.validated_data
+        flags = body.get("flags", {})
+        record_consents(
+            tenant=self.tenant,
+            subject_key=subject_key,
+            decisions=body.get("purposes", {}),
+            notice_version=body.get("notice_version"),
+            level=body.get("level"),
+            method=body.get("source", ""),
+            actor=self.api_key,
+            gpc=has_gpc_signal(request),
+            gpc_override=body.get("gpc_override", False),
+            restricted=flags.get("restricted"),
+            objected=flags.get("objected"),
+        )
+        return self._respond(subject_key)
+
+    def finalize_response(self, request: Request, response: Response, *args: Any,
+                          **kwargs: Any) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if response.status_code >= 400:
+            # Django's request logger would print the path, which holds the raw subject id.
+            # Log the outcome without it and mark the response as logged.
+            error = response.data.get("error", {}) if isinstance(response.data, dict) else {}
+            logger.warning("consent.api_error status=%s code=%s method=%s",
+                           response.status_code, error.get("code"), request.method)
+            response._has_been_logged = True  # type: ignore[attr-defined]
+        return response
