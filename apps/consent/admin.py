@@ -16,15 +16,15 @@ from django.utils import timezone
 from apps.consent.models import ConsentRecord, ConsentState, PrivacyNotice, Purpose, SubjectState
 from apps.consent.selectors import count_decisions_by_month
 from apps.consent.services import require_consent_renewal
-from apps.core.admin import TenantScopedAdmin, member_roles, writable_tenant_ids
+from apps.core.admin import (
+    SubjectDataAdmin,
+    TenantScopedAdmin,
+    member_roles,
+    writable_tenant_ids,
+)
 from apps.core.exceptions import ApplicationError
 from apps.tenants.models import Tenant
 from apps.tenants.services import pseudonymize
-
-try:  # the access-audited read-only admin (privacy invariant 5), when core provides it
-    from apps.core.admin import SubjectDataAdmin as _SubjectDataAdmin
-except ImportError:  # pragma: no cover - older core
-    from apps.core.admin import ReadOnlyTenantScopedAdmin as _SubjectDataAdmin
 
 STATS_DAYS = 365
 
@@ -87,6 +87,14 @@ class PrivacyNoticeForm(_TenantUniqueForm):
 
 
 class _RequestFormMixin:
+    """Gives the form the request (for its per-tenant checks) and drops the fields the
+    tenant mixin excludes (a single-tenant member never sees the tenant field)."""
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        excluded = set(self.get_exclude(request, obj) or [])  # type: ignore[attr-defined]
+        fields = super().get_fields(request, obj)  # type: ignore[misc]
+        return [f for f in fields if f not in excluded]
+
     def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, **kwargs)  # type: ignore[misc]
         return type(form.__name__, (form,), {"request": request})
@@ -182,7 +190,7 @@ class _SubjectSearchMixin:
 
 
 @admin.register(ConsentRecord)
-class ConsentRecordAdmin(_SubjectSearchMixin, _SubjectDataAdmin):
+class ConsentRecordAdmin(_SubjectSearchMixin, SubjectDataAdmin):
     """The ledger: which notice each subject agreed to, when, through which source."""
 
     change_list_template = "admin/consent/consentrecord/change_list.html"
@@ -206,7 +214,7 @@ class ConsentRecordAdmin(_SubjectSearchMixin, _SubjectDataAdmin):
 
 
 @admin.register(ConsentState)
-class ConsentStateAdmin(_SubjectSearchMixin, _SubjectDataAdmin):
+class ConsentStateAdmin(_SubjectSearchMixin, SubjectDataAdmin):
     list_display = ["subject_key", "tenant", "purpose", "granted", "notice", "source", "method",
                     "captured_at"]
     list_filter = ["granted", "source", ("purpose__key", admin.AllValuesFieldListFilter)]
@@ -215,7 +223,7 @@ class ConsentStateAdmin(_SubjectSearchMixin, _SubjectDataAdmin):
 
 
 @admin.register(SubjectState)
-class SubjectStateAdmin(_SubjectSearchMixin, _SubjectDataAdmin):
+class SubjectStateAdmin(_SubjectSearchMixin, SubjectDataAdmin):
     list_display = ["subject_key", "tenant", "level", "restricted", "objected",
                     "do_not_ask_until", "updated_at"]
     list_filter = ["level", "restricted", "objected"]
