@@ -9,7 +9,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_serializer,
+)
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -72,16 +78,49 @@ def _purpose_json(detail: PurposeConsent) -> dict[str, Any]:
     }
 
 
+@extend_schema_serializer(component_name="ConsentHistoryEntry")
+class ConsentHistorySerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    purpose = serializers.SerializerMethodField()
+    granted = serializers.BooleanField(allow_null=True)
+    level = serializers.SerializerMethodField()
+    notice_version = serializers.SerializerMethodField()
+    source = serializers.CharField()
+    method = serializers.SerializerMethodField()
+    at = serializers.DateTimeField(source="captured_at")
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_purpose(self, record: ConsentRecord) -> str | None:
+        return record.purpose.key if record.purpose else None
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_level(self, record: ConsentRecord) -> str | None:
+        return record.level or None
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_notice_version(self, record: ConsentRecord) -> str | None:
+        return record.notice.version if record.notice else None
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_method(self, record: ConsentRecord) -> str | None:
+        return record.method or None
+
+
+# One class for both methods because they share one URL (a deliberate exception to STYLE
+# S13's class per operation); the docstring below is the OpenAPI description.
 class SubjectConsentApi(TenantApi):
-    """GET the subject's consent, PUT new decisions. One class for both methods because they
-    share one URL (a deliberate exception to STYLE S13's class per operation)."""
+    """A subject's consent: the state of every purpose (with the notice version, time and
+    source that prove it), the personalization level, the flags and the ledger history.
+    ``{subject}`` is your own identifier for the subject; it is pseudonymized on arrival."""
 
     required_scope = {"GET": Scope.CONSENT_READ, "PUT": Scope.CONSENT_WRITE}
 
+    @extend_schema_serializer(component_name="SubjectConsentFlagsInput")
     class FlagsSerializer(StrictSerializer):
         restricted = StrictBooleanField(required=False)
         objected = StrictBooleanField(required=False)
 
+    @extend_schema_serializer(component_name="SubjectConsentInput")
     class InputSerializer(StrictSerializer):
         purposes = serializers.DictField(child=StrictBooleanField(), required=False)
         notice_version = serializers.CharField(required=False, allow_null=True, max_length=64)
@@ -103,39 +142,20 @@ class SubjectConsentApi(TenantApi):
                     "Send at least one of 'purposes', 'level' or 'flags'.")
             return attrs
 
-    class HistorySerializer(serializers.Serializer):
-        kind = serializers.CharField()
-        purpose = serializers.SerializerMethodField()
-        granted = serializers.BooleanField(allow_null=True)
-        level = serializers.SerializerMethodField()
-        notice_version = serializers.SerializerMethodField()
-        source = serializers.CharField()
-        method = serializers.SerializerMethodField()
-        at = serializers.DateTimeField(source="captured_at")
-
-        def get_purpose(self, record: ConsentRecord) -> str | None:
-            return record.purpose.key if record.purpose else None
-
-        def get_level(self, record: ConsentRecord) -> str | None:
-            return record.level or None
-
-        def get_notice_version(self, record: ConsentRecord) -> str | None:
-            return record.notice.version if record.notice else None
-
-        def get_method(self, record: ConsentRecord) -> str | None:
-            return record.method or None
-
+    @extend_schema_serializer(component_name="SubjectConsent")
     class OutputSerializer(serializers.Serializer):
         purposes = serializers.SerializerMethodField()
         level = serializers.CharField(source="view.level")
         chosen_level = serializers.CharField(allow_null=True)
         flags = serializers.SerializerMethodField()
-        history = serializers.SerializerMethodField()
+        history = ConsentHistorySerializer(many=True)
         history_truncated = serializers.BooleanField()
 
+        @extend_schema_field(OpenApiTypes.OBJECT)
         def get_purposes(self, detail: SubjectConsentDetail) -> dict[str, Any]:
             return {d.purpose.key: _purpose_json(d) for d in detail.purposes}
 
+        @extend_schema_field(OpenApiTypes.OBJECT)
         def get_flags(self, detail: SubjectConsentDetail) -> dict[str, Any]:
             until = detail.do_not_ask_until
             return {
@@ -145,9 +165,6 @@ class SubjectConsentApi(TenantApi):
                                      if until else None),
                 "gpc": detail.gpc,
             }
-
-        def get_history(self, detail: SubjectConsentDetail) -> list[dict[str, Any]]:
-            return SubjectConsentApi.HistorySerializer(detail.history, many=True).data
 
     def _subject_key(self, subject: str) -> str:
         return pseudonymize(self.tenant, subject)
