@@ -11,6 +11,7 @@ many purposes for the same subjects within one request should keep the views the
 from __future__ import annotations
 
 import calendar
+import logging
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -32,6 +33,8 @@ from apps.consent.models import (
 from apps.core.exceptions import ApplicationError
 from apps.tenants.models import Tenant
 from apps.tenants.services import tenant_setting
+
+logger = logging.getLogger("consent")
 
 #: Tenant settings (``tenant.settings`` JSON) and their platform defaults.
 EXPIRY_SETTING = "consent_expiry_months"
@@ -101,15 +104,26 @@ _STATE_FIELDS = ("subject_key", "purpose_id", "granted", "notice__version",
 # --- Tenant policy -------------------------------------------------------------------------
 
 
+def _int_setting(tenant: Tenant, name: str, default: int) -> int:
+    """A non-negative whole-number tenant setting; a malformed value falls back to the
+    platform default rather than failing every consent check of the tenant."""
+    value = tenant_setting(tenant, name, default)
+    try:
+        return max(int(value), 0)
+    except (TypeError, ValueError):
+        logger.warning("consent.bad_tenant_setting", extra={"tenant_id": tenant.pk,
+                                                           "setting": name})
+        return default
+
+
 def get_expiry_months(tenant: Tenant) -> int:
     """Months after which a consent reads as not given (tenant setting; 0 = never)."""
-    return max(int(tenant_setting(tenant, EXPIRY_SETTING, DEFAULT_EXPIRY_MONTHS) or 0), 0)
+    return _int_setting(tenant, EXPIRY_SETTING, DEFAULT_EXPIRY_MONTHS)
 
 
 def get_objection_quiet_period(tenant: Tenant) -> timedelta:
     """How long after an objection the subject may not be asked again (tenant setting)."""
-    days = tenant_setting(tenant, OBJECTION_SETTING, DEFAULT_OBJECTION_QUIET_DAYS)
-    return timedelta(days=max(int(days or 0), 0))
+    return timedelta(days=_int_setting(tenant, OBJECTION_SETTING, DEFAULT_OBJECTION_QUIET_DAYS))
 
 
 def add_months(moment: datetime, months: int) -> datetime:

@@ -211,3 +211,9 @@ def test_expiry_applies_to_consent_not_to_legitimate_interest(tenant, backdated_
         record_for(tenant, SK, analytics=True)
     assert can_use(tenant=tenant, subject_key=SK, purpose="analytics")
     assert datetime.now(UTC) - datetime(2020, 1, 1, tzinfo=UTC) > timedelta(days=400)
+
+
+def test_a_malformed_expiry_setting_falls_back_to_the_default(tenant):
+    record_for(tenant, SK, personalization=True)
+    tenant.settings = {"consent_expiry_months": "thirteen"}
+    assert can_use(tenant=tenant, subject_key=SK, purpose="personalization")
