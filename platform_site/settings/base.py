@@ -151,6 +151,8 @@ AUDITLOG_INCLUDE_ALL_MODELS = False
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _BROKER_DIR = VAR_DIR / "broker"
+    for _folder in ("queue", "processed"):  # the transport does not create them itself
+        (_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_BROKER_DIR / "queue"),
         "data_folder_out": str(_BROKER_DIR / "queue"),
@@ -191,7 +193,17 @@ CELERY_BEAT_SCHEDULE = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"mask_subject_ids": {"()": "apps.core.pii.MaskSubjectIdsFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        # Django's request/server loggers print paths, which may hold a raw subject id.
+        "console_masked": {"class": "logging.StreamHandler", "formatter": "plain",
+                           "filters": ["mask_subject_ids"]},
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        name: {"handlers": ["console_masked"], "level": "INFO", "propagate": False}
+        for name in ("django.request", "django.server", "gunicorn.access", "gunicorn.error")
+    },
 }
