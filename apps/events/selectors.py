@@ -9,6 +9,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from apps.events.models import Event, EventProperty, EventType, FieldKind, Item, ItemAttribute
+from apps.events.validation import is_clean_text
 from apps.tenants.models import Tenant
 from apps.tenants.services import tenant_setting
 
@@ -126,7 +127,7 @@ def unknown_items_policy(tenant: Tenant) -> str:
 def kind_accepts(kind: str, value: Any) -> bool:
     """Whether a JSON value has the declared kind (booleans are not numbers here)."""
     if kind == FieldKind.STRING:
-        return isinstance(value, str)
+        return isinstance(value, str) and is_clean_text(value)
     if kind == FieldKind.BOOLEAN:
         return isinstance(value, bool)
     if isinstance(value, bool):

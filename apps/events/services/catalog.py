@@ -13,6 +13,7 @@ from apps.audit.services import record
 from apps.core.exceptions import ApplicationError
 from apps.events.models import Item
 from apps.events.selectors import get_item_attribute_kinds, kind_accepts
+from apps.events.validation import reported_name
 from apps.tenants.models import Tenant
 
 MAX_ITEMS_PER_BATCH = 1000
@@ -42,7 +43,7 @@ def _minimize_attributes(
                 and not (isinstance(value, str) and len(value) > MAX_ATTRIBUTE_STRING)):
             kept[name] = value
         else:
-            dropped[str(name)[:REPORTED_NAME_LENGTH]] += 1
+            dropped[reported_name(name, REPORTED_NAME_LENGTH)] += 1
     return kept
 
 

@@ -23,11 +23,11 @@ from enum import StrEnum
 from functools import partial
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from apps.core.exceptions import ApplicationError
-from apps.events.models import Event, FieldKind, Item
+from apps.events.models import FieldKind
 from apps.events.selectors import (
     UNKNOWN_ITEMS_REJECT,
     EventSchema,
@@ -36,7 +36,9 @@ from apps.events.selectors import (
     retention_days,
     unknown_items_policy,
 )
+from apps.events.services.storage import create_items, fetch_item_pks, insert_events
 from apps.events.tasks import enforce_history_cap_task
+from apps.events.validation import is_clean_text, reported_name
 from apps.tenants.models import Tenant
 from apps.tenants.services import SUBJECT_ID_MAX_LENGTH, pseudonymize_many
 
@@ -51,6 +53,7 @@ MAX_PROPERTY_STRING = 1024
 REPORTED_NAME_LENGTH = 64
 FUTURE_TOLERANCE = timedelta(minutes=5)
 _INT64 = 2**63
+_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 class Status(StrEnum):
@@ -125,7 +128,7 @@ class _Parsed:
 def _accepts(kind: str, value: Any) -> bool:
     cls = type(value)
     if kind == FieldKind.STRING:
-        return cls is str and len(value) <= MAX_PROPERTY_STRING
+        return cls is str and len(value) <= MAX_PROPERTY_STRING and is_clean_text(value)
     if kind == FieldKind.INTEGER:
         return cls is int and -_INT64 <= value < _INT64
     if kind == FieldKind.NUMBER:
@@ -144,14 +147,16 @@ def _parse_event(
     if type(raw) is not dict:
         raise _Rejected(Reason.INVALID_EVENT)
     event_id = raw.get("event_id")
-    if type(event_id) is not str or not event_id or len(event_id) > MAX_EVENT_ID_LENGTH:
+    if (type(event_id) is not str or not event_id or len(event_id) > MAX_EVENT_ID_LENGTH
+            or not is_clean_text(event_id)):
         raise _Rejected(Reason.INVALID_EVENT_ID)
     subject = raw.get("subject")
     if (type(subject) is not str or len(subject) > SUBJECT_ID_MAX_LENGTH
-            or not subject.strip()):
+            or not subject.strip() or not is_clean_text(subject)):
         raise _Rejected(Reason.INVALID_SUBJECT)
     item = raw.get("item")
-    if type(item) is not str or not item or len(item) > MAX_ITEM_ID_LENGTH:
+    if (type(item) is not str or not item or len(item) > MAX_ITEM_ID_LENGTH
+            or not is_clean_text(item)):
         raise _Rejected(Reason.INVALID_ITEM)
     type_code = raw.get("type")
     if type(type_code) is not str:
@@ -196,7 +201,7 @@ def _parse_event(
             if kind is not None and _accepts(kind, prop):
                 properties[name] = prop
             else:
-                dropped.append(str(name)[:REPORTED_NAME_LENGTH])
+                dropped.append(reported_name(name, REPORTED_NAME_LENGTH))
     return _Parsed(index, event_id, subject, item, spec, occurred_at, value, properties,
                    dropped)
 
@@ -217,58 +222,21 @@ def _gate(view: Any, purpose: str) -> Reason | None:
 
 
 def _resolve_items(
-    *, tenant: Tenant, external_ids: set[str], create_missing: bool
+    *, tenant: Tenant, external_ids: set[str], create_missing: bool, now: datetime
 ) -> dict[str, int]:
     """``{external_id: pk}`` for the batch's items; missing ones are created (active, titled
-    by their id) when ``create_missing``. One query, three when items are created."""
+    by their id) when ``create_missing``. One query, two when items are created (three
+    when a concurrent batch created some of them first)."""
     if not external_ids:
         return {}
-    found = dict(Item.objects.for_tenant(tenant).filter(external_id__in=external_ids)
-                 .values_list("external_id", "pk"))
+    found = fetch_item_pks(tenant_id=tenant.pk, external_ids=external_ids)
     missing = external_ids.difference(found)
     if missing and create_missing:
-        Item.objects.bulk_create(
-            [Item(tenant=tenant, external_id=external_id, title=external_id,
-                  auto_created=True) for external_id in sorted(missing)],
-            ignore_conflicts=True,  # a concurrent batch may create the same item
-        )
-        found.update(Item.objects.for_tenant(tenant).filter(external_id__in=missing)
-                     .values_list("external_id", "pk"))
+        found.update(create_items(tenant_id=tenant.pk, external_ids=missing, now=now))
+        raced = external_ids.difference(found)
+        if raced:
+            found.update(fetch_item_pks(tenant_id=tenant.pk, external_ids=raced))
     return found
-
-
-_EVENT_COLUMNS = ("tenant", "event_id", "subject_key", "item", "type", "value", "occurred_at",
-                  "properties", "created_at", "updated_at")
-
-
-def _insert_sql(rows: int) -> str:
-    """``INSERT ... ON CONFLICT (tenant, event_id) DO NOTHING RETURNING event_id`` for
-    ``rows`` rows (PostgreSQL, and SQLite >= 3.35). Built only from the model's own
-    identifiers; every value is a bound parameter."""
-    meta = Event._meta
-    quote = connection.ops.quote_name
-    table = quote(meta.db_table)
-    columns = ", ".join(quote(meta.get_field(name).column) for name in _EVENT_COLUMNS)
-    tenant_column = quote(meta.get_field("tenant").column)
-    event_id_column = quote(meta.get_field("event_id").column)
-    values = ", ".join(["(" + ", ".join(["%s"] * len(_EVENT_COLUMNS)) + ")"] * rows)
-    return (
-        f"INSERT INTO {table} ({columns}) VALUES {values} "  # noqa: S608 - no value inlined
-        f"ON CONFLICT ({tenant_column}, {event_id_column}) DO NOTHING "
-        f"RETURNING {event_id_column}"
-    )
-
-
-def _insert_events(rows: list[tuple[Any, ...]]) -> set[str]:
-    """Insert the rows, skipping event ids the tenant already has; return the ids that were
-    inserted. Race-free: a concurrent retry of the same batch waits on the unique index
-    and then skips, so each event is stored exactly once."""
-    if not rows:
-        return set()
-    params = [value for row in rows for value in row]
-    with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(len(rows)), params)
-        return {row[0] for row in cursor.fetchall()}
 
 
 def ingest_events(
@@ -338,15 +306,13 @@ def ingest_events(
         # 5. Items: resolve (and create, or reject, the unknown ones).
         create_missing = unknown_items_policy(tenant) != UNKNOWN_ITEMS_REJECT
         item_pks = _resolve_items(tenant=tenant, external_ids={e.item for e in gated},
-                                  create_missing=create_missing)
+                                  create_missing=create_missing, now=now)
 
         # 4 + 6. Dedupe inside the batch here, against stored events in the insert.
-        adapt = connection.ops.adapt_datetimefield_value
-        stamp = adapt(now)
         tenant_id = tenant.pk
-        first_of: dict[str, int] = {}
-        rows: list[tuple[Any, ...]] = []
+        first_of: set[str] = set()
         candidates: list[_Parsed] = []
+        item_column: list[int] = []
         for event in gated:
             item_pk = item_pks.get(event.item)
             if item_pk is None:
@@ -356,16 +322,20 @@ def ingest_events(
                 statuses[event.index] = Status.DUPLICATE
                 reasons[event.index] = Reason.DUPLICATE_IN_BATCH
                 continue
-            first_of[event.event_id] = event.index
+            first_of.add(event.event_id)
             candidates.append(event)
-            rows.append((
-                tenant_id, event.event_id, event.subject, item_pk, event.spec.code,
-                event.value, adapt(event.occurred_at),
-                json.dumps(event.properties, separators=(",", ":")) if event.properties
-                else "{}",
-                stamp, stamp,
-            ))
-        inserted = _insert_events(rows)
+            item_column.append(item_pk)
+        inserted = insert_events(
+            tenant_id=tenant_id,
+            received_at=now,
+            event_ids=[e.event_id for e in candidates],
+            subject_keys=[e.subject for e in candidates],
+            item_pks=item_column,
+            types=[e.spec.code for e in candidates],
+            values=[e.value for e in candidates],
+            occurred_at=[e.occurred_at for e in candidates],
+            properties=[_dumps(e.properties) if e.properties else "{}" for e in candidates],
+        )
 
         stored_subjects: set[str] = set()
         for event in candidates:
