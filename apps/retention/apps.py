@@ -4,3 +4,16 @@ from django.apps import AppConfig
 class RetentionConfig(AppConfig):
     name = "apps.retention"
     label = "retention"
+
+    def ready(self) -> None:
+        from auditlog.registry import auditlog
+
+        from apps.retention.categories import register_builtin_categories
+        from apps.retention.models import RetentionPolicy
+        from apps.retention.services import provision_retention_policies
+        from apps.tenants.services import register_tenant_provisioner
+
+        register_builtin_categories()
+        # Every tenant starts with the default policies; edits are configuration, audited.
+        register_tenant_provisioner(provision_retention_policies)
+        auditlog.register(RetentionPolicy)

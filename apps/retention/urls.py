@@ -1,3 +1,10 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from apps.retention import apis
+
+urlpatterns: list = [
+    path("retention-policies", apis.RetentionPolicyListApi.as_view(),
+         name="retention-policy-list"),
+    path("retention-policies/<str:category>", apis.RetentionPolicyDetailApi.as_view(),
+         name="retention-policy-detail"),
+]
