@@ -188,6 +188,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.audit.tasks.schedule_audit_chain_verifications_task",
         "schedule": crontab(hour=3, minute=17),
     },
+    # Retention (issue 7): each tenant gets one retention run a day, at its run time
+    # (RETENTION_RUN_TIME, "HH:MM" UTC, default 03:30; per tenant the "retention_run_time"
+    # setting). This only starts runs whose time has passed, so checking every quarter of an
+    # hour makes a run missed while beat was down start soon after it is back.
+    "schedule-retention-runs": {
+        "task": "apps.retention.tasks.schedule_retention_runs_task",
+        "schedule": crontab(minute="*/15"),
+    },
 }
 
 LOGGING = {
