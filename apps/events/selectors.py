@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Value
 
 from apps.events.models import Event, EventProperty, EventType, FieldKind, Item, ItemAttribute
 from apps.events.validation import is_clean_text
@@ -49,15 +49,21 @@ class EventSchema:
 
 
 def get_event_schema(*, tenant: Tenant) -> EventSchema:
-    """The tenant's active event types and allow-listed properties (two small queries)."""
-    types = {
-        code: EventTypeSpec(code, weight, from_value, purpose)
-        for code, weight, from_value, purpose in EventType.objects.for_tenant(tenant)
-        .filter(is_active=True)
-        .values_list("code", "weight", "weight_from_value", "purpose")
-    }
-    properties = dict(EventProperty.objects.for_tenant(tenant).values_list("name", "kind"))
-    return EventSchema(types=types, properties=properties)
+    """The tenant's active event types and allow-listed properties, in one query (it runs
+    for every ingested batch, so that a change in the admin applies to the next one)."""
+    # order_by(): no default ordering inside a UNION (SQLite refuses it).
+    types = (EventType.objects.for_tenant(tenant).filter(is_active=True).order_by()
+             .values_list(Value("t"), "code", "weight", "weight_from_value", "purpose"))
+    properties = (EventProperty.objects.for_tenant(tenant).order_by()
+                  .values_list(Value("p"), "name", Value(0.0), Value(False), "kind"))
+    schema = EventSchema(types={}, properties={})
+    for row_kind, name, weight, from_value, purpose_or_kind in types.union(properties,
+                                                                          all=True):
+        if row_kind == "t":
+            schema.types[name] = EventTypeSpec(name, weight, from_value, purpose_or_kind)
+        else:
+            schema.properties[name] = purpose_or_kind
+    return schema
 
 
 def get_item_attribute_kinds(*, tenant: Tenant) -> dict[str, str]:

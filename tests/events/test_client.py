@@ -6,11 +6,14 @@ transport), in the test's database transaction."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
 import pytest
+from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 
 from apps.events.models import Event, Item
 from discreet_client import ApiError, DiscreetClient
@@ -38,8 +41,16 @@ class FlakyTransport(httpx.BaseTransport):
 
 
 @pytest.fixture
-def app_transport(db) -> httpx.BaseTransport:
-    return httpx.WSGITransport(app=get_wsgi_application())
+def app_transport(db) -> Iterator[httpx.BaseTransport]:
+    """The WSGI app on the test's connection. Like Django's test client, keep the request
+    signals from closing that connection (it is inside the test's transaction)."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield httpx.WSGITransport(app=get_wsgi_application())
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
 
 
 @pytest.fixture
