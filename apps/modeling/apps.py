@@ -1,6 +1,86 @@
+from __future__ import annotations
+
+from typing import Any
+
 from django.apps import AppConfig
+
+
+def _bump_catalog_stamp(tenant_id: int | None) -> None:
+    from django.db.models import F
+
+    from apps.modeling.models import ServingState
+
+    if tenant_id is not None:
+        ServingState.objects.for_tenant(tenant_id).update(catalog_stamp=F("catalog_stamp") + 1)
+
+
+def _item_saved(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """Cache invalidation (STYLE S2): an item edited one by one (admin, deactivation)."""
+    _bump_catalog_stamp(instance.tenant_id)
+
+
+def _audit_written(sender: Any, instance: Any, created: bool = False, **kwargs: Any) -> None:
+    """Cache invalidation: bulk catalog writes bypass model signals, but the catalog
+    service audits every batch, so its audit entry is the signal."""
+    if created and str(instance.action).startswith("catalog."):
+        _bump_catalog_stamp(instance.tenant_id)
+
+
+def _on_withdrawal(tenant_id: int, subject_keys: list[str], purposes: frozenset[str]) -> None:
+    """Consent withdrawn: serving stops personalizing at once (it checks consent per
+    request); the model drops the subjects at the next, debounced, retrain."""
+    from apps.events.selectors import get_event_schema
+    from apps.modeling.models import TrainingRun
+    from apps.modeling.services import request_retrain_later
+    from apps.tenants.models import Tenant
+
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    if tenant is None:
+        return
+    trained_on = {spec.purpose for spec in get_event_schema(tenant=tenant).types.values()}
+    if trained_on & set(purposes):
+        request_retrain_later(tenant_id=tenant_id, reason=TrainingRun.Reason.WITHDRAWAL)
 
 
 class ModelingConfig(AppConfig):
     name = "apps.modeling"
     label = "modeling"
+    verbose_name = "Modeling"
+
+    def ready(self) -> None:
+        from auditlog.registry import auditlog
+        from django.db.models.signals import post_save
+
+        from apps.audit.models import AuditEvent
+        from apps.modeling.blas import pin_blas_threads
+        from apps.consent.services import register_withdrawal_listener
+        from apps.events.models import Item
+        from apps.modeling.models import ModelVersion
+        from apps.modeling.services import (
+            artifacts_holding_subject,
+            erase_subject,
+            export_subject,
+        )
+        from apps.privacy.registry import (
+            SubjectDataHandler,
+            register_erasure_verifier,
+            register_subject_handler,
+        )
+
+        # Web processes run BLAS single-threaded like the worker (platform_site/celery.py):
+        # a ``recalculate_user`` request measured 22x slower at p50 with default threading.
+        pin_blas_threads()
+        # Activations and retirements by hand are configuration changes.
+        auditlog.register(ModelVersion, include_fields=["status", "activation_note"])
+        # Subject data lives only inside artifacts (id maps, factors, interactions): no
+        # table of this app has a subject field. Runs before the event handler (order 50)
+        # so the active model forgets the subject first.
+        register_subject_handler(SubjectDataHandler(
+            name="modeling.artifacts",
+            category="recommendation models trained on your activity",
+            export=export_subject, erase=erase_subject, models=(), order=50))
+        register_erasure_verifier("modeling.artifacts", artifacts_holding_subject)
+        register_withdrawal_listener(_on_withdrawal)
+        post_save.connect(_item_saved, sender=Item, dispatch_uid="modeling.item_saved")
+        post_save.connect(_audit_written, sender=AuditEvent,
+                          dispatch_uid="modeling.catalog_audited")

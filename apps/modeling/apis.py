@@ -1,0 +1,152 @@
+"""HTTP interface of the modeling app: recommendations and the model bundle (STYLE S13).
+
+Every recommendation endpoint answers ``{"model_version", "personalized", "reason",
+"items": [{"item", "score", ...}]}``. The subject's id is pseudonymized on arrival and
+goes no further.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.core.apis import TenantApi
+from apps.modeling.services import (
+    model_bundle,
+    recommend_for_session,
+    recommend_for_subject,
+    similar_items,
+)
+from apps.modeling.services.serving import MAX_N, MAX_SESSION_ITEMS
+from apps.tenants.models import Scope
+from apps.tenants.services import pseudonymize
+
+
+class CategoriesField(serializers.CharField):
+    """``categories=a,b`` -> ``["a", "b"]`` (an item matches when it has any of them)."""
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        text = super().to_internal_value(data)
+        names = [c.strip() for c in text.split(",") if c.strip()]
+        if len(names) > 50:
+            raise serializers.ValidationError("At most 50 categories.")
+        return names
+
+
+class BecauseSerializer(serializers.Serializer):
+    item = serializers.CharField()
+    weight = serializers.FloatField()
+
+
+class ItemSerializer(serializers.Serializer):
+    item = serializers.CharField()
+    score = serializers.FloatField()
+    because = BecauseSerializer(many=True, required=False,
+                                help_text="Only with explain=true: the subject's own past "
+                                "items that drove this recommendation.")
+
+
+class RecommendationOutput(serializers.Serializer):
+    model_version = serializers.IntegerField(allow_null=True)
+    personalized = serializers.BooleanField()
+    reason = serializers.CharField(allow_null=True, help_text="Why the answer is not "
+                                   "personalized: restricted, objected, level_off, "
+                                   "level_session, no_consent, unknown_subject, no_model, "
+                                   "session, no_known_items, insufficient_support, "
+                                   "item_not_in_model.")
+    items = ItemSerializer(many=True)
+
+
+class RecommendationListApi(TenantApi):
+    """``GET /api/v1/recommendations?subject=...``: personalized when consent allows."""
+
+    required_scope = Scope.RECOMMENDATIONS_READ
+
+    class InputSerializer(serializers.Serializer):
+        subject = serializers.CharField(max_length=512, trim_whitespace=False)
+        n = serializers.IntegerField(min_value=1, max_value=MAX_N, default=10)
+        exclude_seen = serializers.BooleanField(default=True)
+        categories = CategoriesField(required=False, default=list, max_length=2000)
+        explain = serializers.BooleanField(default=False)
+
+    @extend_schema(parameters=[InputSerializer], responses=RecommendationOutput)
+    def get(self, request: Request) -> Response:
+        params = self.InputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        result = recommend_for_subject(
+            tenant=self.tenant, subject_key=pseudonymize(self.tenant, data["subject"]),
+            n=data["n"], exclude_seen=data["exclude_seen"], categories=data["categories"],
+            explain=data["explain"])
+        return Response(result.as_dict())
+
+
+class SessionRecommendationApi(TenantApi):
+    """``POST /api/v1/recommendations/session``: from the session's recent items only;
+    nothing about the caller is stored."""
+
+    required_scope = Scope.RECOMMENDATIONS_READ
+
+    class InputSerializer(serializers.Serializer):
+        recent_items = serializers.ListField(
+            child=serializers.CharField(max_length=256, trim_whitespace=False),
+            min_length=1, max_length=MAX_SESSION_ITEMS)
+        n = serializers.IntegerField(min_value=1, max_value=MAX_N, default=10)
+        categories = serializers.ListField(child=serializers.CharField(max_length=100),
+                                           required=False, default=list, max_length=50)
+
+    @extend_schema(request=InputSerializer, responses=RecommendationOutput)
+    def post(self, request: Request) -> Response:
+        params = self.InputSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        result = recommend_for_session(tenant=self.tenant, recent_items=data["recent_items"],
+                                       n=data["n"], categories=data["categories"])
+        return Response(result.as_dict())
+
+
+class SimilarItemListApi(TenantApi):
+    """``GET /api/v1/items/{item}/similar``: items like this one, each list resting on at
+    least k distinct subjects (tenant setting ``model_min_support``, default 5)."""
+
+    required_scope = Scope.RECOMMENDATIONS_READ
+
+    class InputSerializer(serializers.Serializer):
+        n = serializers.IntegerField(min_value=1, max_value=MAX_N, default=10)
+        categories = CategoriesField(required=False, default=list, max_length=2000)
+
+    @extend_schema(parameters=[InputSerializer], responses=RecommendationOutput)
+    def get(self, request: Request, item: str) -> Response:
+        params = self.InputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        result = similar_items(tenant=self.tenant, item=item, n=data["n"],
+                               categories=data["categories"])
+        return Response(result.as_dict())
+
+
+class ModelBundleOutput(serializers.Serializer):
+    model_version = serializers.IntegerField()
+    algorithm = serializers.CharField()
+    factors = serializers.IntegerField()
+    regularization = serializers.FloatField()
+    alpha = serializers.FloatField()
+    items = serializers.ListField(child=serializers.CharField())
+    item_factors = serializers.ListField(child=serializers.ListField(
+        child=serializers.FloatField()))
+    gram = serializers.ListField(child=serializers.ListField(child=serializers.FloatField()),
+                                 help_text="YᵀY + λI over all item factors.")
+
+
+class ModelBundleApi(TenantApi):
+    """``GET /api/v1/model-bundle``: the active model for on-device scoring."""
+
+    required_scope = Scope.RECOMMENDATIONS_READ
+
+    @extend_schema(responses=ModelBundleOutput)
+    def get(self, request: Request) -> Response:
+        return Response(model_bundle(tenant=self.tenant))

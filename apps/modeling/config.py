@@ -1,0 +1,104 @@
+"""Per-tenant modeling settings (``Tenant.settings`` JSON) with the platform defaults."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from apps.tenants.models import Tenant
+from apps.tenants.services import tenant_setting
+
+# Setting name -> default. Documented in docs/modeling.md.
+DEFAULTS: dict[str, Any] = {
+    "model_factors": 64,
+    "model_regularization": 0.01,
+    "model_alpha": 1.0,
+    "model_iterations": 15,
+    "model_weighting": "linear",        # "linear": summed weights; "log": log1p(sum)
+    "model_bm25_k": 100,
+    "model_algorithms": ["als", "bm25"],  # may serve; ALS is always fitted (sessions, bundle)
+    "model_search_seconds": 60.0,       # extra candidates tried within this budget
+    "model_activation_tolerance": 0.005,  # NDCG@10 a new version may lose and still win
+    "model_holdout_fraction": 0.2,      # newest share of each subject's items held out
+    "model_eval_max_users": 5000,
+    "model_random_state": 42,
+    "model_threads": 1,                 # 1 = bit-reproducible (the unlearning oracle)
+    "model_min_support": 5,             # k: distinct subjects behind a similar-items list
+    "model_retrain_debounce_seconds": 300,
+    "model_keep_artifacts": 3,          # stored artifacts kept per tenant (active included)
+    "dp_epsilon": 1.0,                  # ε per popular-items release
+    "dp_contribution_bound": 20,        # distinct items counted per subject at most
+    "dp_budget_total": None,            # cap on the summed ε of all releases (None: no cap)
+}
+
+
+@dataclass(frozen=True)
+class ModelingSettings:
+    factors: int
+    regularization: float
+    alpha: float
+    iterations: int
+    weighting: str
+    bm25_k: int
+    algorithms: tuple[str, ...]
+    search_seconds: float
+    activation_tolerance: float
+    holdout_fraction: float
+    eval_max_users: int
+    random_state: int
+    threads: int
+    min_support: int
+    retrain_debounce_seconds: int
+    keep_artifacts: int
+    dp_epsilon: float
+    dp_contribution_bound: int
+    dp_budget_total: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _num(value: Any, default: Any, cast: type, low: float, high: float) -> Any:
+    try:
+        number = cast(value)
+    except (TypeError, ValueError):
+        return default
+    if isinstance(value, bool) or not (low <= number <= high):
+        return default
+    return number
+
+
+def modeling_settings(tenant: Tenant) -> ModelingSettings:
+    """The tenant's modeling settings, each falling back to its default when unset or out
+    of range (a bad setting never breaks training)."""
+
+    def get(name: str) -> Any:
+        return tenant_setting(tenant, name, DEFAULTS[name])
+
+    weighting = get("model_weighting")
+    chosen = get("model_algorithms")
+    algorithms = tuple(a for a in ("als", "bm25")
+                       if isinstance(chosen, list | tuple) and a in chosen) or ("als", "bm25")
+    budget = get("dp_budget_total")
+    return ModelingSettings(
+        factors=_num(get("model_factors"), 64, int, 2, 1024),
+        regularization=_num(get("model_regularization"), 0.01, float, 0.0, 1e4),
+        alpha=_num(get("model_alpha"), 1.0, float, 1e-6, 1e4),
+        iterations=_num(get("model_iterations"), 15, int, 1, 10000),
+        weighting=weighting if weighting in {"linear", "log"} else "linear",
+        bm25_k=_num(get("model_bm25_k"), 100, int, 1, 10000),
+        algorithms=algorithms,
+        search_seconds=_num(get("model_search_seconds"), 60.0, float, 0.0, 86400.0),
+        activation_tolerance=_num(get("model_activation_tolerance"), 0.005, float, 0.0, 1.0),
+        holdout_fraction=_num(get("model_holdout_fraction"), 0.2, float, 0.0, 0.9),
+        eval_max_users=_num(get("model_eval_max_users"), 5000, int, 1, 10**7),
+        random_state=_num(get("model_random_state"), 42, int, 0, 2**31 - 1),
+        threads=_num(get("model_threads"), 1, int, 0, 256),
+        min_support=_num(get("model_min_support"), 5, int, 1, 10**6),
+        retrain_debounce_seconds=_num(get("model_retrain_debounce_seconds"), 300, int, 0,
+                                      86400 * 7),
+        keep_artifacts=_num(get("model_keep_artifacts"), 3, int, 1, 100),
+        dp_epsilon=_num(get("dp_epsilon"), 1.0, float, 1e-3, 100.0),
+        dp_contribution_bound=_num(get("dp_contribution_bound"), 20, int, 1, 10**5),
+        dp_budget_total=None if budget is None else _num(budget, None, float, 0.0, 1e9),
+    )

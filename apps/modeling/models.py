@@ -1,0 +1,158 @@
+"""Model registry, training runs, serving state and the differential-privacy budget ledger.
+
+No row here holds a subject key: subject keys live only inside model artifacts (the id maps),
+which the erasure hook rewrites or destroys (see ``services/erasure.py``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import ClassVar
+
+from django.db import models
+
+from apps.core.jobs import DurableJob
+from apps.core.models import TenantOwnedModel
+
+
+class Algorithm(models.TextChoices):
+    ALS = "als", "ALS (implicit)"
+    BM25 = "bm25", "BM25 item-kNN (implicit)"
+
+
+class TrainingRun(DurableJob):
+    """One training of one tenant's model: a durable job (DESIGN "Tasks"). The worker task
+    claims it, records progress per ALS iteration, and links the version it produced."""
+
+    class Reason(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled (beat)"
+        MANUAL = "manual", "Manual"
+        COMMAND = "command", "manage.py train_models"
+        ERASURE = "erasure", "Erasure pending"
+        WITHDRAWAL = "withdrawal", "Consent withdrawn"
+
+    job_task: ClassVar[str] = "apps.modeling.tasks.train_model_task"
+    # A run heartbeats on every ALS iteration; silence this long means the worker died.
+    stale_after: ClassVar[timedelta] = timedelta(minutes=15)
+
+    reason = models.CharField(max_length=16, choices=Reason.choices, default=Reason.MANUAL)
+    log = models.TextField(blank=True, help_text="What the run did, stage by stage.")
+    model_version = models.OneToOneField(
+        "modeling.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+")
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["tenant", "status"], name="trainingrun_tenant_status")]
+
+    def __str__(self) -> str:
+        return f"training run {self.pk} ({self.status})"
+
+
+class ModelVersion(TenantOwnedModel):
+    """A trained model: parameters, data statistics, metrics, consent-snapshot time and the
+    artifact (a checksummed ``.npz`` under the tenant's storage prefix)."""
+
+    class Status(models.TextChoices):
+        CANDIDATE = "candidate", "Candidate (not activated)"
+        ACTIVE = "active", "Active"
+        RETIRED = "retired", "Retired"
+
+    number = models.PositiveIntegerField(help_text="Per-tenant version number.")
+    algorithm = models.CharField(max_length=8, choices=Algorithm.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CANDIDATE)
+    params = models.JSONField(default=dict, blank=True)
+    data_stats = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    search = models.JSONField(default=list, blank=True,
+                              help_text="Candidates tried and their validation NDCG@10.")
+    timings = models.JSONField(default=dict, blank=True)
+    consent_snapshot_at = models.DateTimeField()
+    artifact_path = models.CharField(max_length=300, blank=True)
+    artifact_sha256 = models.CharField(max_length=64, blank=True)
+    artifact_bytes = models.PositiveBigIntegerField(default=0)
+    artifact_destroyed_at = models.DateTimeField(null=True, blank=True)
+    #: Incremented whenever the artifact is rewritten in place (an erasure patch), so that
+    #: every serving process reloads it.
+    revision = models.PositiveIntegerField(default=0)
+    erased_subjects = models.PositiveIntegerField(
+        default=0, help_text="Subjects erased from this model since it was trained; their "
+        "influence remains until the retrain replaces it.")
+    activation_note = models.CharField(max_length=300, blank=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "number"], name="modelversion_one_number"),
+            models.UniqueConstraint(fields=["tenant"], condition=models.Q(status="active"),
+                                    name="modelversion_one_active"),
+        ]
+        indexes = [models.Index(fields=["tenant", "status"], name="modelversion_tenant_status")]
+
+    def __str__(self) -> str:
+        return f"v{self.number} ({self.algorithm}, {self.status})"
+
+    @property
+    def ndcg(self) -> float | None:
+        value = (self.metrics.get("model") or {}).get("ndcg@10")
+        return None if value is None else float(value)
+
+    @property
+    def has_artifact(self) -> bool:
+        return bool(self.artifact_path) and self.artifact_destroyed_at is None
+
+
+class ServingState(TenantOwnedModel):
+    """One row per tenant: what serving checks on every request (one indexed read) and what
+    the debounced retrain looks at. ``catalog_stamp`` moves whenever the catalog changes, so
+    serving processes reload item flags (active, categories) without querying items."""
+
+    active_version = models.ForeignKey(ModelVersion, null=True, blank=True,
+                                       on_delete=models.SET_NULL, related_name="+")
+    active_revision = models.PositiveIntegerField(default=0)
+    catalog_stamp = models.PositiveBigIntegerField(default=0)
+    retrain_requested_at = models.DateTimeField(
+        null=True, blank=True, help_text="An erasure or a withdrawal is pending: a retrain "
+        "starts once the debounce delay has passed.")
+    retrain_reason = models.CharField(max_length=16, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant"], name="servingstate_one_per_tenant"),
+        ]
+
+    def __str__(self) -> str:
+        return f"serving state of tenant {self.tenant_id}"
+
+
+class PrivacyBudgetEntry(TenantOwnedModel):
+    """The per-tenant privacy-budget ledger: one row per differentially private release.
+    Append-only; the released (noisy) values are kept with the row, since serving the
+    release again costs no further privacy (post-processing)."""
+
+    class Kind(models.TextChoices):
+        POPULAR_ITEMS = "popular_items", "Popular items (noisy counts)"
+
+    kind = models.CharField(max_length=32, choices=Kind.choices, default=Kind.POPULAR_ITEMS)
+    epsilon = models.FloatField()
+    delta = models.FloatField(default=0.0)
+    mechanism = models.CharField(max_length=100)
+    contribution_bound = models.PositiveIntegerField(
+        help_text="Distinct items counted per subject at most (the sensitivity).")
+    noise_scale = models.FloatField()
+    subjects = models.PositiveIntegerField(default=0)
+    categories = models.PositiveIntegerField(default=0, help_text="Items counted.")
+    model_version = models.ForeignKey(ModelVersion, null=True, blank=True,
+                                      on_delete=models.SET_NULL, related_name="+")
+    released = models.JSONField(default=list, blank=True,
+                                help_text="[[item pk, noisy count], ...] best first.")
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "privacy budget ledger"
+        indexes = [models.Index(fields=["tenant", "kind", "-id"], name="budget_tenant_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} ε={self.epsilon}"

@@ -1,0 +1,50 @@
+"""Writes and computations of the modeling app (STYLE S1). Public names live here."""
+
+from apps.modeling.services.erasure import (
+    artifacts_holding_subject,
+    erase_subject,
+    export_subject,
+)
+from apps.modeling.services.popularity import budget_spent, release_popular_items
+from apps.modeling.services.serving import (
+    Recommendation,
+    current_model,
+    model_bundle,
+    recommend_for_session,
+    recommend_for_subject,
+    similar_items,
+)
+from apps.modeling.services.training import (
+    activate_version,
+    execute_training_run,
+    get_active_version,
+    request_retrain_later,
+    request_training,
+    retire_version,
+    schedule_training_for_all,
+    start_due_retrains,
+    train_model,
+)
+
+__all__ = [
+    "Recommendation",
+    "activate_version",
+    "artifacts_holding_subject",
+    "budget_spent",
+    "current_model",
+    "erase_subject",
+    "execute_training_run",
+    "export_subject",
+    "get_active_version",
+    "model_bundle",
+    "recommend_for_session",
+    "recommend_for_subject",
+    "release_popular_items",
+    "request_retrain_later",
+    "request_training",
+    "retire_version",
+    "schedule_training_for_all",
+    "similar_items",
+    "start_due_retrains",
+    "train_model",
+]

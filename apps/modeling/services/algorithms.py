@@ -1,0 +1,284 @@
+"""Fitting, evaluating and choosing models: pure functions of matrices (no database).
+
+* Hold-out: for every subject, the newest ``fraction`` of their distinct items (by the last
+  time they touched each) is held out (``floor(n * fraction)``: subjects with fewer than
+  ``1 / fraction`` items stay entirely in training).
+* Metrics on the held-out items, seen items excluded: precision@10, recall@20, NDCG@10,
+  MAP@10 and catalog coverage@10, for the model and for a popularity baseline.
+* Candidates: ALS (implicit, CPU) and BM25 item-kNN (implicit), the tenant's parameters
+  first, then a small grid while the search budget lasts; the best NDCG@10 wins.
+* The served ALS is the candidate fitted on the training split, folded in on the full
+  matrix with one exact ALS half-step for users then items (``partial_fit_users`` /
+  ``partial_fit_items``): the held-out newest interactions shape the served factors
+  without a second full fit.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from apps.modeling.models import Algorithm
+
+IterationCallback = Callable[[int, int, float], None]  # (iteration, iterations, seconds)
+
+
+@dataclass
+class Candidate:
+    algorithm: str
+    params: dict[str, Any]
+    model: Any = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    fit_s: float = 0.0
+
+    @property
+    def ndcg(self) -> float:
+        return float(self.metrics.get("ndcg@10", 0.0))
+
+    @property
+    def label(self) -> str:
+        inner = ", ".join(f"{k}={v}" for k, v in sorted(self.params.items())
+                          if k not in {"random_state", "num_threads"})
+        return f"{self.algorithm}({inner})"
+
+    def summary(self) -> dict[str, Any]:
+        return {"algorithm": self.algorithm, "params": self.params,
+                "ndcg@10": round(self.ndcg, 6), "fit_s": round(self.fit_s, 3)}
+
+
+# --- Split ---------------------------------------------------------------------------------
+
+
+def holdout_split(matrix: Any, last_seen: np.ndarray, fraction: float) -> tuple[Any, Any]:
+    """``(train, test)`` CSR matrices of the same shape (see the module docstring)."""
+    import scipy.sparse as sp
+
+    matrix = matrix.tocsr()
+    sizes = np.diff(matrix.indptr)
+    rows = np.repeat(np.arange(matrix.shape[0]), sizes)
+    order = np.lexsort((-last_seen, rows))  # per row, newest first; ties by column
+    starts = np.repeat(matrix.indptr[:-1], sizes)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order)) - starts
+    held = np.floor(np.repeat(sizes, sizes) * fraction).astype(np.int64)
+    is_test = rank < held
+    coo = matrix.tocoo()
+    shape = matrix.shape
+
+    def part(mask: np.ndarray) -> Any:
+        return sp.csr_matrix((coo.data[mask], (coo.row[mask], coo.col[mask])), shape=shape,
+                             dtype=np.float32)
+
+    return part(~is_test), part(is_test)
+
+
+# --- Fitting -------------------------------------------------------------------------------
+
+
+def make_als(params: dict[str, Any]) -> Any:
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    from apps.modeling.blas import ensure_single_threaded_blas
+
+    ensure_single_threaded_blas()  # SciPy's own OpenBLAS is loaded by now
+
+    return AlternatingLeastSquares(
+        factors=int(params["factors"]), regularization=float(params["regularization"]),
+        alpha=float(params["alpha"]), iterations=int(params["iterations"]),
+        random_state=int(params["random_state"]), num_threads=int(params["num_threads"]),
+        dtype=np.float32, calculate_training_loss=False)
+
+
+def fit_als(matrix: Any, params: dict[str, Any],
+            on_iteration: IterationCallback | None = None) -> Any:
+    model = make_als(params)
+    iterations = int(params["iterations"])
+
+    def callback(iteration: int, elapsed: float, _loss: Any) -> None:
+        if on_iteration:
+            on_iteration(iteration + 1, iterations, elapsed)
+
+    model.fit(matrix, show_progress=False, callback=callback)
+    return model
+
+
+def make_bm25(params: dict[str, Any]) -> Any:
+    from implicit.nearest_neighbours import BM25Recommender
+
+    return BM25Recommender(K=int(params["K"]), K1=float(params.get("K1", 1.2)),
+                           B=float(params.get("B", 0.75)),
+                           num_threads=int(params.get("num_threads", 1)))
+
+
+def fit_bm25(matrix: Any, params: dict[str, Any]) -> Any:
+    model = make_bm25(params)
+    with warnings.catch_warnings():
+        # implicit's own bm25_weight hands its kNN a COO matrix and then warns about it.
+        warnings.filterwarnings("ignore", message="Method expects CSR input")
+        model.fit(matrix.tocsr(), show_progress=False)
+    return model
+
+
+def fold_in_full(als: Any, matrix: Any) -> Any:
+    """One exact ALS half-step for every user, then every item, on ``matrix`` (the full
+    data), starting from factors fitted on the training split."""
+    matrix = matrix.tocsr().astype(np.float32)
+    n_users, n_items = matrix.shape
+    if n_users:
+        als.partial_fit_users(np.arange(n_users), matrix)
+    if n_items:
+        als.partial_fit_items(np.arange(n_items), matrix.T.tocsr())
+    return als
+
+
+# --- Evaluation ----------------------------------------------------------------------------
+
+
+def eval_users(test: Any, max_users: int) -> np.ndarray:
+    users = np.flatnonzero(np.diff(test.indptr) > 0)
+    if len(users) > max_users:  # an evenly spaced, deterministic sample
+        users = users[np.linspace(0, len(users) - 1, max_users).astype(np.int64)]
+    return users
+
+
+def metrics_from_recs(recs: np.ndarray, users: np.ndarray, test: Any,
+                      n_items: int) -> dict[str, float]:
+    """Ranking metrics of ``recs`` (users x 20 item indices, best first; -1 = none)."""
+    if not len(users):
+        return {"precision@10": 0.0, "recall@10": 0.0, "recall@20": 0.0, "ndcg@10": 0.0,
+                "map@10": 0.0, "coverage@10": 0.0, "users": 0}
+    hits = np.zeros(recs.shape, dtype=bool)
+    for k, user in enumerate(users):
+        hits[k] = np.isin(recs[k], test.indices[test.indptr[user]:test.indptr[user + 1]])
+    hits &= recs >= 0
+    n_test = np.diff(test.indptr)[users].astype(np.float64)
+    discount = 1.0 / np.log2(np.arange(2, 12))
+    dcg = (hits[:, :10] * discount).sum(1)
+    ideal = np.cumsum(discount)[np.minimum(n_test, 10).astype(np.int64) - 1]
+    at10 = hits[:, :10]
+    precision_at_k = np.cumsum(at10, 1) / np.arange(1, 11)
+    ap = (precision_at_k * at10).sum(1) / np.minimum(n_test, 10)
+    top10 = recs[:, :10]
+    return {
+        "precision@10": float(at10.sum(1).mean() / 10),
+        "recall@10": float((at10.sum(1) / n_test).mean()),
+        "recall@20": float((hits[:, :20].sum(1) / n_test).mean()),
+        "ndcg@10": float((dcg / ideal).mean()),
+        "map@10": float(ap.mean()),
+        "coverage@10": float(len(np.unique(top10[top10 >= 0])) / max(n_items, 1)),
+        "users": len(users),
+    }
+
+
+def _padded(ids: np.ndarray, width: int) -> np.ndarray:
+    ids = np.asarray(ids)
+    if ids.ndim == 1:
+        ids = ids[None, :]
+    if ids.shape[1] >= width:
+        return ids[:, :width]
+    return np.pad(ids, ((0, 0), (0, width - ids.shape[1])), constant_values=-1)
+
+
+def evaluate_model(model: Any, train: Any, test: Any, users: np.ndarray) -> dict[str, float]:
+    if not len(users):
+        return metrics_from_recs(np.zeros((0, 20), np.int64), users, test, train.shape[1])
+    n = min(20, train.shape[1])
+    ids, _ = model.recommend(users, train[users], N=n, filter_already_liked_items=True)
+    return metrics_from_recs(_padded(ids, 20), users, test, train.shape[1])
+
+
+def evaluate_popularity(train: Any, test: Any, users: np.ndarray) -> dict[str, float]:
+    popularity = np.asarray((train > 0).sum(0)).ravel().astype(np.float64)
+    n_items = train.shape[1]
+    recs = np.full((len(users), 20), -1, dtype=np.int64)
+    for start in range(0, len(users), 1024):
+        chunk = users[start:start + 1024]
+        scores = np.broadcast_to(popularity, (len(chunk), n_items)).copy()
+        seen = train[chunk].tocoo()
+        scores[seen.row, seen.col] = -np.inf
+        width = min(20, n_items)
+        top = np.argpartition(-scores, width - 1, axis=1)[:, :width]
+        top_scores = np.take_along_axis(scores, top, 1)
+        ranked = np.take_along_axis(top, np.argsort(-top_scores, 1, kind="stable"), 1)
+        ranked[np.take_along_axis(scores, ranked, 1) == -np.inf] = -1
+        recs[start:start + len(chunk), :width] = ranked
+    return metrics_from_recs(recs, users, test, n_items)
+
+
+# --- Search --------------------------------------------------------------------------------
+
+
+def candidate_grid(base_als: dict[str, Any], base_bm25: dict[str, Any],
+                   allowed: frozenset[str] = frozenset({"als", "bm25"}),
+                   ) -> list[tuple[str, dict[str, Any]]]:
+    """The tenant's parameters first (always tried), then variants in order of promise
+    on real implicit-feedback data (Online Retail measurements, docs/modeling.md)."""
+    grid: list[tuple[str, dict[str, Any]]] = [(Algorithm.ALS, base_als),
+                                              (Algorithm.BM25, base_bm25)]
+    grid.extend((Algorithm.BM25, {**base_bm25, "K": k}) for k in (50, 200)
+                if k != base_bm25["K"])
+    grid.append((Algorithm.ALS, {**base_als, "alpha": base_als["alpha"] * 0.2}))
+    grid.append((Algorithm.ALS, {**base_als, "factors": base_als["factors"] * 2}))
+    grid.append((Algorithm.ALS, {**base_als, "regularization":
+                                 max(base_als["regularization"] * 10, 0.1)}))
+    seen: set[str] = set()
+    unique = []
+    # ALS is always fitted: it backs sessions, the model bundle and the erasure patch.
+    grid = [(a, p) for a, p in grid if a == Algorithm.ALS or a in allowed]
+    for algorithm, params in grid:
+        key = f"{algorithm}:{sorted(params.items())}"
+        if key not in seen:
+            seen.add(key)
+            unique.append((algorithm, params))
+    return unique
+
+
+def search(
+    train: Any, test: Any, users: np.ndarray, *, base_als: dict[str, Any],
+    base_bm25: dict[str, Any], budget_s: float,
+    allowed: frozenset[str] = frozenset({"als", "bm25"}),
+    on_iteration: Callable[[str, int, int], None] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> list[Candidate]:
+    """Fit and evaluate candidates on the split. The first ALS and BM25 always run; others
+    run while their estimated cost (the last fit of the same algorithm) fits the budget."""
+    started = time.perf_counter()
+    done: list[Candidate] = []
+    last_cost: dict[str, float] = {}
+    grid = candidate_grid(base_als, base_bm25, allowed)
+    always = 2 if any(a == Algorithm.BM25 for a, _ in grid) else 1
+    for n, (algorithm, params) in enumerate(grid):
+        if n >= always:
+            spent = time.perf_counter() - started
+            if spent + last_cost.get(algorithm, 0.0) > budget_s:
+                continue
+        candidate = Candidate(algorithm=str(algorithm), params=dict(params))
+        fit_started = time.perf_counter()
+        if algorithm == Algorithm.ALS:
+            label = candidate.label
+            candidate.model = fit_als(
+                train, params,
+                None if on_iteration is None
+                else (lambda i, total, _s, label=label: on_iteration(label, i, total)))
+        else:
+            candidate.model = fit_bm25(train, params)
+        candidate.fit_s = time.perf_counter() - fit_started
+        candidate.metrics = evaluate_model(candidate.model, train, test, users)
+        last_cost[algorithm] = time.perf_counter() - fit_started
+        done.append(candidate)
+        if log:
+            log(f"candidate {candidate.label}: ndcg@10={candidate.ndcg:.4f} "
+                f"fit={candidate.fit_s:.2f}s")
+    return done
+
+
+def best_of(candidates: list[Candidate], algorithm: str | None = None,
+            allowed: frozenset[str] | None = None) -> Candidate:
+    pool = [c for c in candidates if (algorithm is None or c.algorithm == algorithm)
+            and (allowed is None or c.algorithm in allowed)]
+    return max(pool, key=lambda c: c.ndcg)  # first wins ties: the tenant's own parameters

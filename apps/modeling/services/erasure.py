@@ -1,0 +1,197 @@
+"""The modeling side of data-subject requests (DESIGN step 8, GDPR Art. 15/17).
+
+* **Erase** (``erase_subject``): in the active model, the subject's user-factor row, id
+  mapping and interactions are removed at once and the factors of the items they touched
+  are recomputed without them (an exact ALS half-step: implicit's ``partial_fit_items``
+  with the remaining users' factors); a BM25 similarity is recomputed from the remaining
+  interactions. The patched artifact replaces the old file. Any other stored artifact
+  holding the subject is destroyed. The active version is marked as still holding an
+  erased subject's influence and a retrain is requested; once the retrain activates, the
+  patched artifact is destroyed too. An audit entry lists the versions that contained them.
+* **Export** (``export_subject``): lineage, i.e. the stored model versions that contain the
+  subject and the categories the model infers they like.
+* **Verify** (``artifacts_holding_subject``): every stored artifact file still holding the
+  subject, registered or not (the privacy app's erasure verifier calls it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+from django.db import transaction
+from django.utils import timezone
+
+from apps.audit import services as audit
+from apps.events.selectors import list_items
+from apps.modeling.models import Algorithm, ModelVersion, ServingState, TrainingRun
+from apps.modeling.services import artifacts
+from apps.modeling.services.algorithms import fit_bm25, make_als
+from apps.modeling.services.training import (
+    destroy_artifact,
+    request_retrain_later,
+    serving_state,
+)
+from apps.tenants.models import Tenant
+
+logger = logging.getLogger("modeling.erasure")
+
+#: An unregistered artifact younger than this may belong to a training run about to
+#: register it; older ones are leftovers of killed runs and are deleted by an erasure.
+ORPHAN_GRACE = timedelta(minutes=30)
+
+
+def _stored_versions(tenant: Tenant) -> list[ModelVersion]:
+    return list(ModelVersion.objects.for_tenant(tenant)
+                .filter(artifact_destroyed_at__isnull=True).exclude(artifact_path="")
+                .order_by("number"))
+
+
+def _contains(path: str, subject_key: str) -> bool:
+    try:
+        return artifacts.contains_subject(path, subject_key)
+    except (FileNotFoundError, OSError, ValueError, KeyError):
+        logger.warning("modeling.artifact_unreadable path=%s", path)
+        return False
+
+
+def _orphans(tenant: Tenant) -> list[str]:
+    registered = set(ModelVersion.objects.for_tenant(tenant).exclude(artifact_path="")
+                     .filter(artifact_destroyed_at__isnull=True)
+                     .values_list("artifact_path", flat=True))
+    return [p for p in artifacts.list_files(tenant.pk) if p not in registered]
+
+
+def _patched(artifact: artifacts.Artifact, row: int) -> artifacts.Artifact:
+    """The artifact without user ``row``; touched items recomputed without them."""
+    keep = np.ones(len(artifact.user_keys), dtype=bool)
+    keep[row] = False
+    ui = artifact.user_items
+    touched = ui.indices[ui.indptr[row]:ui.indptr[row + 1]].astype(np.int64)
+    user_items = ui[keep].tocsr()
+    support = artifact.support.copy()
+    support[touched] -= 1
+    als = make_als({**artifact.meta["als_params"], "num_threads": 1})
+    als.user_factors = np.ascontiguousarray(artifact.user_factors[keep])
+    als.item_factors = np.array(artifact.item_factors, copy=True)
+    if len(touched) and user_items.shape[0]:
+        als.partial_fit_items(touched, user_items.T.tocsr()[touched])
+    similarity = None
+    if artifact.algorithm == Algorithm.BM25 and artifact.meta.get("bm25_params"):
+        similarity = fit_bm25(user_items, {**artifact.meta["bm25_params"],
+                                           "num_threads": 1}).similarity
+    return artifacts.Artifact(
+        meta=artifact.meta, item_ids=artifact.item_ids, user_keys=artifact.user_keys[keep],
+        item_factors=np.ascontiguousarray(als.item_factors, dtype=np.float32),
+        user_factors=np.ascontiguousarray(als.user_factors, dtype=np.float32),
+        user_items=user_items, support=support, similarity=similarity)
+
+
+def _patch_active(tenant: Tenant, version: ModelVersion, state: ServingState,
+                  subject_key: str) -> int:
+    artifact = artifacts.load(version.artifact_path, version.artifact_sha256)
+    row = artifact.user_row(subject_key)
+    if row is None:
+        return 0
+    touched = int(artifact.user_items.indptr[row + 1] - artifact.user_items.indptr[row])
+    patched = _patched(artifact, row)
+    old_path = version.artifact_path
+    path, digest, size = artifacts.save(tenant.pk, patched,
+                                        label=f"v{version.number}-r{version.revision + 1}")
+    version.artifact_path, version.artifact_sha256, version.artifact_bytes = path, digest, size
+    version.revision += 1
+    version.erased_subjects += 1
+    version.save(update_fields=["artifact_path", "artifact_sha256", "artifact_bytes",
+                                "revision", "erased_subjects", "updated_at"])
+    state.active_revision = version.revision
+    state.save(update_fields=["active_revision", "updated_at"])
+    transaction.on_commit(lambda: artifacts.delete(old_path))
+    return touched
+
+
+def erase_subject(tenant: Tenant, subject_key: str) -> int:
+    """Erasure hook (see the module docstring). Idempotent: a second call finds the subject
+    in no artifact and does nothing. Returns the number of artifacts changed or destroyed."""
+    changed = 0
+    with transaction.atomic():
+        state = serving_state(tenant, lock=True)
+        lineage: list[int] = []
+        touched = 0
+        for version in _stored_versions(tenant):
+            if not _contains(version.artifact_path, subject_key):
+                continue
+            lineage.append(version.number)
+            if version.status == ModelVersion.Status.ACTIVE:
+                touched = _patch_active(tenant, version, state, subject_key)
+            else:
+                destroy_artifact(tenant=tenant, version=version, why="held an erased subject")
+            changed += 1
+        cutoff = timezone.now() - ORPHAN_GRACE
+        for path in _orphans(tenant):
+            if _contains(path, subject_key) and _modified_before(path, cutoff):
+                transaction.on_commit(lambda path=path: artifacts.delete(path))
+                changed += 1
+        if lineage:
+            audit.record(tenant, "modeling.subject_erased", None, ("modeling.modelversion", ""),
+                         {"versions": lineage, "touched_items": touched},
+                         subject_key=subject_key)
+    if changed:
+        request_retrain_later(tenant_id=tenant.pk, reason=TrainingRun.Reason.ERASURE)
+    return changed
+
+
+def _modified_before(path: str, cutoff: Any) -> bool:
+    from django.core.files.storage import default_storage
+
+    try:
+        return default_storage.get_modified_time(path) < cutoff
+    except (NotImplementedError, OSError):
+        return True
+
+
+def _inferred_categories(tenant: Tenant, artifact: artifacts.Artifact, row: int) -> list[str]:
+    scores = artifact.item_factors @ artifact.user_factors[row]
+    top = np.argsort(-scores, kind="stable")[:20]
+    pks = [int(artifact.item_ids[c]) for c in top.tolist()]
+    counts: Counter[str] = Counter()
+    for categories in list_items(tenant=tenant).filter(pk__in=pks).values_list(
+            "categories", flat=True):
+        counts.update(str(c) for c in (categories or []))
+    return [name for name, _ in counts.most_common(5)]
+
+
+def export_subject(tenant: Tenant, subject_key: str) -> dict[str, Any]:
+    """Lineage for an access request: the stored versions trained on the subject's data
+    and what each infers about them (top categories of their best-scored items)."""
+    versions = []
+    for version in _stored_versions(tenant):
+        if not _contains(version.artifact_path, subject_key):
+            continue
+        entry: dict[str, Any] = {"model_version": version.number, "algorithm": version.algorithm,
+                                 "status": version.status,
+                                 "trained_at": version.created_at.isoformat(),
+                                 "consent_snapshot_at": version.consent_snapshot_at.isoformat()}
+        try:
+            artifact = artifacts.load(version.artifact_path, version.artifact_sha256)
+            row = artifact.user_row(subject_key)
+            if row is not None:
+                entry["inferred_top_categories"] = _inferred_categories(tenant, artifact, row)
+                entry["interactions_used"] = int(artifact.user_items.indptr[row + 1]
+                                                 - artifact.user_items.indptr[row])
+        except Exception:  # an unreadable artifact still shows in the lineage
+            logger.warning("modeling.export_artifact_unreadable version=%s", version.pk)
+        versions.append(entry)
+    return {"model_versions": versions}
+
+
+def artifacts_holding_subject(tenant: Tenant, subject_key: str) -> list[str]:
+    """Erasure verifier: every stored artifact (registered or not) still holding the
+    subject's key in its id map."""
+    places = [f"modeling.ModelVersion v{v.number}: {v.artifact_path}"
+              for v in _stored_versions(tenant) if _contains(v.artifact_path, subject_key)]
+    places += [f"unregistered model artifact: {path}" for path in _orphans(tenant)
+               if _contains(path, subject_key)]
+    return places

@@ -1,0 +1,374 @@
+"""Serving from memory (DESIGN step 7).
+
+Each process keeps one loaded model per tenant. A request reads one indexed row
+(``ServingState``: active version, its revision, the catalog stamp) and reloads only when
+one of them moved: a new activation, an erasure patch, or a catalog change (item
+deactivated, categories edited). Apart from that and the consent check, a request touches
+no database: scores, seen items, categories and active flags are arrays in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from apps.consent.selectors import get_subject_consent, get_subject_consent_views
+from apps.core.exceptions import ApplicationError
+from apps.events.selectors import list_items
+from apps.modeling.models import Algorithm, ModelVersion, PrivacyBudgetEntry, ServingState
+from apps.modeling.services import artifacts
+from apps.modeling.services.algorithms import make_als
+from apps.tenants.models import Tenant
+
+logger = logging.getLogger("modeling.serving")
+
+PERSONALIZATION = "personalization"
+MAX_N = 100
+MAX_SESSION_ITEMS = 50
+EXPLAIN_ITEMS = 3
+
+
+@dataclass
+class Catalog:
+    """Item flags aligned with the model's columns."""
+
+    stamp: int
+    external_ids: np.ndarray            # object array of str ("" for items gone)
+    active: np.ndarray                  # bool
+    categories: list[frozenset[str]]
+    column_of: dict[str, int]
+    _category_masks: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def category_mask(self, wanted: Sequence[str]) -> np.ndarray:
+        mask = np.zeros(len(self.active), dtype=bool)
+        for name in wanted:
+            cached = self._category_masks.get(name)
+            if cached is None:
+                cached = np.fromiter((name in c for c in self.categories), dtype=bool,
+                                     count=len(self.categories))
+                self._category_masks[name] = cached
+            mask |= cached
+        return mask
+
+
+@dataclass
+class LoadedModel:
+    tenant_id: int
+    version_id: int
+    number: int
+    revision: int
+    artifact: artifacts.Artifact
+    catalog: Catalog
+    popular: list[tuple[int, float]]     # (column, noisy count), best first
+    min_support: int
+    normed: np.ndarray
+    _als: Any = None
+    _bundle: dict[str, Any] | None = None
+
+    @property
+    def algorithm(self) -> str:
+        return self.artifact.algorithm
+
+    @property
+    def als(self) -> Any:
+        """An implicit ALS object around the loaded factors (explain, recalculate_user)."""
+        if self._als is None:
+            model = make_als({**self.artifact.meta["als_params"], "num_threads": 1})
+            model.item_factors = self.artifact.item_factors
+            model.user_factors = self.artifact.user_factors
+            self._als = model
+        return self._als
+
+
+@dataclass
+class Recommendation:
+    model_version: int | None
+    personalized: bool
+    reason: str | None
+    items: list[dict[str, Any]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"model_version": self.model_version, "personalized": self.personalized,
+                "reason": self.reason, "items": self.items}
+
+
+_models: dict[int, LoadedModel] = {}
+_lock = threading.Lock()
+
+
+def clear_cache() -> None:
+    with _lock:
+        _models.clear()
+
+
+def _load_catalog(tenant: Tenant, item_ids: np.ndarray, stamp: int) -> Catalog:
+    column = {int(pk): n for n, pk in enumerate(item_ids.tolist())}
+    n = len(item_ids)
+    external_ids = np.full(n, "", dtype=object)
+    active = np.zeros(n, dtype=bool)
+    categories: list[frozenset[str]] = [frozenset()] * n
+    column_of: dict[str, int] = {}
+    for pk, external_id, is_active, cats in list_items(tenant=tenant).values_list(
+            "pk", "external_id", "is_active", "categories").iterator(chunk_size=5000):
+        col = column.get(pk)
+        if col is None:
+            continue
+        external_ids[col] = external_id
+        active[col] = is_active
+        categories[col] = frozenset(str(c) for c in (cats or []))
+        column_of[external_id] = col
+    return Catalog(stamp=stamp, external_ids=external_ids, active=active,
+                   categories=categories, column_of=column_of)
+
+
+def _load_model(tenant: Tenant, version_id: int, revision: int, stamp: int) -> LoadedModel:
+    from apps.modeling.config import modeling_settings
+
+    version = ModelVersion.objects.for_tenant(tenant).get(pk=version_id)
+    artifact = artifacts.load(version.artifact_path, version.artifact_sha256)
+    release = (PrivacyBudgetEntry.objects.for_tenant(tenant)
+               .filter(kind=PrivacyBudgetEntry.Kind.POPULAR_ITEMS)
+               .values_list("released", flat=True).first())
+    column = {int(pk): n for n, pk in enumerate(artifact.item_ids.tolist())}
+    popular = [(column[int(pk)], float(count)) for pk, count in (release or [])
+               if int(pk) in column]
+    factors = artifact.item_factors.astype(np.float32)
+    norms = np.linalg.norm(factors, axis=1, keepdims=True)
+    normed = factors / np.where(norms > 0, norms, 1.0)
+    return LoadedModel(
+        tenant_id=tenant.pk, version_id=version.pk, number=version.number,
+        revision=version.revision, artifact=artifact,
+        catalog=_load_catalog(tenant, artifact.item_ids, stamp), popular=popular,
+        min_support=modeling_settings(tenant).min_support, normed=normed)
+
+
+def current_model(tenant: Tenant) -> LoadedModel | None:
+    """The tenant's active model, from this process's cache (one indexed read per call)."""
+    row = (ServingState.objects.for_tenant(tenant)
+           .values_list("active_version_id", "active_revision", "catalog_stamp").first())
+    if row is None or row[0] is None:
+        return None
+    version_id, revision, stamp = row
+    loaded = _models.get(tenant.pk)
+    if loaded is None or loaded.version_id != version_id or loaded.revision != revision:
+        with _lock:
+            loaded = _models.get(tenant.pk)
+            if loaded is None or loaded.version_id != version_id or loaded.revision != revision:
+                loaded = _load_model(tenant, version_id, revision, stamp)
+                _models[tenant.pk] = loaded
+                logger.info("modeling.model_loaded tenant=%s version=%s revision=%s",
+                            tenant.pk, loaded.number, revision)
+    if loaded.catalog.stamp != stamp:
+        loaded.catalog = _load_catalog(tenant, loaded.artifact.item_ids, stamp)
+        loaded._bundle = None
+    return loaded
+
+
+# --- Building answers --------------------------------------------------------------------
+
+
+def _valid_mask(model: LoadedModel, categories: Sequence[str]) -> np.ndarray:
+    mask = model.catalog.active.copy()
+    if categories:
+        mask &= model.catalog.category_mask(categories)
+    return mask
+
+
+def _top(scores: np.ndarray, valid: np.ndarray, n: int) -> np.ndarray:
+    scores = np.where(valid, scores, -np.inf)
+    candidates = int(valid.sum())
+    if candidates == 0:
+        return np.zeros(0, dtype=np.int64)
+    n = min(n, candidates)
+    top = np.argpartition(-scores, n - 1)[:n]
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return top[np.isfinite(scores[top])]
+
+
+def _items(model: LoadedModel, columns: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:
+    ids = model.catalog.external_ids
+    return [{"item": ids[c], "score": round(float(scores[c]), 6)} for c in columns.tolist()]
+
+
+def _popular(model: LoadedModel, n: int, categories: Sequence[str], reason: str,
+             exclude: Sequence[int] = ()) -> Recommendation:
+    valid = _valid_mask(model, categories)
+    excluded = set(exclude)
+    items = []
+    for col, count in model.popular:
+        if valid[col] and col not in excluded:
+            items.append({"item": model.catalog.external_ids[col], "score": count})
+            if len(items) >= n:
+                break
+    return Recommendation(model.number, False, reason, items)
+
+
+def _blocked_reason(tenant: Tenant, subject_key: str) -> str | None:
+    """Why the subject's profile may not be used now (None: it may)."""
+    view = get_subject_consent_views(tenant=tenant, subject_keys=[subject_key])[subject_key]
+    if view.restricted:
+        return "restricted"
+    if view.objected:
+        return "objected"
+    if view.level == "off":
+        return "level_off"
+    if view.level == "full" and PERSONALIZATION in view.allowed_purposes:
+        return None
+    # Below "full": a chosen "session" level, or no usable consent (the consent app caps
+    # the level at "session" then). Only this path asks which.
+    detail = get_subject_consent(tenant=tenant, subject_key=subject_key, history_limit=0)
+    return "level_session" if detail.chosen_level == "session" else "no_consent"
+
+
+def _user_scores(model: LoadedModel, row: int) -> np.ndarray:
+    art = model.artifact
+    if model.algorithm == Algorithm.BM25:
+        return np.asarray((art.user_items[row] @ art.similarity).todense()).ravel()
+    return art.item_factors @ art.user_factors[row]
+
+
+def _explain(model: LoadedModel, row: int, columns: np.ndarray) -> list[list[dict[str, Any]]]:
+    art = model.artifact
+    ids = model.catalog.external_ids
+    explained = []
+    if model.algorithm == Algorithm.BM25:
+        start, end = art.user_items.indptr[row], art.user_items.indptr[row + 1]
+        liked, weights = art.user_items.indices[start:end], art.user_items.data[start:end]
+        block = art.similarity[liked][:, columns].toarray()  # liked x recommended
+        for k in range(len(columns)):
+            contribution = weights * block[:, k]
+            best = np.argsort(-contribution, kind="stable")[:EXPLAIN_ITEMS]
+            explained.append([{"item": ids[liked[j]], "weight": round(float(contribution[j]), 6)}
+                              for j in best if contribution[j] > 0])
+        return explained
+    user_weights = None
+    own = art.user_items[row]  # explain() scales what it is given by alpha: one row only
+    for col in columns.tolist():
+        _, contributions, user_weights = model.als.explain(
+            0, own, col, user_weights=user_weights, N=EXPLAIN_ITEMS)
+        explained.append([{"item": ids[j], "weight": round(float(w), 6)}
+                          for j, w in contributions])
+    return explained
+
+
+def recommend_for_subject(
+    *, tenant: Tenant, subject_key: str, n: int = 10, exclude_seen: bool = True,
+    categories: Sequence[str] = (), explain: bool = False,
+) -> Recommendation:
+    """Personalized recommendations when the subject's consent allows it now (level full,
+    personalization granted, not restricted or objected) and the active model knows them;
+    otherwise the DP popular list with ``personalized: false`` and the reason."""
+    model = current_model(tenant)
+    reason = _blocked_reason(tenant, subject_key)
+    if model is None:
+        return Recommendation(None, False, reason or "no_model", [])
+    row = None if reason else model.artifact.user_row(subject_key)
+    if reason is None and row is None:
+        reason = "unknown_subject"
+    if reason is not None or row is None:
+        return _popular(model, n, categories, reason or "unknown_subject")
+    scores = _user_scores(model, row)
+    valid = _valid_mask(model, categories)
+    if exclude_seen:
+        ui = model.artifact.user_items
+        valid[ui.indices[ui.indptr[row]:ui.indptr[row + 1]]] = False
+    if model.algorithm == Algorithm.BM25:
+        valid &= scores > 0  # item-kNN scores nothing outside the neighbourhoods
+    columns = _top(scores, valid, n)
+    items = _items(model, columns, scores)
+    if explain:
+        for item, because in zip(items, _explain(model, row, columns), strict=True):
+            item["because"] = because
+    return Recommendation(model.number, True, None, items)
+
+
+def recommend_for_session(*, tenant: Tenant, recent_items: Sequence[str], n: int = 10,
+                          categories: Sequence[str] = ()) -> Recommendation:
+    """Recommendations from the items of the current session only: a user vector solved
+    on the fly from the item factors (implicit's ``recalculate_user``), or the item-kNN
+    neighbourhoods. Nothing about the caller is stored or logged."""
+    import scipy.sparse as sp
+
+    model = current_model(tenant)
+    if model is None:
+        return Recommendation(None, False, "no_model", [])
+    columns = [model.catalog.column_of[i] for i in recent_items if i in model.catalog.column_of]
+    if not columns:
+        return _popular(model, n, categories, "no_known_items")
+    counts = np.bincount(np.array(columns), minlength=len(model.catalog.active))
+    seen = np.flatnonzero(counts)
+    row = sp.csr_matrix((counts[seen].astype(np.float32), seen.astype(np.int32),
+                         np.array([0, len(seen)])), shape=(1, len(counts)))
+    if model.algorithm == Algorithm.BM25:
+        scores = np.asarray((row @ model.artifact.similarity).todense()).ravel()
+    else:
+        vector = model.als.recalculate_user(0, row)
+        scores = model.artifact.item_factors @ vector
+    valid = _valid_mask(model, categories)
+    valid[seen] = False
+    if model.algorithm == Algorithm.BM25:
+        valid &= scores > 0
+    top = _top(scores, valid, n)
+    return Recommendation(model.number, False, "session", _items(model, top, scores))
+
+
+def similar_items(*, tenant: Tenant, item: str, n: int = 10,
+                  categories: Sequence[str] = ()) -> Recommendation:
+    """Items like ``item``. Only items with at least ``min_support`` distinct subjects are
+    answered for or listed, so no list rests on fewer than k people. Unknown item -> 404."""
+    from apps.events.selectors import get_item
+
+    model = current_model(tenant)
+    col = model.catalog.column_of.get(item) if model is not None else None
+    if col is None:
+        try:
+            get_item(tenant=tenant, external_id=item)
+        except Exception as exc:  # Item.DoesNotExist: same 404 as another tenant's item
+            raise ApplicationError("No such item.", code="not_found", status_code=404) from exc
+        if model is None:
+            return Recommendation(None, False, "no_model", [])
+        return Recommendation(model.number, False, "item_not_in_model", [])
+    art = model.artifact
+    if art.support[col] < model.min_support:
+        return Recommendation(model.number, False, "insufficient_support", [])
+    if model.algorithm == Algorithm.BM25:
+        scores = np.asarray(art.similarity[col].todense()).ravel()
+        valid = _valid_mask(model, categories) & (scores > 0)
+    else:
+        scores = model.normed @ model.normed[col]
+        valid = _valid_mask(model, categories)
+    valid &= art.support >= model.min_support
+    valid[col] = False
+    top = _top(scores, valid, n)
+    return Recommendation(model.number, False, None, _items(model, top, scores))
+
+
+def model_bundle(*, tenant: Tenant) -> dict[str, Any]:
+    """The active model for on-device scoring: active items' ids and factors and the
+    regularized Gram matrix ``G = YᵀY + λI`` of all item factors (docs/modeling.md)."""
+    model = current_model(tenant)
+    if model is None:
+        raise ApplicationError("No model is active yet.", code="no_active_model",
+                               status_code=404)
+    if model._bundle is None:
+        art = model.artifact
+        params = art.meta["als_params"]
+        factors = art.item_factors.astype(np.float64)
+        gram = factors.T @ factors + float(params["regularization"]) * np.eye(factors.shape[1])
+        active = np.flatnonzero(model.catalog.active)
+        model._bundle = {
+            "model_version": model.number,
+            "algorithm": model.algorithm,
+            "factors": int(factors.shape[1]),
+            "regularization": float(params["regularization"]),
+            "alpha": float(params["alpha"]),
+            "items": [model.catalog.external_ids[c] for c in active.tolist()],
+            "item_factors": np.round(art.item_factors[active], 6).tolist(),
+            "gram": np.round(gram, 6).tolist(),
+        }
+    return model._bundle

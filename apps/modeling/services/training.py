@@ -1,0 +1,432 @@
+"""Training, registration and activation of a tenant's model (DESIGN steps 6-7).
+
+``train_model`` is the service a training run's task calls: snapshot -> split -> search
+(ALS and BM25) -> fold-in -> artifact -> ``ModelVersion`` -> DP popularity -> activation.
+Everything up to the registration is side-effect free apart from the artifact file; the
+registration, the ledger row and the activation commit together, so a worker killed at any
+point leaves the active model as it was (and the run is redelivered or swept).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from apps.audit import services as audit
+from apps.core.exceptions import ApplicationError
+from apps.core.jobs import DurableJob, enqueue_job, record_progress
+from apps.modeling.config import ModelingSettings, modeling_settings
+from apps.modeling.models import Algorithm, ModelVersion, ServingState, TrainingRun
+from apps.modeling.services import algorithms, artifacts
+from apps.modeling.services.dataset import TrainingData, snapshot_training_data
+from apps.modeling.services.popularity import release_popular_items
+from apps.tenants.models import Tenant
+
+logger = logging.getLogger("modeling.training")
+
+Echo = Callable[[str], None]
+
+
+# --- Pipeline (pure: matrices in, arrays out) ------------------------------------------------
+
+
+def base_params(cfg: ModelingSettings) -> tuple[dict[str, Any], dict[str, Any]]:
+    als = {"factors": cfg.factors, "regularization": cfg.regularization, "alpha": cfg.alpha,
+           "iterations": cfg.iterations, "random_state": cfg.random_state,
+           "num_threads": cfg.threads}
+    bm25 = {"K": cfg.bm25_k, "K1": 1.2, "B": 0.75, "num_threads": cfg.threads}
+    return als, bm25
+
+
+@dataclass
+class PipelineResult:
+    chosen: algorithms.Candidate
+    als: algorithms.Candidate
+    candidates: list[algorithms.Candidate]
+    popularity: dict[str, float]
+    artifact: artifacts.Artifact
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def fit_pipeline(
+    data: TrainingData, cfg: ModelingSettings, *,
+    on_iteration: Callable[[str, int, int], None] | None = None, log: Echo | None = None,
+) -> PipelineResult:
+    """Split, search, fold in, and assemble the artifact. Deterministic for given data and
+    settings when the search budget is 0 or unbounded and ``threads == 1``."""
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    train, test = algorithms.holdout_split(data.matrix, data.last_seen, cfg.holdout_fraction)
+    users = algorithms.eval_users(test, cfg.eval_max_users)
+    timings["split_s"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    base_als, base_bm25 = base_params(cfg)
+    allowed = frozenset(cfg.algorithms)
+    candidates = algorithms.search(train, test, users, base_als=base_als,
+                                   base_bm25=base_bm25, budget_s=cfg.search_seconds,
+                                   allowed=allowed, on_iteration=on_iteration, log=log)
+    chosen = algorithms.best_of(candidates, allowed=allowed)
+    als = algorithms.best_of(candidates, Algorithm.ALS)
+    popularity = algorithms.evaluate_popularity(train, test, users)
+    timings["search_s"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    algorithms.fold_in_full(als.model, data.matrix)
+    similarity = None
+    if chosen.algorithm == Algorithm.BM25:
+        similarity = algorithms.fit_bm25(data.matrix, chosen.params).similarity
+    timings["final_fit_s"] = time.perf_counter() - started
+
+    support = np.diff(data.matrix.tocsc().indptr).astype(np.int32)
+    meta = {"algorithm": chosen.algorithm, "als_params": als.params,
+            "bm25_params": chosen.params if chosen.algorithm == Algorithm.BM25 else None}
+    artifact = artifacts.Artifact(
+        meta=meta, item_ids=data.item_ids, user_keys=artifacts.encode_keys(data.user_keys),
+        item_factors=np.ascontiguousarray(als.model.item_factors, dtype=np.float32),
+        user_factors=np.ascontiguousarray(als.model.user_factors, dtype=np.float32),
+        user_items=data.matrix, support=support, similarity=similarity)
+    return PipelineResult(chosen=chosen, als=als, candidates=candidates,
+                          popularity=popularity, artifact=artifact, timings=timings)
+
+
+# --- Serving state, activation ---------------------------------------------------------------
+
+
+def serving_state(tenant: Tenant | int, *, lock: bool = False) -> ServingState:
+    """The tenant's serving row (created on first use). ``lock`` serializes registrations,
+    activations and erasure patches of one tenant."""
+    tenant_id = tenant if isinstance(tenant, int) else tenant.pk
+    ServingState.objects.bulk_create([ServingState(tenant_id=tenant_id)],
+                                     ignore_conflicts=True)
+    qs = ServingState.objects.for_tenant(tenant_id)
+    return (qs.select_for_update() if lock else qs).get()
+
+
+def get_active_version(*, tenant: Tenant) -> ModelVersion | None:
+    return ModelVersion.objects.for_tenant(tenant).filter(
+        status=ModelVersion.Status.ACTIVE).first()
+
+
+@transaction.atomic
+def activate_version(*, tenant: Tenant, version: ModelVersion, actor: Any = None,
+                     note: str = "") -> ModelVersion:
+    """Make ``version`` the one serving; the previous active one is retired. Idempotent."""
+    state = serving_state(tenant, lock=True)
+    version = ModelVersion.objects.for_tenant(tenant).select_for_update().get(pk=version.pk)
+    if not version.has_artifact:
+        raise ApplicationError("This version's artifact was destroyed; it cannot serve.",
+                               code="artifact_destroyed", status_code=409)
+    if version.status == ModelVersion.Status.ACTIVE:
+        return version
+    now = timezone.now()
+    previous = ModelVersion.objects.for_tenant(tenant).filter(
+        status=ModelVersion.Status.ACTIVE).exclude(pk=version.pk)
+    previous_numbers = list(previous.values_list("number", flat=True))
+    previous.update(status=ModelVersion.Status.RETIRED, retired_at=now, updated_at=now)
+    version.status = ModelVersion.Status.ACTIVE
+    version.activated_at = now
+    version.activation_note = (note or "activated")[:300]
+    version.save(update_fields=["status", "activated_at", "activation_note", "updated_at"])
+    state.active_version = version
+    state.active_revision = version.revision
+    state.save(update_fields=["active_version", "active_revision", "updated_at"])
+    audit.record(tenant, "modeling.version_activated", actor, version,
+                 {"number": version.number, "replaced": previous_numbers,
+                  "note": version.activation_note})
+    transaction.on_commit(lambda: prune_artifacts(tenant_id=tenant.pk))
+    return version
+
+
+@transaction.atomic
+def retire_version(*, tenant: Tenant, version: ModelVersion, actor: Any = None
+                   ) -> ModelVersion:
+    """Take a version out of service by hand; with none active, requests fall back to
+    non-personalized answers until another is activated."""
+    state = serving_state(tenant, lock=True)
+    version = ModelVersion.objects.for_tenant(tenant).select_for_update().get(pk=version.pk)
+    if version.status == ModelVersion.Status.RETIRED:
+        return version
+    was_active = version.status == ModelVersion.Status.ACTIVE
+    version.status = ModelVersion.Status.RETIRED
+    version.retired_at = timezone.now()
+    version.save(update_fields=["status", "retired_at", "updated_at"])
+    if was_active:
+        state.active_version = None
+        state.save(update_fields=["active_version", "updated_at"])
+    audit.record(tenant, "modeling.version_retired", actor, version,
+                 {"number": version.number, "was_active": was_active})
+    return version
+
+
+def prune_artifacts(*, tenant_id: int) -> int:
+    """Destroy the artifacts no longer needed: those of versions still holding an erased
+    subject's influence once another version serves (DESIGN step 8), and all but the newest
+    ``model_keep_artifacts``. The rows (metrics, lineage) stay."""
+    tenant = Tenant.objects.get(pk=tenant_id)
+    keep = modeling_settings(tenant).keep_artifacts
+    stored = list(ModelVersion.objects.for_tenant(tenant)
+                  .filter(artifact_destroyed_at__isnull=True).exclude(artifact_path="")
+                  .order_by("-number"))
+    destroyed = 0
+    kept = 0
+    for version in stored:
+        if version.status == ModelVersion.Status.ACTIVE:
+            kept += 1
+            continue
+        if version.erased_subjects or kept >= keep:
+            destroy_artifact(tenant=tenant, version=version,
+                             why="erased influence" if version.erased_subjects else "pruned")
+            destroyed += 1
+        else:
+            kept += 1
+    return destroyed
+
+
+@transaction.atomic
+def destroy_artifact(*, tenant: Tenant, version: ModelVersion, why: str) -> None:
+    path = version.artifact_path
+    ModelVersion.objects.for_tenant(tenant).filter(pk=version.pk).update(
+        artifact_destroyed_at=timezone.now(), updated_at=timezone.now())
+    audit.record(tenant, "modeling.artifact_destroyed", None, version,
+                 {"number": version.number, "why": why})
+    transaction.on_commit(lambda: artifacts.delete(path))
+
+
+# --- Training ------------------------------------------------------------------------------
+
+
+def _decide_activation(new: ModelVersion, active: ModelVersion | None,
+                       tolerance: float) -> tuple[bool, str]:
+    if active is None:
+        return True, "first model of the tenant"
+    if active.erased_subjects:
+        return True, (f"replaces v{active.number}, which still holds the influence of "
+                      f"{active.erased_subjects} erased subject(s)")
+    new_ndcg, old_ndcg = new.ndcg or 0.0, active.ndcg or 0.0
+    if new_ndcg >= old_ndcg - tolerance:
+        return True, f"NDCG@10 {new_ndcg:.4f} >= v{active.number}'s {old_ndcg:.4f} - {tolerance}"
+    return False, (f"kept v{active.number}: NDCG@10 {new_ndcg:.4f} is below its "
+                   f"{old_ndcg:.4f} - tolerance {tolerance}")
+
+
+def _round(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: round(float(v), 6) for k, v in metrics.items()}
+
+
+def train_model(*, tenant: Tenant, run: TrainingRun | None = None,
+                echo: Echo | None = None) -> ModelVersion:
+    """Train, register and (if it is good enough) activate a new version for ``tenant``.
+
+    Idempotent per run: a run that already registered a version returns it. Raises
+    ``ApplicationError(code="not_enough_data")`` when no consented interaction exists.
+    Side effects: one artifact file, one ``ModelVersion``, one privacy-budget ledger row,
+    audit entries; the previous active version is retired when the new one activates.
+    """
+    if run is not None and run.model_version_id:
+        return ModelVersion.objects.for_tenant(tenant).get(pk=run.model_version_id)
+    cfg = modeling_settings(tenant)
+    lines: list[str] = []
+    started = time.perf_counter()
+
+    def say(message: str) -> None:
+        line = f"[{time.perf_counter() - started:7.2f}s] {message}"
+        lines.append(line)
+        if echo:
+            echo(line)
+        if run is not None:
+            record_progress(run, stage=message[:80])
+
+    last_beat = [0.0]
+
+    def on_iteration(label: str, iteration: int, iterations: int) -> None:
+        now = time.perf_counter()
+        if run is not None and (now - last_beat[0] > 0.2 or iteration == iterations):
+            last_beat[0] = now
+            record_progress(run, stage="fit", candidate=label, iteration=iteration,
+                            iterations=iterations)
+        if echo and (iteration == iterations or iteration % 5 == 0):
+            echo(f"  {label}: iteration {iteration}/{iterations}")
+
+    data = snapshot_training_data(tenant=tenant, weighting=cfg.weighting,
+                                  progress=say)
+    say(f"snapshot: {data.stats['subjects_consented']} subjects "
+        f"({data.stats['subjects_excluded_by_consent']} excluded by consent), "
+        f"{data.stats['items']} items, {data.stats['interactions']} interactions")
+    if data.matrix.nnz == 0 or data.matrix.shape[0] < 2 or data.matrix.shape[1] < 2:
+        raise ApplicationError("Not enough consented interactions to train a model.",
+                               code="not_enough_data", status_code=409)
+    result = fit_pipeline(data, cfg, on_iteration=on_iteration, log=say)
+    say(f"chosen: {result.chosen.label} ndcg@10={result.chosen.ndcg:.4f} "
+        f"(popularity {result.popularity['ndcg@10']:.4f})")
+
+    save_started = time.perf_counter()
+    label = f"run{run.pk}" if run is not None else "manual"
+    path, digest, size = artifacts.save(tenant.pk, result.artifact, label=label)
+    save_s = time.perf_counter() - save_started
+    say(f"artifact saved: {size} bytes, sha256 {digest[:12]}")
+    timings = {**data.timings, **result.timings, "artifact_s": save_s,
+               "total_s": time.perf_counter() - started}
+
+    try:
+        version = _register(tenant=tenant, run=run, data=data, result=result, cfg=cfg,
+                            path=path, digest=digest, size=size, timings=timings,
+                            log=say)
+    except BaseException:
+        artifacts.delete(path)  # nothing refers to it
+        raise
+    if run is not None:
+        TrainingRun.objects.for_tenant(tenant).filter(pk=run.pk).update(
+            log="\n".join(lines)[-20000:])
+    return version
+
+
+@transaction.atomic
+def _register(*, tenant: Tenant, run: TrainingRun | None, data: TrainingData,
+              result: PipelineResult, cfg: ModelingSettings, path: str, digest: str,
+              size: int, timings: dict[str, float], log: Echo) -> ModelVersion:
+    state = serving_state(tenant, lock=True)  # one registration at a time per tenant
+    if run is not None:
+        run = TrainingRun.objects.for_tenant(tenant).select_for_update().get(pk=run.pk)
+        if run.model_version_id:  # a duplicate delivery got here first
+            transaction.on_commit(lambda: artifacts.delete(path))
+            return ModelVersion.objects.for_tenant(tenant).get(pk=run.model_version_id)
+    number = (ModelVersion.objects.for_tenant(tenant).aggregate(n=Max("number"))["n"] or 0) + 1
+    chosen = result.chosen
+    version = ModelVersion.objects.create(
+        tenant=tenant, number=number, algorithm=chosen.algorithm,
+        params={"chosen": chosen.params, "als": result.als.params, "weighting": cfg.weighting,
+                "holdout_fraction": cfg.holdout_fraction, "search_seconds": cfg.search_seconds,
+                "min_support": cfg.min_support},
+        data_stats=data.stats,
+        metrics={"model": _round(chosen.metrics), "popularity": _round(result.popularity),
+                 "als": _round(result.als.metrics)},
+        search=[c.summary() for c in result.candidates],
+        timings={k: round(v, 4) for k, v in timings.items()},
+        consent_snapshot_at=data.consent_snapshot_at,
+        artifact_path=path, artifact_sha256=digest, artifact_bytes=size)
+    if run is not None:
+        run.model_version = version
+        run.save(update_fields=["model_version", "updated_at"])
+    release_popular_items(
+        tenant=tenant, matrix=data.matrix, last_seen=data.last_seen, item_ids=data.item_ids,
+        epsilon=cfg.dp_epsilon, bound=cfg.dp_contribution_bound,
+        budget_total=cfg.dp_budget_total, model_version=version)
+    audit.record(tenant, "modeling.version_registered", None, version,
+                 {"number": number, "algorithm": chosen.algorithm,
+                  "ndcg@10": round(chosen.ndcg, 6), "subjects": data.stats["subjects_consented"],
+                  "consent_snapshot_at": data.consent_snapshot_at.isoformat()})
+    active = get_active_version(tenant=tenant)
+    activate, why = _decide_activation(version, active, cfg.activation_tolerance)
+    log(f"v{number}: {'activated' if activate else 'not activated'} ({why})")
+    if activate:
+        activate_version(tenant=tenant, version=version, note=why)
+        version.refresh_from_db()
+    else:
+        version.activation_note = why[:300]
+        version.save(update_fields=["activation_note", "updated_at"])
+    # Erasures and withdrawals up to the consent snapshot are reflected in this model.
+    if state.retrain_requested_at and state.retrain_requested_at <= data.consent_snapshot_at:
+        ServingState.objects.filter(pk=state.pk).update(retrain_requested_at=None,
+                                                        retrain_reason="")
+    return version
+
+
+# --- Runs ------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def request_training(*, tenant: Tenant, reason: str = TrainingRun.Reason.MANUAL,
+                     enqueue: bool = True) -> TrainingRun:
+    """A training run for ``tenant``: the pending one if there is one (requests coalesce),
+    else a new row whose task is sent after commit."""
+    serving_state(tenant, lock=True)
+    pending = TrainingRun.objects.for_tenant(tenant).filter(
+        status=DurableJob.Status.PENDING).order_by("pk").first()
+    if pending is not None:
+        return pending
+    run = TrainingRun.objects.create(tenant=tenant, reason=reason)
+    if enqueue:
+        enqueue_job(run)
+    return run
+
+
+def request_retrain_later(*, tenant_id: int, reason: str) -> None:
+    """Mark a retrain as wanted (an erasure or withdrawal). The beat task starts it once
+    the tenant's debounce delay has passed since the first unserved request."""
+    serving_state(tenant_id)
+    ServingState.objects.for_tenant(tenant_id).filter(retrain_requested_at__isnull=True).update(
+        retrain_requested_at=timezone.now(), retrain_reason=reason[:16])
+
+
+def start_due_retrains(*, now: datetime | None = None) -> int:
+    """Beat: start the debounced retrains whose delay has passed. Crosses tenants on
+    purpose (housekeeping over one bookkeeping table)."""
+    now = now or timezone.now()
+    started = 0
+    due = ServingState.objects.filter(retrain_requested_at__isnull=False).select_related(
+        "tenant")
+    for state in due:
+        cfg = modeling_settings(state.tenant)
+        if state.retrain_requested_at > now - timedelta(seconds=cfg.retrain_debounce_seconds):
+            continue
+        if TrainingRun.objects.for_tenant(state.tenant_id).filter(
+                status=DurableJob.Status.RUNNING).exists():
+            continue  # the running one may predate the request; try again next beat
+        reason = state.retrain_reason or TrainingRun.Reason.ERASURE
+        request_training(tenant=state.tenant, reason=reason)
+        started += 1
+    return started
+
+
+def schedule_training_for_all(*, reason: str = TrainingRun.Reason.SCHEDULED) -> int:
+    """Beat (nightly): a training run for every active tenant that has events."""
+    from apps.events.selectors import list_events
+
+    count = 0
+    for tenant in Tenant.objects.filter(is_active=True):
+        if list_events(tenant=tenant).exists():
+            request_training(tenant=tenant, reason=reason)
+            count += 1
+    return count
+
+
+def execute_training_run(*, tenant_id: int, run_id: int, echo: Echo | None = None
+                         ) -> ModelVersion | None:
+    """Claim and run one training run (the task's service). A duplicate delivery of a
+    finished run is a no-op; a run redelivered after its worker died starts over (nothing
+    it did before registration is visible). Domain failures fail the run for good;
+    transient database errors leave it pending for a retry and re-raise."""
+    from django.db import InterfaceError, OperationalError
+
+    from apps.core.jobs import claim_job, fail_job, finish_job
+
+    run = claim_job(TrainingRun, tenant_id=tenant_id, job_id=run_id)
+    if run is None:
+        return None
+    tenant = Tenant.objects.get(pk=tenant_id)
+    try:
+        version = train_model(tenant=tenant, run=run, echo=echo)
+    except ApplicationError as exc:
+        fail_job(run, f"{exc.code}: {exc.message}", retryable=False)
+        return None
+    except (OperationalError, InterfaceError) as exc:
+        fail_job(run, f"transient: {type(exc).__name__}", retryable=True)
+        raise
+    except Exception as exc:
+        logger.exception("modeling.training_failed run=%s", run.pk)
+        fail_job(run, f"{type(exc).__name__}: {exc}", retryable=False)
+        return None
+    run.refresh_from_db()
+    finish_job(run, stage="done", model_version=version.number, status_note=(
+        version.activation_note or "")[:200])
+    return version
