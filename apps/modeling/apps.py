@@ -52,9 +52,9 @@ class ModelingConfig(AppConfig):
         from django.db.models.signals import post_save
 
         from apps.audit.models import AuditEvent
-        from apps.modeling.blas import pin_blas_threads
         from apps.consent.services import register_withdrawal_listener
         from apps.events.models import Item
+        from apps.modeling.blas import pin_blas_threads
         from apps.modeling.models import ModelVersion
         from apps.modeling.services import (
             artifacts_holding_subject,

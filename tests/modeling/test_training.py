@@ -16,12 +16,12 @@ from apps.core.exceptions import ApplicationError
 from apps.core.jobs import DurableJob
 from apps.modeling.models import ModelVersion, PrivacyBudgetEntry, ServingState, TrainingRun
 from apps.modeling.services import (
+    artifacts,
     execute_training_run,
     request_training,
     start_due_retrains,
     train_model,
 )
-from apps.modeling.services import artifacts
 from tests.factories.events import withdraw_consent
 from tests.factories.modeling import configure, planted_dataset
 
@@ -142,7 +142,8 @@ def test_a_training_run_records_progress_per_iteration_and_is_idempotent(
     run.refresh_from_db()
     assert run.status == DurableJob.Status.SUCCEEDED
     assert run.model_version_id == version.pk
-    assert run.progress["iterations"] == 12 and run.progress["iteration"] == 12
+    assert run.progress["iterations"] == 12
+    assert run.progress["iteration"] == 12
     assert "chosen:" in run.log
     # A duplicate delivery does nothing.
     assert execute_training_run(tenant_id=planted.tenant.pk, run_id=run.pk) is None
@@ -227,7 +228,8 @@ def test_the_command_trains_in_the_foreground_and_prints_metrics(planted):
     call_command("train_models", "--tenant", planted.tenant.slug, stdout=out)
     text = out.getvalue()
     assert "iteration 12/12" in text
-    assert "ndcg@10" in text and "v1" in text
+    assert "ndcg@10" in text
+    assert "v1 (" in text
     run = TrainingRun.objects.for_tenant(planted.tenant).get()
     assert run.reason == TrainingRun.Reason.COMMAND
     assert run.status == DurableJob.Status.SUCCEEDED

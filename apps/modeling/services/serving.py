@@ -219,10 +219,11 @@ def _blocked_reason(tenant: Tenant, subject_key: str) -> str | None:
         return "level_off"
     if view.level == "full" and PERSONALIZATION in view.allowed_purposes:
         return None
-    # Below "full": a chosen "session" level, or no usable consent (the consent app caps
-    # the level at "session" then). Only this path asks which.
+    # Below "full": personalization granted but a "session" level chosen, or no usable
+    # consent (the consent app caps the level at "session" then). Only this path asks.
     detail = get_subject_consent(tenant=tenant, subject_key=subject_key, history_limit=0)
-    return "level_session" if detail.chosen_level == "session" else "no_consent"
+    granted = any(p.purpose.key == PERSONALIZATION and p.granted for p in detail.purposes)
+    return "level_session" if granted and view.level == "session" else "no_consent"
 
 
 def _user_scores(model: LoadedModel, row: int) -> np.ndarray:

@@ -1,0 +1,160 @@
+"""The erasure hook, lineage export, the verifier and the unlearning oracle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from apps.audit.models import AuditEvent
+from apps.modeling.config import modeling_settings
+from apps.modeling.models import ModelVersion, ServingState
+from apps.modeling.services import (
+    artifacts,
+    artifacts_holding_subject,
+    export_subject,
+    start_due_retrains,
+    train_model,
+)
+from apps.modeling.services.algorithms import holdout_split, make_als
+from apps.modeling.services.dataset import snapshot_training_data
+from apps.modeling.services.training import fit_pipeline
+from apps.privacy.registry import erasure_verifiers, subject_handlers
+from tests.factories.events import grant_consent
+from tests.factories.modeling import add_events, configure, planted_dataset
+
+
+def _load(version: ModelVersion) -> artifacts.Artifact:
+    version.refresh_from_db()
+    return artifacts.load(version.artifact_path, version.artifact_sha256)
+
+
+def _erase_everywhere(tenant, subject_key: str) -> None:
+    """What the privacy app's erasure does: every registered handler, in order."""
+    for handler in subject_handlers():
+        handler.erase(tenant, subject_key)
+
+
+@pytest.fixture
+def heavy(tenant):
+    """A planted tenant plus one heavy subject who bought, many times over, all of
+    group 0 and group 1: enough influence to see it removed."""
+    configure(tenant, model_algorithms=["als"], model_iterations=15)
+    planted = planted_dataset(tenant, seed=11)
+    key = grant_consent(tenant, "heavy")
+    items = planted.groups[0] + planted.groups[1]
+    for round_ in range(6):
+        add_events(tenant, "heavy", items, subject_key=key,
+                   start_minutes_ago=20_000 - 100 * round_)
+    planted.keys["heavy"] = key
+    return planted
+
+
+def test_the_handler_and_verifier_are_registered():
+    assert "modeling.artifacts" in {h.name for h in subject_handlers()}
+    assert "modeling.artifacts" in erasure_verifiers()
+
+
+def test_erasure_removes_the_subject_from_every_artifact_and_recomputes_touched_items(
+        heavy, django_capture_on_commit_callbacks):
+    tenant, key = heavy.tenant, heavy.keys["heavy"]
+    configure(tenant, model_retrain_debounce_seconds=3600)
+    old = train_model(tenant=tenant)
+    newer = train_model(tenant=tenant)  # old is retired but its artifact is kept
+    old.refresh_from_db()
+    assert old.has_artifact
+    assert len(artifacts_holding_subject(tenant, key)) == 2
+    before = _load(newer)
+    row = before.user_row(key)
+    touched = before.user_items[row].indices
+    cfg = modeling_settings(tenant)
+    oracle = fit_pipeline(snapshot_training_data(tenant=tenant, exclude_subjects=frozenset({key})),
+                          cfg).artifact
+
+    with django_capture_on_commit_callbacks(execute=True):
+        _erase_everywhere(tenant, key)
+
+    assert artifacts_holding_subject(tenant, key) == []
+    after = _load(newer)
+    assert after.user_row(key) is None
+    assert newer.erased_subjects == 1
+    old.refresh_from_db()
+    assert not old.has_artifact
+    assert not artifacts.contains_subject(newer.artifact_path, key)
+    # Touched items moved toward the model trained without the subject. Compared through
+    # predicted preferences (invariant to the factor space's rotation) of the others.
+    others = [k.decode() for k in after.user_keys]
+    oracle_rows = [oracle.user_row(k) for k in others]
+    target = oracle.user_factors[oracle_rows] @ oracle.item_factors[touched].T
+    keep = np.array([k.decode() != key for k in before.user_keys])
+    was = before.user_factors[keep] @ before.item_factors[touched].T
+    now = after.user_factors @ after.item_factors[touched].T
+    assert np.linalg.norm(now - target) < np.linalg.norm(was - target)
+    untouched = np.setdiff1d(np.arange(len(after.item_ids)), touched)
+    np.testing.assert_array_equal(after.item_factors[untouched], before.item_factors[untouched])
+    # Lineage in the audit trail, without the key itself.
+    entry = AuditEvent.objects.for_tenant(tenant).get(action="modeling.subject_erased")
+    assert entry.details["versions"] == [old.number, newer.number]
+    assert key not in str(entry.details)
+    # A retrain is pending; the second erasure call finds nothing.
+    assert ServingState.objects.for_tenant(tenant).get().retrain_requested_at is not None
+    assert subject_handlers()[0].erase(tenant, key) == 0
+
+
+def test_unlearning_oracle_the_retrain_equals_training_from_scratch_without_them(
+        heavy, django_capture_on_commit_callbacks):
+    """Fixed seed, one thread: implicit's ALS is bit-reproducible, so the retrain an
+    erasure triggers must give exactly the item factors of a fresh fit on the data without
+    the subject (here rebuilt with bare implicit calls)."""
+    tenant, key = heavy.tenant, heavy.keys["heavy"]
+    first = train_model(tenant=tenant)
+    cfg = modeling_settings(tenant)
+    data = snapshot_training_data(tenant=tenant, exclude_subjects=frozenset({key}))
+    train, _ = holdout_split(data.matrix, data.last_seen, cfg.holdout_fraction)
+    bare = make_als(first.params["als"])
+    bare.fit(train, show_progress=False)
+    bare.partial_fit_users(np.arange(data.matrix.shape[0]), data.matrix)
+    bare.partial_fit_items(np.arange(data.matrix.shape[1]), data.matrix.T.tocsr())
+
+    with django_capture_on_commit_callbacks(execute=True):
+        _erase_everywhere(tenant, key)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert start_due_retrains() == 1  # debounce 0 in the test settings
+
+    retrained = ModelVersion.objects.for_tenant(tenant).get(status=ModelVersion.Status.ACTIVE)
+    assert retrained.number == 2
+    assert "erased" in retrained.activation_note
+    new = _load(retrained)
+    np.testing.assert_array_equal(new.item_ids, data.item_ids)
+    assert np.array_equal(new.item_factors, bare.item_factors)  # bit for bit
+    # The patched artifact of v1 is destroyed once v2 serves.
+    first.refresh_from_db()
+    assert not first.has_artifact
+    assert artifacts_holding_subject(tenant, key) == []
+
+
+def test_export_returns_lineage_with_inferred_categories(heavy):
+    train_model(tenant=heavy.tenant)
+    subject = heavy.subjects[0]
+    exported = export_subject(heavy.tenant, heavy.keys[subject])
+    (entry,) = exported["model_versions"]
+    assert entry["model_version"] == 1
+    assert entry["interactions_used"] >= 7
+    assert f"group-{heavy.group_of[subject]}" in entry["inferred_top_categories"][:2]
+    assert export_subject(heavy.tenant, "0" * 64) == {"model_versions": []}
+
+
+def test_unregistered_artifacts_are_reported_by_the_verifier(heavy):
+    version = train_model(tenant=heavy.tenant)
+    stray = artifacts.save(heavy.tenant.pk, _load(version), label="stray")[0]
+    places = artifacts_holding_subject(heavy.tenant, heavy.keys["heavy"])
+    assert any(stray in p and "unregistered" in p for p in places)
+
+
+def test_serving_forgets_the_subject_at_once(heavy, api, django_capture_on_commit_callbacks):
+    train_model(tenant=heavy.tenant)
+    assert api.get("/api/v1/recommendations", {"subject": "heavy"}).json()["personalized"]
+    with django_capture_on_commit_callbacks(execute=True):
+        subject_handlers()[0].erase(heavy.tenant, heavy.keys["heavy"])  # model only
+    body = api.get("/api/v1/recommendations", {"subject": "heavy"}).json()
+    assert body["personalized"] is False
+    assert body["reason"] == "unknown_subject"
