@@ -109,3 +109,52 @@ def model_handler(
         name=name or model._meta.label_lower, category=category, export=export, erase=erase,
         models=(model._meta.label,), order=order,
     )
+
+
+# --- Additions for the privacy app's requests (issue 6) -------------------------------------
+
+#: ``describe(tenant, subject_key) -> mapping`` called once *before* an erasure runs, its result
+#: merged into the erasure receipt. The modeling app uses it to name the model versions the
+#: subject was part of (``{"model_versions": ["v3", "v4"]}``).
+ErasureDescriber = Callable[[Tenant, str], dict[str, Any]]
+_erasure_describers: dict[str, ErasureDescriber] = {}
+
+
+def register_erasure_describer(name: str, describer: ErasureDescriber) -> None:
+    _erasure_describers[name] = describer
+
+
+def erasure_describers() -> dict[str, ErasureDescriber]:
+    return dict(_erasure_describers)
+
+
+@dataclass(frozen=True)
+class RetentionRule:
+    """How long one handler's data is kept: ``days`` after the row was created (``None``: no
+    fixed period) and the rule in plain words, for exports and the portal's "my data"."""
+
+    text: str
+    days: int | None = None
+
+
+#: ``rule(tenant) -> RetentionRule`` per handler name. The last registration wins, so the
+#: retention app can replace the defaults the privacy app registers.
+RetentionDescriber = Callable[[Tenant], RetentionRule]
+_retention_rules: dict[str, RetentionDescriber] = {}
+
+
+def register_retention_rule(handler_name: str, rule: RetentionDescriber, *,
+                            replace: bool = True) -> None:
+    """``replace=False`` registers a default that an existing rule keeps precedence over."""
+    if replace or handler_name not in _retention_rules:
+        _retention_rules[handler_name] = rule
+
+
+def retention_rule(tenant: Tenant, handler_name: str) -> RetentionRule | None:
+    rule = _retention_rules.get(handler_name)
+    return rule(tenant) if rule is not None else None
+
+
+def subject_field_of(model: type[models.Model]) -> str:
+    """The field holding the subject key in ``model`` (``subject_key`` unless declared)."""
+    return _custom_subject_fields.get(model._meta.label, SUBJECT_FIELD)

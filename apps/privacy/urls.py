@@ -1,3 +1,9 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from apps.privacy.apis import PrivacyRequestCreateApi, PrivacyRequestDetailApi
+
+urlpatterns: list = [
+    path("privacy-requests", PrivacyRequestCreateApi.as_view(), name="privacy-request-list"),
+    path("privacy-requests/<int:request_id>", PrivacyRequestDetailApi.as_view(),
+         name="privacy-request-detail"),
+]

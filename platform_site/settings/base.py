@@ -196,6 +196,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.retention.tasks.schedule_retention_runs_task",
         "schedule": crontab(minute="*/15"),
     },
+    # Privacy requests: tell tenant staff each morning which requests are overdue, at risk
+    # or awaiting their CCPA acknowledgment (the law's clocks run on calendar days).
+    "privacy-deadline-reminders": {
+        "task": "apps.privacy.tasks.send_deadline_reminders_task",
+        "schedule": crontab(hour=7, minute=5),
+    },
+    # Privacy housekeeping, hourly: export files go 7 days after they are made, spent links
+    # and sessions are pruned, request records go after 24 months (CCPA regs §7101).
+    "privacy-housekeeping": {
+        "task": "apps.privacy.tasks.privacy_housekeeping_task",
+        "schedule": crontab(minute=23),
+    },
 }
 
 LOGGING = {

@@ -1,0 +1,130 @@
+"""``/api/v1/privacy-requests``: a tenant's backend files a request for a user it has
+already authenticated (the tenant attests the verification), then polls its status.
+
+The subject id in the body is pseudonymized on arrival and never stored, echoed or logged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.core.apis import TenantApi
+from apps.core.exceptions import ApplicationError
+from apps.privacy.models import PrivacyRequest
+from apps.privacy.selectors import get_privacy_request
+from apps.privacy.services import COMPLAINT_RIGHTS, create_privacy_request, export_link
+from apps.tenants.models import Scope
+from apps.tenants.services import SUBJECT_ID_MAX_LENGTH, pseudonymize
+
+
+def _iso(value: Any) -> str | None:
+    return serializers.DateTimeField().to_representation(value) if value else None
+
+
+class PrivacyRequestOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    kind = serializers.CharField()
+    regime = serializers.CharField()
+    channel = serializers.CharField()
+    status = serializers.ChoiceField(choices=PrivacyRequest.Status.choices)
+    received_at = serializers.DateTimeField()
+    due_at = serializers.DateTimeField()
+    acknowledged_at = serializers.DateTimeField(allow_null=True)
+    verification = serializers.SerializerMethodField()
+    extension = serializers.SerializerMethodField()
+    completed_at = serializers.DateTimeField(allow_null=True)
+    rejection = serializers.SerializerMethodField()
+    result = serializers.JSONField()
+    download = serializers.SerializerMethodField()
+    erasure_verification = serializers.SerializerMethodField()
+
+    def get_verification(self, pr: PrivacyRequest) -> dict[str, Any]:
+        return {"method": pr.verification_method or None, "verified_at": _iso(pr.verified_at)}
+
+    def get_extension(self, pr: PrivacyRequest) -> dict[str, Any] | None:
+        if not pr.is_extended:
+            return None
+        return {"extended_at": _iso(pr.extended_at), "reason": pr.extension_reason,
+                "original_due_at": _iso(pr.original_due_at)}
+
+    def get_rejection(self, pr: PrivacyRequest) -> dict[str, Any] | None:
+        if pr.status != PrivacyRequest.Status.REJECTED:
+            return None
+        return {"rejected_at": _iso(pr.rejected_at), "reason": pr.rejection_reason,
+                "complaint": COMPLAINT_RIGHTS.get(pr.regime, "")}
+
+    def get_download(self, pr: PrivacyRequest) -> dict[str, Any] | None:
+        if pr.kind not in {PrivacyRequest.Kind.ACCESS, PrivacyRequest.Kind.PORTABILITY} or (
+                pr.status != PrivacyRequest.Status.COMPLETED):
+            return None
+        request = self.context.get("request")
+        origin = request.build_absolute_uri("/").rstrip("/") if request else None
+        return export_link(privacy_request=pr, origin=origin)
+
+    def get_erasure_verification(self, pr: PrivacyRequest) -> dict[str, Any] | None:
+        if not pr.erasure_check:
+            return None
+        return {"checked_at": pr.erasure_check.get("checked_at"),
+                "hits": len(pr.erasure_check.get("hits", [])),
+                "places_checked": pr.erasure_check.get("places", [])}
+
+
+class PrivacyRequestCreateApi(TenantApi):
+    """File a request on behalf of an authenticated user. Flag kinds (restriction, objection,
+    opt-out, limit) and rectifications are applied before the answer; access, portability
+    and erasure run in a job (poll the detail route)."""
+
+    required_scope = Scope.PRIVACY_WRITE
+
+    class InputSerializer(serializers.Serializer):
+        kind = serializers.ChoiceField(choices=PrivacyRequest.Kind.values)
+        subject = serializers.CharField(max_length=SUBJECT_ID_MAX_LENGTH, trim_whitespace=False)
+        regime = serializers.ChoiceField(choices=PrivacyRequest.Regime.values, required=False)
+        details = serializers.DictField(required=False)
+
+        def to_internal_value(self, data: Any) -> Any:
+            if isinstance(data, dict):
+                unknown = sorted(set(data) - set(self.fields))
+                if unknown:
+                    raise serializers.ValidationError({k: ["Unknown field."] for k in unknown})
+            return super().to_internal_value(data)
+
+    @extend_schema(operation_id="privacy_request_create", request=InputSerializer,
+                   responses={201: PrivacyRequestOutputSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        body = serializer.validated_data
+        pr = create_privacy_request(
+            tenant=self.tenant, kind=body["kind"], regime=body.get("regime"),
+            channel=PrivacyRequest.Channel.API,
+            subject_key=pseudonymize(self.tenant, body["subject"]),
+            payload=body.get("details") or {},
+            verification=PrivacyRequest.Verification.TENANT_ATTESTED,
+            actor=self.api_key,
+        )
+        pr.refresh_from_db()
+        data = PrivacyRequestOutputSerializer(pr, context={"request": request}).data
+        return Response(data, status=status.HTTP_201_CREATED)
+
+
+class PrivacyRequestDetailApi(TenantApi):
+    """Status of one of the tenant's requests (any channel); another tenant's is a 404."""
+
+    required_scope = Scope.PRIVACY_WRITE
+
+    @extend_schema(operation_id="privacy_request_retrieve",
+                   responses=PrivacyRequestOutputSerializer)
+    def get(self, request: Request, request_id: int) -> Response:
+        try:
+            pr = get_privacy_request(tenant=self.tenant, pk=request_id)
+        except ApplicationError:
+            from rest_framework.exceptions import NotFound
+
+            raise NotFound() from None
+        return Response(PrivacyRequestOutputSerializer(pr, context={"request": request}).data)

@@ -1,0 +1,84 @@
+"""Forms of the portal and the admin. Validation only: views call services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.utils import timezone
+
+from apps.privacy.models import PrivacyRequest
+
+PORTAL_KINDS: list[tuple[str, str, str]] = [
+    ("access", "Get a copy of my data",
+     "A file with everything held about you, and what it is used for."),
+    ("portability", "Take my data elsewhere",
+     "The same copy, in machine-readable files (JSON and CSV)."),
+    ("erasure", "Delete my data", "Everything held about you is deleted."),
+    ("rectification", "Correct my data",
+     "Change your choices, or remove interactions from your history."),
+    ("restriction", "Stop using my data, but keep it",
+     "Your data is kept but not used for anything (GDPR Art. 18)."),
+    ("objection", "Stop personalizing for me",
+     "Your data is no longer used to personalize what you see (GDPR Art. 21)."),
+    ("opt_out", "Do not sell or share my personal information",
+     "Applied at once; no verification needed (CCPA)."),
+    ("limit_sensitive", "Limit the use of my sensitive personal information",
+     "Applied at once; no verification needed (CCPA)."),
+]
+
+REGIMES = [("gdpr", "In the EU, the EEA or the UK (GDPR)"),
+           ("ccpa", "In California (CCPA)")]
+
+
+class PortalRequestForm(forms.Form):
+    kind = forms.ChoiceField(choices=[(k, label) for k, label, _ in PORTAL_KINDS],
+                             error_messages={"required": "Choose what you would like us to do.",
+                                             "invalid_choice": "Choose one of the options."})
+    regime = forms.ChoiceField(choices=REGIMES, error_messages={
+        "required": "Choose where you live.", "invalid_choice": "Choose one of the options."})
+    identifier = forms.CharField(max_length=254, required=False, strip=True)
+
+    def __init__(self, *args: Any, verified: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.verified = verified
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if not self.verified and not cleaned.get("identifier"):
+            self.add_error("identifier", "Enter the email address you use with us.")
+        return cleaned
+
+
+class VerifyForm(forms.Form):
+    r = forms.CharField(max_length=32)
+    token = forms.CharField(max_length=100, strip=True, error_messages={
+        "required": "Enter the code from the email."})
+
+
+class LogRequestForm(forms.Form):
+    """Staff log a request received by mail or phone."""
+
+    tenant = forms.ModelChoiceField(queryset=None, required=True)  # set by the admin view
+    kind = forms.ChoiceField(choices=PrivacyRequest.Kind.choices)
+    regime = forms.ChoiceField(choices=PrivacyRequest.Regime.choices)
+    channel = forms.ChoiceField(choices=[(PrivacyRequest.Channel.MAIL, "Mail"),
+                                         (PrivacyRequest.Channel.PHONE, "Phone")])
+    identifier = forms.CharField(
+        max_length=512, help_text="The subject's id at the client site (as its backend sends "
+        "it to Discreet). Pseudonymized; kept only encrypted until the request closes.")
+    contact_email = forms.EmailField(
+        required=False, help_text="Where to send the acknowledgment, verification link and "
+        "answer. Kept only encrypted until the request closes.")
+    received_at = forms.DateTimeField(
+        initial=timezone.now, help_text="When the letter or call arrived: the clock starts "
+        "then (UTC).")
+    identity_verified = forms.BooleanField(
+        required=False, help_text="You verified the requester's identity by other means.")
+    acknowledged = forms.BooleanField(
+        required=False, help_text="You already acknowledged receipt to the requester.")
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 5, "cols": 70}),
+                             max_length=2000)

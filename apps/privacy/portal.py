@@ -1,0 +1,452 @@
+"""The privacy portal at ``/privacy/<tenant-slug>/``: server-rendered pages for data
+subjects, usable without JavaScript, in the tenant's name.
+
+It never tells anyone whether a subject exists: a request names an identifier, and the
+answer (a redirect to the same "check your email" page) and the work behind it (a request
+row, an email to the address given) are the same for a customer and a stranger. Writes are
+rate-limited per IP address and per identifier (HMACs in the cache; no address is stored).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from apps.core.exceptions import ApplicationError
+from apps.privacy.forms import PORTAL_KINDS, REGIMES, PortalRequestForm, VerifyForm
+from apps.privacy.models import PortalSession, PrivacyRequest
+from apps.privacy.selectors import (
+    get_request_by_reference,
+    get_subject_data_summary,
+    list_subject_requests,
+)
+from apps.privacy.services import (
+    COMPLAINT_RIGHTS,
+    Contact,
+    apply_rectification,
+    close_portal_session,
+    create_privacy_request,
+    export_link,
+    get_portal_session,
+    looks_like_email,
+    open_download,
+    open_portal_session,
+    redeem_signed_token,
+    start_email_verification,
+    verify_with_token,
+)
+from apps.privacy.services.notifications import decrypt_contact
+from apps.privacy.services.ratelimit import allow
+from apps.privacy.services.verification import SESSION_TTL
+from apps.tenants.models import Tenant
+from apps.tenants.services import pseudonymize, tenant_setting
+
+logger = logging.getLogger("privacy.portal")
+
+COOKIE = "discreet_portal"
+IDENTIFIER_SETTING = "privacy_portal_identifier"  # "email" (default) or "account"
+Kind = PrivacyRequest.Kind
+Status = PrivacyRequest.Status
+
+
+# --- Helpers -------------------------------------------------------------------------------------
+
+
+def _tenant(slug: str) -> Tenant | None:
+    return Tenant.objects.filter(slug=slug, is_active=True).first()
+
+
+def _page(request: HttpRequest, tenant: Tenant | None, template: str,
+          context: dict[str, Any] | None = None, status: int = 200) -> HttpResponse:
+    session = getattr(request, "_portal_session", None)
+    response = render(request, f"privacy/portal/{template}", {
+        "tenant": tenant, "verified": session is not None, **(context or {})}, status=status)
+    response["Cache-Control"] = "no-store"
+    response["Referrer-Policy"] = "no-referrer"  # tokens travel in portal URLs
+    response["X-Robots-Tag"] = "noindex"
+    return response
+
+
+def _message(request: HttpRequest, tenant: Tenant | None, title: str, text: str,
+             status: int) -> HttpResponse:
+    return _page(request, tenant, "message.html", {"title": title, "text": text}, status)
+
+
+def _not_found(request: HttpRequest) -> HttpResponse:
+    return _message(request, None, "Page not found",
+                    "There is no privacy portal at this address.", 404)
+
+
+def _too_many(request: HttpRequest, tenant: Tenant) -> HttpResponse:
+    return _message(request, tenant, "Too many requests",
+                    "Please wait a while before trying again.", 429)
+
+
+def _ip(request: HttpRequest) -> str:
+    # REMOTE_ADDR only: a client-set X-Forwarded-For would let anyone dodge the limit. Put
+    # the real client address there at the proxy. Only an HMAC of it reaches the cache.
+    return request.META.get("REMOTE_ADDR", "") or "unknown"
+
+
+def _session(request: HttpRequest, tenant: Tenant) -> PortalSession | None:
+    session = get_portal_session(tenant=tenant, raw=request.COOKIES.get(COOKIE))
+    request._portal_session = session  # type: ignore[attr-defined]
+    return session
+
+
+def _cookie_path(tenant: Tenant) -> str:
+    return reverse("privacy-portal:home", kwargs={"slug": tenant.slug})
+
+
+def _set_session_cookie(request: HttpRequest, response: HttpResponse, tenant: Tenant,
+                        raw: str) -> None:
+    response.set_cookie(COOKIE, raw, max_age=int(SESSION_TTL.total_seconds()),
+                        path=_cookie_path(tenant), secure=request.is_secure(), httponly=True,
+                        samesite="Lax")
+
+
+def _origin(request: HttpRequest) -> str:
+    return request.build_absolute_uri("/").rstrip("/")
+
+
+def _url(name: str, tenant: Tenant, **kwargs: Any) -> str:
+    return reverse(f"privacy-portal:{name}", kwargs={"slug": tenant.slug, **kwargs})
+
+
+def _kind_labels() -> dict[str, str]:
+    return {k: label for k, label, _ in PORTAL_KINDS}
+
+
+def _home_context(tenant: Tenant, form: PortalRequestForm | None,
+                  session: PortalSession | None) -> dict[str, Any]:
+    return {
+        "form": form, "kinds": PORTAL_KINDS, "regimes": REGIMES,
+        "selected_kind": (form.data.get("kind") if form is not None and form.is_bound else ""),
+        "selected_regime": (form.data.get("regime") if form is not None and form.is_bound
+                            else tenant.default_regime),
+        "identifier_value": (form.data.get("identifier", "") if form is not None
+                             and form.is_bound else ""),
+        "account_only": tenant_setting(tenant, IDENTIFIER_SETTING, "email") == "account",
+        "session": session,
+    }
+
+
+# --- Making a request ---------------------------------------------------------------------------
+
+
+@require_GET
+def home(request: HttpRequest, slug: str) -> HttpResponse:
+    tenant = _tenant(slug)
+    if tenant is None:
+        return _not_found(request)
+    session = _session(request, tenant)
+    return _page(request, tenant, "home.html", _home_context(tenant, None, session))
+
+
+@require_POST
+def make_request(request: HttpRequest, slug: str) -> HttpResponse:
+    tenant = _tenant(slug)
+    if tenant is None:
+        return _not_found(request)
+    if not allow("ip", _ip(request)):
+        return _too_many(request, tenant)
+    session = _session(request, tenant)
+    form = PortalRequestForm(request.POST, verified=session is not None)
+    if not form.is_valid():
+        return _page(request, tenant, "home.html", _home_context(tenant, form, session), 400)
+    kind, regime = form.cleaned_data["kind"], form.cleaned_data["regime"]
+    origin = _origin(request)
+    if session is not None:
+        # A verified visitor: the request is theirs and verified at once.
+        pr = create_privacy_request(
+            tenant=tenant, kind=kind, regime=regime, channel=PrivacyRequest.Channel.PORTAL,
+            subject_key=session.subject_key, contact=decrypt_contact(session.contact_ciphertext),
+            verification=PrivacyRequest.Verification.PORTAL_SESSION, actor="subject",
+            origin=origin)
+        target = (_url("my_data", tenant) + f"?request={pr.reference}"
+                  if kind == Kind.RECTIFICATION else _url("status", tenant,
+                                                           reference=pr.reference))
+        return HttpResponseRedirect(target)
+    identifier = form.cleaned_data["identifier"]
+    if not allow("identifier", f"{tenant.pk}:{identifier.lower()}"):
+        return _too_many(request, tenant)
+    is_email = looks_like_email(identifier)
+    account_only = tenant_setting(tenant, IDENTIFIER_SETTING, "email") == "account"
+    contact = Contact(identifier=identifier, email=identifier if is_email else "")
+    if kind in {Kind.OPT_OUT, Kind.LIMIT_SENSITIVE}:
+        create_privacy_request(
+            tenant=tenant, kind=kind, regime=regime, channel=PrivacyRequest.Channel.PORTAL,
+            subject_key=pseudonymize(tenant, identifier), contact=contact, actor="subject",
+            origin=origin)
+        what = "applied"
+    elif is_email and not account_only:
+        with transaction.atomic():
+            pr = create_privacy_request(
+                tenant=tenant, kind=kind, regime=regime,
+                channel=PrivacyRequest.Channel.PORTAL,
+                subject_key=pseudonymize(tenant, identifier), contact=contact,
+                actor="subject", origin=origin)
+            start_email_verification(privacy_request=pr, actor="subject")
+        what = "verify"
+    else:
+        what = "account"  # nothing to verify an account id with here: use the signed link
+    return HttpResponseRedirect(_url("sent", tenant) + f"?what={what}")
+
+
+@require_GET
+def sent(request: HttpRequest, slug: str) -> HttpResponse:
+    tenant = _tenant(slug)
+    if tenant is None:
+        return _not_found(request)
+    _session(request, tenant)
+    what = request.GET.get("what", "verify")
+    return _page(request, tenant, "sent.html", {
+        "what": what if what in {"verify", "applied", "account"} else "verify"})
+
+
+# --- Verification ---------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def verify(request: HttpRequest, slug: str) -> HttpResponse:
+    """GET shows a confirm button (so mail scanners that open links do not spend the
+    single-use token); POST checks it."""
+    tenant = _tenant(slug)
+    if tenant is None:
+        return _not_found(request)
+    _session(request, tenant)
+    if request.method == "GET":
+        return _page(request, tenant, "verify.html", {
+            "reference": request.GET.get("r", "")[:32],
+            "token": request.GET.get("token", "")[:100]})
+    if not allow("ip", _ip(request)):
+        return _too_many(request, tenant)
+    form = VerifyForm(request.POST)
+    pr = None
+    if form.is_valid():
+        pr = verify_with_token(tenant=tenant, reference=form.cleaned_data["r"],
+                               token=form.cleaned_data["token"])
+    if pr is None:
+        return _page(request, tenant, "verify.html", {
+            "reference": request.POST.get("r", "")[:32], "token": "",
+            "error": "This code is not valid or has expired. Check the email, or make the "
+                     "request again to get a new one."}, 400)
+    raw = open_portal_session(tenant=tenant, subject_key=pr.subject_key,
+                              method=PrivacyRequest.Verification.EMAIL_LINK,
+                              contact=decrypt_contact(pr.contact_ciphertext))
+    target = (_url("my_data", tenant) + f"?request={pr.reference}"
+              if pr.kind == Kind.RECTIFICATION else _url("status", tenant,
+                                                         reference=pr.reference))
+    response = HttpResponseRedirect(target)
+    _set_session_cookie(request, response, tenant, raw)
+    return response
+
+
+@require_GET
+def start(request: HttpRequest, slug: str) -> HttpResponse:
+    """Entry from the tenant's site with a link its backend signed for a logged-in user."""
+    tenant = _tenant(slug)
+    if tenant is None:
+        return _not_found(request)
+    if not allow("ip", _ip(request)):
+        return _too_many(request, tenant)
+    try:
+        signed = redeem_signed_token(tenant=tenant, token=request.GET.get("token", ""))
+    except ApplicationError as exc:
+        request._portal_session = None  # type: ignore[attr-defined]
+        return _message(request, tenant, "Link not valid", exc.message, 400)
+    subject_key = pseudonymize(tenant, signed.subject)
+    contact = Contact(identifier=signed.subject,
+                      email=signed.email if looks_like_email(signed.email) else "")
+    raw = open_portal_session(tenant=tenant, subject_key=subject_key,
+                              method=PrivacyRequest.Verification.SIGNED_LINK, contact=contact)
+    response = HttpResponseRedirect(_url("home", tenant))
+    _set_session_cookie(request, response, tenant, raw)
+    return response
+
+
+@require_POST
+def signout(request: HttpRequest, slug: str) -> HttpResponse:
+    tenant = _tenant(slug)
+    if tenant is None:
+        return _not_found(request)
+    close_portal_session(tenant=tenant, raw=request.COOKIES.get(COOKIE))
+    response = HttpResponseRedirect(_url("home", tenant))
+    response.delete_cookie(COOKIE, path=_cookie_path(tenant))
+    return response
+
+
+# --- Status and download --------------------------------------------------------------------------
+
+
+@require_GET
+def status(request: HttpRequest, slug: str, reference: str) -> HttpResponse:
+    tenant = _tenant(slug)
+    if tenant is None:
+        return _not_found(request)
+    session = _session(request, tenant)
+    pr = get_request_by_reference(tenant=tenant, reference=reference)
+    if pr is None:
+        return _message(request, tenant, "Request not found",
+                        "There is no request at this address.", 404)
+    owner = session is not None and session.subject_key == pr.subject_key
+    context: dict[str, Any] = {
+        "pr": pr, "owner": owner, "kind_label": _kind_labels().get(pr.kind, pr.kind),
+        "complaint": COMPLAINT_RIGHTS.get(pr.regime, ""),
+    }
+    if owner and pr.status == Status.COMPLETED:
+        context["receipt"] = pr.result.get("receipt")
+        context["applied"] = pr.result.get("applied") or pr.result.get("rectification")
+        if pr.kind in {Kind.ACCESS, Kind.PORTABILITY}:
+            link = export_link(privacy_request=pr, origin="")
+            context["download"] = link
+    return _page(request, tenant, "status.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+def download(request: HttpRequest, slug: str, token: str) -> HttpResponse:
+    tenant = _tenant(slug)
+    if tenant is None:
+        return _not_found(request)
+    _session(request, tenant)
+    if request.method == "GET":
+        return _page(request, tenant, "download.html", {"token": token})
+    if not allow("ip", _ip(request)):
+        return _too_many(request, tenant)
+    opened = open_download(tenant=tenant, token=token)
+    if opened is None:
+        return _message(request, tenant, "Link not valid",
+                        "This download link was already used or has expired. Ask for a new "
+                        "copy if you need one.", 410)
+    export, handle = opened
+    response = FileResponse(handle, as_attachment=True,
+                            filename=export.path.rsplit("/", 1)[-1],
+                            content_type="application/zip")
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+# --- Verified subjects: preference center and "my data" ------------------------------------------
+
+
+def _require_session(request: HttpRequest, tenant: Tenant) -> PortalSession | None:
+    return _session(request, tenant)
+
+
+def _needs_verification(request: HttpRequest, tenant: Tenant) -> HttpResponse:
+    return _message(request, tenant, "Please confirm who you are",
+                    "To see or change your data, make a request below or follow the "
+                    "privacy link in your account; we will confirm it is you first.", 403)
+
+
+def _pending_rectification(tenant: Tenant, session: PortalSession,
+                           reference: str) -> PrivacyRequest | None:
+    pr = get_request_by_reference(tenant=tenant, reference=reference)
+    if (pr is None or pr.subject_key != session.subject_key or pr.kind != Kind.RECTIFICATION
+            or pr.status != Status.VERIFIED):
+        return None
+    return pr
+
+
+def _rectify(pending: PrivacyRequest, payload: dict[str, Any]) -> None:
+    from apps.privacy.services.requests import lock_request, validate_payload
+
+    changes = validate_payload(Kind.RECTIFICATION, {k: v for k, v in payload.items()
+                                                    if v is not None})
+    with transaction.atomic():
+        locked = lock_request(pending)
+        if locked.status == Status.VERIFIED:
+            apply_rectification(privacy_request=locked, actor="subject", payload=changes)
+
+
+@require_http_methods(["GET", "POST"])
+def preferences(request: HttpRequest, slug: str) -> HttpResponse:
+    from apps.consent.selectors import get_current_notices, get_subject_consent
+    from apps.consent.services import record_consents
+
+    tenant = _tenant(slug)
+    if tenant is None:
+        return _not_found(request)
+    session = _require_session(request, tenant)
+    if session is None:
+        return _needs_verification(request, tenant)
+    reference = request.GET.get("request") or request.POST.get("request") or ""
+    pending = _pending_rectification(tenant, session, reference) if reference else None
+    detail = get_subject_consent(tenant=tenant, subject_key=session.subject_key)
+    error, saved = "", False
+    if request.method == "POST":
+        checked = set(request.POST.getlist("purpose"))
+        decisions = {d.purpose.key: d.purpose.key in checked for d in detail.purposes
+                     if (d.purpose.key in checked) != d.granted}
+        level = request.POST.get("level") or None
+        if level == (detail.chosen_level or detail.view.level):
+            level = None
+        try:
+            if pending is not None:
+                _rectify(pending, {"consents": decisions, "level": level})
+            elif decisions or level is not None:
+                record_consents(tenant=tenant, subject_key=session.subject_key,
+                                decisions=decisions, level=level, source="portal",
+                                method="preference-center", actor="subject")
+            saved = True
+        except ApplicationError as exc:
+            error = exc.message
+        detail = get_subject_consent(tenant=tenant, subject_key=session.subject_key)
+    notices = get_current_notices(tenant=tenant)
+    rows = [{"detail": d, "notice": notices.get(d.purpose.pk)} for d in detail.purposes]
+    return _page(request, tenant, "preferences.html", {
+        "rows": rows, "detail": detail, "error": error, "saved": saved,
+        "levels": [("full", "Full: use my history to personalize"),
+                   ("session", "Session only: nothing about me is stored"),
+                   ("off", "Off: no personalization")],
+        "current_level": detail.chosen_level or detail.view.level,
+        "pending": pending, "session": session,
+    }, 400 if error else 200)
+
+
+@require_http_methods(["GET", "POST"])
+def my_data(request: HttpRequest, slug: str) -> HttpResponse:
+    from apps.events.selectors import list_subject_events
+
+    tenant = _tenant(slug)
+    if tenant is None:
+        return _not_found(request)
+    session = _require_session(request, tenant)
+    if session is None:
+        return _needs_verification(request, tenant)
+    reference = request.GET.get("request") or request.POST.get("request") or ""
+    pending = _pending_rectification(tenant, session, reference) if reference else None
+    if request.method == "POST":
+        chosen = [e for e in request.POST.getlist("event") if e][:1000]
+        if not chosen:
+            error = "Choose at least one interaction to remove."
+        else:
+            if pending is None:
+                pending = create_privacy_request(
+                    tenant=tenant, kind=Kind.RECTIFICATION, regime=tenant.default_regime,
+                    channel=PrivacyRequest.Channel.PORTAL, subject_key=session.subject_key,
+                    contact=decrypt_contact(session.contact_ciphertext), actor="subject",
+                    payload={"delete_events": chosen},
+                    verification=PrivacyRequest.Verification.PORTAL_SESSION,
+                    origin=_origin(request))
+            else:
+                _rectify(pending, {"delete_events": chosen})
+            return HttpResponseRedirect(_url("status", tenant, reference=pending.reference))
+    else:
+        error = ""
+    events = list(list_subject_events(tenant=tenant, subject_key=session.subject_key)
+                  .select_related("item")[:50])
+    return _page(request, tenant, "my_data.html", {
+        "summary": get_subject_data_summary(tenant=tenant, subject_key=session.subject_key),
+        "events": events,
+        "requests": list_subject_requests(tenant=tenant, subject_key=session.subject_key)[:20],
+        "kind_labels": _kind_labels(), "pending": pending, "error": error,
+        "now": timezone.now(),
+    }, 400 if error else 200)

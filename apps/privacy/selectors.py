@@ -1,0 +1,143 @@
+"""Reads of the privacy app. Everything is scoped to one tenant (STYLE S4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.apps import apps
+from django.db.models import Count, Min, QuerySet
+from django.utils import timezone
+
+from apps.core.exceptions import ApplicationError
+from apps.privacy.models import FulfilmentJob, PrivacyRequest
+from apps.privacy.registry import retention_rule, subject_field_of, subject_handlers
+from apps.privacy.services.deadlines import days_left, due_state
+from apps.privacy.services.requests import at_risk_days
+from apps.tenants.models import Tenant
+
+
+def list_privacy_requests(*, tenant: Tenant | int) -> QuerySet[PrivacyRequest]:
+    return PrivacyRequest.objects.for_tenant(tenant).order_by("due_at", "pk")
+
+
+def get_privacy_request(*, tenant: Tenant | int, pk: Any) -> PrivacyRequest:
+    """One request of the tenant; ``not_found`` for a missing or another tenant's one."""
+    try:
+        pk = int(pk)
+    except (TypeError, ValueError):
+        pk = -1
+    pr = (PrivacyRequest.objects.for_tenant(tenant).select_related("tenant")
+          .filter(pk=pk).first())
+    if pr is None:
+        raise ApplicationError("Not found.", code="not_found", status_code=404)
+    return pr
+
+
+def get_request_by_reference(*, tenant: Tenant, reference: str) -> PrivacyRequest | None:
+    if not reference or len(reference) > 32:
+        return None
+    return (PrivacyRequest.objects.for_tenant(tenant).select_related("tenant")
+            .filter(reference=reference).first())
+
+
+@dataclass(frozen=True)
+class DueInfo:
+    due_at: datetime
+    days_left: int
+    state: str  # closed | overdue | at_risk | on_track
+
+
+def get_due_info(privacy_request: PrivacyRequest, now: datetime | None = None) -> DueInfo:
+    now = now or timezone.now()
+    pr = privacy_request
+    return DueInfo(pr.due_at, days_left(pr.due_at, now),
+                   due_state(due_at=pr.due_at, now=now, is_open=pr.is_open,
+                             at_risk_days=at_risk_days(pr.tenant)))
+
+
+def count_requests(*, queryset: QuerySet[PrivacyRequest]) -> dict[str, Any]:
+    """Counts by status and kind, and open ones by due state (for analysts, who see counts,
+    not identities)."""
+    now = timezone.now()
+    by_status = dict(queryset.values_list("status").annotate(n=Count("pk")).order_by())
+    by_kind = dict(queryset.values_list("kind").annotate(n=Count("pk")).order_by())
+    open_rows = queryset.filter(status__in=list(PrivacyRequest.OPEN_STATUSES))
+    overdue = open_rows.filter(due_at__lt=now).count()
+    at_risk = open_rows.filter(due_at__gte=now, due_at__lte=now + timedelta(days=7)).count()
+    return {"by_status": by_status, "by_kind": by_kind, "overdue": overdue,
+            "at_risk": at_risk, "total": sum(by_status.values())}
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: datetime
+    action: str
+    actor: str
+    details: dict[str, Any]
+
+
+def get_request_timeline(*, privacy_request: PrivacyRequest) -> list[TimelineEntry]:
+    """Every audit entry about the request, oldest first, plus each fulfilment job step."""
+    from apps.audit.models import AuditEvent
+
+    pr = privacy_request
+    entries = [
+        TimelineEntry(e.occurred_at, e.action, e.actor_type + (f" #{e.actor_id}"
+                                                               if e.actor_id else ""),
+                      e.details)
+        for e in AuditEvent.objects.for_tenant(pr.tenant_id)
+        .filter(target_type=PrivacyRequest._meta.label_lower, target_id=str(pr.pk))
+        .order_by("sequence")
+    ]
+    for job in FulfilmentJob.objects.for_tenant(pr.tenant_id).filter(privacy_request=pr):
+        entries.append(TimelineEntry(job.created_at, f"job {job.pk}: {job.status}", "system",
+                                     {"attempts": job.attempts,
+                                      "error": job.last_error[:200] or None}))
+        for name, step in (job.progress or {}).get("steps", {}).items():
+            at = step.get("at")
+            if at:
+                entries.append(TimelineEntry(
+                    datetime.fromisoformat(at), f"job {job.pk} step {name}", "system",
+                    {k: v for k, v in step.items() if k in {"count", "category"}}))
+    return sorted(entries, key=lambda e: e.at)
+
+
+@dataclass(frozen=True)
+class CategorySummary:
+    handler: str
+    category: str
+    count: int | None  # None: not countable as rows (e.g. files, model factors)
+    retention: str
+    delete_by: datetime | None  # when the oldest row reaches the end of its period
+
+
+def get_subject_data_summary(*, tenant: Tenant, subject_key: str) -> list[CategorySummary]:
+    """What is held about one subject: per category, rows and retention (for "my data" and
+    the admin). Counts rows of each handler's models; nothing is exported."""
+    summary = []
+    for handler in subject_handlers():
+        total: int | None = None
+        oldest = None
+        for label in handler.models:
+            model = apps.get_model(label)
+            rows = model.objects.for_tenant(tenant).filter(
+                **{subject_field_of(model): subject_key})
+            stats = rows.aggregate(n=Count("pk"), first=Min("created_at")) if hasattr(
+                model, "created_at") else rows.aggregate(n=Count("pk"))
+            total = (total or 0) + stats["n"]
+            first = stats.get("first")
+            if first is not None and (oldest is None or first < oldest):
+                oldest = first
+        rule = retention_rule(tenant, handler.name)
+        text = rule.text if rule else "Kept while you use the service."
+        delete_by = (oldest + timedelta(days=rule.days)
+                     if rule and rule.days and oldest is not None else None)
+        summary.append(CategorySummary(handler.name, handler.category, total, text, delete_by))
+    return summary
+
+
+def list_subject_requests(*, tenant: Tenant, subject_key: str) -> QuerySet[PrivacyRequest]:
+    return (PrivacyRequest.objects.for_tenant(tenant).filter(subject_key=subject_key)
+            .order_by("-received_at"))
