@@ -271,3 +271,11 @@ def test_the_artifact_never_holds_other_tenants_subjects(trained, other_tenant):
     mine = {k.encode() for k in trained.keys.values()}
     assert not mine & set(art.user_keys.tolist())
     assert len(art.user_keys) == len(other.subjects)
+
+
+@pytest.mark.urls("tests.modeling.urls")
+def test_another_tenants_item_is_the_same_404_as_a_missing_one(trained, other_api):
+    theirs = other_api.get(f"/api/v1/items/{trained.groups[0][0]}/similar")
+    missing = other_api.get("/api/v1/items/no-such-item/similar")
+    assert theirs.status_code == missing.status_code == 404
+    assert theirs.json() == missing.json()

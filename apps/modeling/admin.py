@@ -1,0 +1,194 @@
+"""Admin: model versions (metrics, NDCG chart, activate/retire), training runs (progress,
+logs) and the privacy-budget ledger. All tenant-scoped (apps/core/admin.py)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from apps.core.admin import ReadOnlyTenantScopedAdmin, TenantScopedAdmin
+from apps.core.exceptions import ApplicationError
+from apps.modeling.models import ModelVersion, PrivacyBudgetEntry, TrainingRun
+
+CHART_VERSIONS = 30
+
+
+def _xy(n: int, value: float | None, count: int, top: float,
+        width: int = 600, height: int = 160, pad: int = 24) -> str:
+    x = pad + (width - 2 * pad) * (n / max(count - 1, 1))
+    y = height - pad - (height - 2 * pad) * ((value or 0) / top)
+    return f"{x:.1f},{y:.1f}"
+
+
+def _ndcg_series(queryset: QuerySet[ModelVersion]) -> list[dict[str, Any]]:
+    """Per tenant shown, the NDCG@10 of its last versions (model and popularity)."""
+    series: dict[int, dict[str, Any]] = {}
+    rows = queryset.order_by("tenant_id", "-number").values_list(
+        "tenant_id", "tenant__slug", "number", "metrics", "status")
+    for tenant_id, slug, number, metrics, status in rows:
+        entry = series.setdefault(tenant_id, {"tenant": slug, "points": []})
+        if len(entry["points"]) < CHART_VERSIONS:
+            entry["points"].append({
+                "number": number, "status": status,
+                "ndcg": (metrics.get("model") or {}).get("ndcg@10"),
+                "popularity": (metrics.get("popularity") or {}).get("ndcg@10")})
+    charts = []
+    width, height = 600, 160
+    for entry in series.values():
+        points = list(reversed(entry["points"]))
+        top = max([p["ndcg"] or 0 for p in points] + [p["popularity"] or 0 for p in points]
+                  + [0.01])
+        count = len(points)
+        charts.append({
+            "tenant": entry["tenant"], "width": width, "height": height, "top": top,
+            "model": " ".join(_xy(n, p["ndcg"], count, top) for n, p in enumerate(points)),
+            "popularity": " ".join(_xy(n, p["popularity"], count, top)
+                                   for n, p in enumerate(points)),
+            "dots": [{"xy": _xy(n, p["ndcg"], count, top).split(","), "label":
+                      f"v{p['number']} {p['status']}: {p['ndcg'] or 0:.4f}"}
+                     for n, p in enumerate(points)],
+        })
+    return charts
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(TenantScopedAdmin):
+    list_display = ["number", "tenant", "algorithm", "status", "ndcg_at_10",
+                    "popularity_ndcg_at_10", "subjects", "erased_subjects", "artifact",
+                    "created_at", "activation_note"]
+    list_filter = ["status", "algorithm"]
+    list_select_related = ["tenant"]
+    ordering = ["tenant", "-number"]
+    actions = ["activate_selected", "retire_selected"]
+    change_list_template = "admin/modeling/modelversion/change_list.html"
+    readonly_fields = ["tenant", "number", "algorithm", "status", "pretty_params",
+                       "pretty_metrics", "pretty_search", "pretty_stats", "pretty_timings",
+                       "consent_snapshot_at", "artifact_path", "artifact_sha256",
+                       "artifact_bytes", "artifact_destroyed_at", "revision",
+                       "erased_subjects", "activation_note", "activated_at", "retired_at",
+                       "created_at"]
+    exclude = ["params", "metrics", "search", "data_stats", "timings"]
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False  # versions come from training only
+
+    @admin.display(description="NDCG@10")
+    def ndcg_at_10(self, obj: ModelVersion) -> str:
+        return "-" if obj.ndcg is None else f"{obj.ndcg:.4f}"
+
+    @admin.display(description="popularity NDCG@10")
+    def popularity_ndcg_at_10(self, obj: ModelVersion) -> str:
+        value = (obj.metrics.get("popularity") or {}).get("ndcg@10")
+        return "-" if value is None else f"{value:.4f}"
+
+    @admin.display(description="subjects")
+    def subjects(self, obj: ModelVersion) -> Any:
+        return obj.data_stats.get("subjects_consented")
+
+    @admin.display(description="artifact", boolean=True)
+    def artifact(self, obj: ModelVersion) -> bool:
+        return obj.has_artifact
+
+    def _pretty(self, value: Any) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
+
+    @admin.display(description="parameters")
+    def pretty_params(self, obj: ModelVersion) -> str:
+        return self._pretty(obj.params)
+
+    @admin.display(description="metrics (hold-out)")
+    def pretty_metrics(self, obj: ModelVersion) -> str:
+        return self._pretty(obj.metrics)
+
+    @admin.display(description="candidates searched")
+    def pretty_search(self, obj: ModelVersion) -> str:
+        return self._pretty(obj.search)
+
+    @admin.display(description="data statistics")
+    def pretty_stats(self, obj: ModelVersion) -> str:
+        return self._pretty(obj.data_stats)
+
+    @admin.display(description="timings (s)")
+    def pretty_timings(self, obj: ModelVersion) -> str:
+        return self._pretty(obj.timings)
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        extra_context = {**(extra_context or {}),
+                         "ndcg_charts": _ndcg_series(self.get_queryset(request))}
+        return super().changelist_view(request, extra_context)
+
+    def _each(self, request: HttpRequest, queryset: QuerySet[ModelVersion], verb: str) -> None:
+        from apps.modeling.services import activate_version, retire_version
+
+        for version in queryset.select_related("tenant"):
+            if not self._may_write(request, version):
+                self.message_user(request, f"v{version.number}: not allowed", messages.ERROR)
+                continue
+            try:
+                if verb == "activate":
+                    activate_version(tenant=version.tenant, version=version, actor=request.user,
+                                     note=f"activated by hand ({request.user})")
+                else:
+                    retire_version(tenant=version.tenant, version=version, actor=request.user)
+            except ApplicationError as exc:
+                self.message_user(request, f"v{version.number}: {exc.message}",
+                                  messages.ERROR)
+            else:
+                self.message_user(request, f"v{version.number}: {verb}d")
+
+    @admin.action(description="Activate the selected version (one per tenant)")
+    def activate_selected(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+        self._each(request, queryset, "activate")
+
+    @admin.action(description="Retire the selected versions")
+    def retire_selected(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+        self._each(request, queryset, "retire")
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(ReadOnlyTenantScopedAdmin):
+    list_display = ["id", "tenant", "reason", "status", "progress_display", "attempts",
+                    "model_version", "created_at", "finished_at", "last_error"]
+    list_filter = ["status", "reason"]
+    list_select_related = ["tenant", "model_version"]
+    readonly_fields = ["tenant", "reason", "status", "attempts", "max_attempts", "progress",
+                       "log_display", "last_error", "model_version", "enqueued_at",
+                       "started_at", "heartbeat_at", "finished_at", "created_at"]
+    exclude = ["log"]
+
+    @admin.display(description="progress")
+    def progress_display(self, obj: TrainingRun) -> str:
+        progress = obj.progress or {}
+        if "iteration" in progress and obj.status == TrainingRun.Status.RUNNING:
+            return (f"{progress.get('candidate', '')} iteration "
+                    f"{progress['iteration']}/{progress.get('iterations')}")
+        return str(progress.get("stage", ""))
+
+    @admin.display(description="log")
+    def log_display(self, obj: TrainingRun) -> str:
+        return format_html("<pre>{}</pre>", obj.log)
+
+
+@admin.register(PrivacyBudgetEntry)
+class PrivacyBudgetEntryAdmin(ReadOnlyTenantScopedAdmin):
+    list_display = ["id", "tenant", "kind", "epsilon", "contribution_bound", "noise_scale",
+                    "subjects", "categories", "model_version", "created_at"]
+    list_filter = ["kind"]
+    list_select_related = ["tenant", "model_version"]
+    exclude = ["released"]
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        from django.db.models import Count, Sum
+
+        totals = list(self.get_queryset(request).values("tenant__slug").annotate(
+            spent=Sum("epsilon"), releases=Count("id")).order_by("tenant__slug"))
+        summary = "; ".join(f"{t['tenant__slug']}: ε spent {t['spent']:.3f} over "
+                            f"{t['releases']} releases" for t in totals)
+        extra_context = {**(extra_context or {}), "title": f"Privacy budget ledger — {summary}"
+                         if summary else "Privacy budget ledger"}
+        return super().changelist_view(request, extra_context)
