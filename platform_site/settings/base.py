@@ -188,6 +188,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.audit.tasks.schedule_audit_chain_verifications_task",
         "schedule": crontab(hour=3, minute=17),
     },
+    # Nightly retrain of every tenant's model, on the consent state of that night: models
+    # follow new data, withdrawals and retention without anyone asking.
+    "train-models-nightly": {
+        "task": "apps.modeling.tasks.schedule_training_task",
+        "schedule": crontab(hour=2, minute=41),
+    },
+    # Retrains debounced after erasures and withdrawals: each minute, start those whose
+    # tenant's delay (model_retrain_debounce_seconds, default 5 min) has passed.
+    "start-due-retrains": {
+        "task": "apps.modeling.tasks.start_due_retrains_task",
+        "schedule": timedelta(seconds=env.int("RETRAIN_CHECK_INTERVAL_SECONDS", default=60)),
+    },
     # Retention (issue 7): each tenant gets one retention run a day, at its run time
     # (RETENTION_RUN_TIME, "HH:MM" UTC, default 03:30; per tenant the "retention_run_time"
     # setting). This only starts runs whose time has passed, so checking every quarter of an
