@@ -238,14 +238,16 @@ def verify(request: HttpRequest, slug: str) -> HttpResponse:
             "reference": request.POST.get("r", "")[:32], "token": "",
             "error": "This code is not valid or has expired. Check the email, or make the "
                      "request again to get a new one."}, 400)
-    raw = open_portal_session(tenant=tenant, subject_key=pr.subject_key,
-                              method=PrivacyRequest.Verification.EMAIL_LINK,
-                              contact=decrypt_contact(pr.contact_ciphertext))
     target = (_url("my_data", tenant) + f"?request={pr.reference}"
               if pr.kind == Kind.RECTIFICATION else _url("status", tenant,
                                                          reference=pr.reference))
     response = HttpResponseRedirect(target)
-    _set_session_cookie(request, response, tenant, raw)
+    if pr.kind != Kind.ERASURE:
+        # A session would hold the key of a subject being erased; the receipt needs none.
+        raw = open_portal_session(tenant=tenant, subject_key=pr.subject_key,
+                                  method=PrivacyRequest.Verification.EMAIL_LINK,
+                                  contact=decrypt_contact(pr.contact_ciphertext))
+        _set_session_cookie(request, response, tenant, raw)
     return response
 
 
@@ -301,8 +303,11 @@ def status(request: HttpRequest, slug: str, reference: str) -> HttpResponse:
         "pr": pr, "owner": owner, "kind_label": _kind_labels().get(pr.kind, pr.kind),
         "complaint": COMPLAINT_RIGHTS.get(pr.regime, ""),
     }
-    if owner and pr.status == Status.COMPLETED:
+    if pr.status == Status.COMPLETED and (owner or pr.kind == Kind.ERASURE):
+        # An erasure receipt holds counts only, about a pseudonym that no longer points at
+        # anyone: the reference (sent to the requester alone) is enough to see it.
         context["receipt"] = pr.result.get("receipt")
+    if owner and pr.status == Status.COMPLETED:
         context["applied"] = pr.result.get("applied") or pr.result.get("rectification")
         if pr.kind in {Kind.ACCESS, Kind.PORTABILITY}:
             link = export_link(privacy_request=pr, origin="")

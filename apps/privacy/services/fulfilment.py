@@ -147,6 +147,10 @@ def _steps_of(pr: PrivacyRequest) -> dict[str, dict[str, Any]]:
                 merged[name] = {**step, "count": merged[name].get("count", 0) + step["count"]}
             else:
                 merged[name] = step
+        for sweep in (progress or {}).get("sweeps", []):
+            for name, count in sweep.items():
+                if name in merged and "count" in merged[name]:
+                    merged[name] = {**merged[name], "count": merged[name]["count"] + count}
     return merged
 
 
@@ -220,12 +224,19 @@ def _run_erasure(job: FulfilmentJob, pr: PrivacyRequest) -> None:
 
     check = verify_erasure(privacy_request=pr)
     if check.hits:
+        # Something came back or was left (data arriving while the handlers ran, a file a
+        # handler removes only after its commit): every handler once more, then look again.
+        _sweep(job, pr)
+        check = verify_erasure(privacy_request=pr)
+    if check.hits:
         with transaction.atomic():
             locked = lock_request(pr)
             locked.last_error = (f"erasure verification found the subject in "
                                  f"{len(check.hits)} place(s)")
             locked.save(update_fields=["last_error", "updated_at"])
-            fail_job(job, locked.last_error, retryable=False)
+            # Retryable: the sweeper runs the job again later (sweep + check), up to
+            # max_attempts; then it is failed for good, visibly, and the request stays open.
+            fail_job(job, locked.last_error, retryable=True)
         logger.error("privacy.erasure_not_verified id=%s hits=%s", pr.pk, len(check.hits))
         return
     with transaction.atomic():
@@ -244,6 +255,24 @@ def _run_erasure(job: FulfilmentJob, pr: PrivacyRequest) -> None:
         notify_subject(locked, "completed", {"receipt": receipt})
         transition_privacy_request(locked, to=Status.COMPLETED)
         finish_job(job, outcome="erased", total=receipt["total"])
+
+
+def _sweep(job: FulfilmentJob, pr: PrivacyRequest) -> None:
+    """Run every handler's erase again (each is idempotent); the counts are kept beside the
+    checkpoints and added to the receipt."""
+    counts: dict[str, int] = {}
+    for handler in subject_handlers():
+        with transaction.atomic():
+            counts[handler.name] = erase_with_handler(handler, pr.tenant, pr.subject_key)
+    with transaction.atomic():
+        locked = FulfilmentJob.objects.select_for_update().get(pk=job.pk)
+        locked.progress = {**locked.progress,
+                           "sweeps": [*locked.progress.get("sweeps", []), counts]}
+        locked.save(update_fields=["progress", "updated_at"])
+        job.progress = locked.progress
+        audit.record(pr.tenant, "privacy.erasure_sweep", None, pr,
+                     {"reference": pr.reference[:8],
+                      "counts": {k: v for k, v in counts.items() if v}})
 
 
 def build_receipt(pr: PrivacyRequest, check: dict[str, Any]) -> dict[str, Any]:
