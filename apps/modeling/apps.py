@@ -48,14 +48,12 @@ class ModelingConfig(AppConfig):
     verbose_name = "Modeling"
 
     def ready(self) -> None:
-        from auditlog.registry import auditlog
         from django.db.models.signals import post_save
 
         from apps.audit.models import AuditEvent
         from apps.consent.services import register_withdrawal_listener
         from apps.events.models import Item
         from apps.modeling.blas import pin_blas_threads
-        from apps.modeling.models import ModelVersion
         from apps.modeling.services import (
             artifacts_holding_subject,
             erase_subject,
@@ -70,8 +68,8 @@ class ModelingConfig(AppConfig):
         # Web processes run BLAS single-threaded like the worker (platform_site/celery.py):
         # a ``recalculate_user`` request measured 22x slower at p50 with default threading.
         pin_blas_threads()
-        # Activations and retirements by hand are configuration changes.
-        auditlog.register(ModelVersion, include_fields=["status", "activation_note"])
+        # Activations and retirements write domain audit entries themselves (with the
+        # actor), so ModelVersion is not registered with django-auditlog.
         # Subject data lives only inside artifacts (id maps, factors, interactions): no
         # table of this app has a subject field. Runs before the event handler (order 50)
         # so the active model forgets the subject first.
