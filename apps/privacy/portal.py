@@ -69,7 +69,9 @@ def _page(request: HttpRequest, tenant: Tenant | None, template: str,
     response = render(request, f"privacy/portal/{template}", {
         "tenant": tenant, "verified": session is not None, **(context or {})}, status=status)
     response["Cache-Control"] = "no-store"
-    response["Referrer-Policy"] = "no-referrer"  # tokens travel in portal URLs
+    # Tokens travel in portal URLs: never to another site. ("no-referrer" would make
+    # browsers send "Origin: null" with the forms, which CSRF protection refuses.)
+    response["Referrer-Policy"] = "same-origin"
     response["X-Robots-Tag"] = "noindex"
     return response
 
