@@ -10,6 +10,7 @@ class RetentionConfig(AppConfig):
 
         from apps.retention.categories import register_builtin_categories
         from apps.retention.models import RetentionPolicy
+        from apps.retention.rules import register_rules
         from apps.retention.services import provision_retention_policies
         from apps.tenants.services import register_tenant_provisioner
 
@@ -17,3 +18,5 @@ class RetentionConfig(AppConfig):
         # Every tenant starts with the default policies; edits are configuration, audited.
         register_tenant_provisioner(provision_retention_policies)
         auditlog.register(RetentionPolicy)
+        # What subjects are told (exports, the portal's "my data") follows the policies.
+        register_rules()

@@ -1,5 +1,6 @@
-"""The built-in retention categories: interaction events, inactive subjects, the consent
-ledger and audit entries. Registered by ``RetentionConfig.ready``.
+"""The built-in retention categories, registered by ``RetentionConfig.ready``: interaction
+events, inactive subjects, the consent ledger, export files, closed privacy requests,
+erasure tombstones, model artifacts and audit entries.
 
 Each category finds what is expired with one predicate on indexed columns and deletes it in
 batches of at most ``batch_size`` rows per statement, each batch in its own short
@@ -9,12 +10,15 @@ deletes. The order matters and is part of that guarantee:
 
 1. ``events`` first: every event older than the cutoff goes.
 2. ``inactive_subjects`` uses the events period (DESIGN: subjects inactive for the event
-   retention period are removed entirely). A subject is inactive when they have no event
-   and no consent change since the cutoff; they are found through the models this category
-   governs (consent state, audit token, ...) and erased through the privacy registry's
-   handlers for those models, so the ledger proof stays and ages out under its own rule.
+   retention period are removed entirely). A subject is inactive when they have no event,
+   no consent change, no portal visit and no privacy request since the cutoff (and no open
+   request). They are found through the models this category governs (consent state, audit
+   token, portal sessions, ...) and erased through the privacy registry's handlers for those
+   models, so the ledger proof stays and ages out under its own rule.
 3. ``consent_ledger``: a subject's whole ledger goes 5 years after their last change.
-4. ``audit_entries`` last, through ``apps.audit.services.prune_audit_events`` (which keeps
+4. ``exports`` (before the requests they belong to), ``closed_privacy_requests``,
+   ``erasure_tombstones``, ``model_artifacts``.
+5. ``audit_entries`` last, through ``apps.audit.services.prune_audit_events`` (which keeps
    the hash chain verifiable); the receipts written by the earlier categories are then the
    newest entries, so every entry older than the cutoff can go.
 """
@@ -22,7 +26,7 @@ deletes. The order matters and is part of that guarantee:
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.apps import apps
@@ -43,6 +47,10 @@ EVENTS = "events"
 INACTIVE_SUBJECTS = "inactive_subjects"
 CONSENT_LEDGER = "consent_ledger"
 AUDIT_ENTRIES = "audit_entries"
+EXPORTS = "exports"
+CLOSED_REQUESTS = "closed_privacy_requests"
+TOMBSTONES = "erasure_tombstones"
+MODEL_ARTIFACTS = "model_artifacts"
 
 #: Candidate subjects examined per batch (each inactive one costs a few small deletes).
 SUBJECTS_PER_BATCH = 500
@@ -77,13 +85,20 @@ def purge_expired_events(tenant: Tenant, cutoff: datetime, batch_size: int,
 
 
 def _activity(tenant: Tenant, cutoff: datetime) -> list[models.QuerySet]:
-    """Querysets of a subject's activity since ``cutoff``, filtered by subject_key later."""
+    """Querysets of a subject's activity since ``cutoff``, filtered by subject_key later:
+    an event, a consent change, a privacy-portal visit, a privacy request received since
+    the cutoff or still open (a subject is never removed in the middle of a request)."""
     from apps.consent.models import ConsentRecord
     from apps.events.models import Event
+    from apps.privacy.models import PortalSession, PrivacyRequest
 
     return [
         Event.objects.for_tenant(tenant).filter(occurred_at__gte=cutoff),
         ConsentRecord.objects.for_tenant(tenant).filter(captured_at__gte=cutoff),
+        PortalSession.objects.for_tenant(tenant).filter(created_at__gte=cutoff),
+        PrivacyRequest.objects.for_tenant(tenant).filter(
+            models.Q(received_at__gte=cutoff)
+            | models.Q(status__in=list(PrivacyRequest.OPEN_STATUSES))),
     ]
 
 
@@ -202,6 +217,129 @@ def purge_expired_audit_entries(tenant: Tenant, cutoff: datetime, batch_size: in
     return PurgeResult(deleted=deleted, done=last_batch or deleted == 0)
 
 
+# --- Export files -------------------------------------------------------------------------
+
+
+def _export_ttl() -> timedelta:
+    from apps.privacy.services.fulfilment import EXPORT_TTL
+
+    return EXPORT_TTL
+
+
+def _expired_exports(tenant: Tenant, cutoff: datetime) -> models.QuerySet:
+    """Export files still on disk whose expiry has passed. The privacy app sets each
+    export's ``expires_at`` (made + its ``EXPORT_TTL``, the 7 days of this policy), so with
+    ``cutoff = run time - 7 days`` this is ``expires_at <= run time``."""
+    from apps.privacy.models import DataExport
+
+    return DataExport.objects.for_tenant(tenant).filter(
+        deleted_at__isnull=True, expires_at__lte=cutoff + _export_ttl())
+
+
+def count_expired_exports(tenant: Tenant, cutoff: datetime) -> int:
+    return _expired_exports(tenant, cutoff).count()
+
+
+def purge_expired_exports(tenant: Tenant, cutoff: datetime, batch_size: int,
+                          state: dict[str, Any]) -> PurgeResult:
+    """Through the privacy app's ``delete_export_files`` (files, download tokens, contact;
+    the row stays with the request's record). A handful of files a day: one batch."""
+    from apps.privacy.services import delete_export_files
+
+    deleted = delete_export_files(tenant=tenant, now=cutoff + _export_ttl())
+    return PurgeResult(deleted=deleted, done=True)
+
+
+# --- Closed privacy requests --------------------------------------------------------------
+
+
+def _expired_requests(tenant: Tenant, cutoff: datetime) -> models.QuerySet:
+    from apps.privacy.models import PrivacyRequest
+
+    return PrivacyRequest.objects.for_tenant(tenant).filter(closed_at__lt=cutoff)
+
+
+def count_expired_requests(tenant: Tenant, cutoff: datetime) -> int:
+    return _expired_requests(tenant, cutoff).count()
+
+
+def purge_expired_requests(tenant: Tenant, cutoff: datetime, batch_size: int,
+                           state: dict[str, Any]) -> PurgeResult:
+    """Request records closed before the cutoff, with what hangs off them (verification
+    challenges, fulfilment jobs, the export row whose file the ``exports`` category deleted
+    earlier in the run); tombstones stay (their link is set to null)."""
+    from apps.privacy.models import PrivacyRequest
+
+    pks = list(_expired_requests(tenant, cutoff).order_by("closed_at", "pk")
+               .values_list("pk", flat=True)[:batch_size])
+    if not pks:
+        return PurgeResult(deleted=0, done=True, rows=0)
+    rows, per_model = PrivacyRequest.objects.for_tenant(tenant).filter(pk__in=pks).delete()
+    deleted = per_model.get(PrivacyRequest._meta.label, 0)
+    return PurgeResult(deleted=deleted, done=len(pks) < batch_size, rows=rows)
+
+
+# --- Erasure tombstones -------------------------------------------------------------------
+
+
+def _expired_tombstones(tenant: Tenant, cutoff: datetime) -> models.QuerySet:
+    from apps.privacy.models import ErasureTombstone
+
+    return ErasureTombstone.objects.for_tenant(tenant).filter(erased_at__lt=cutoff)
+
+
+def count_expired_tombstones(tenant: Tenant, cutoff: datetime) -> int:
+    return _expired_tombstones(tenant, cutoff).count()
+
+
+def purge_expired_tombstones(tenant: Tenant, cutoff: datetime, batch_size: int,
+                             state: dict[str, Any]) -> PurgeResult:
+    from apps.privacy.models import ErasureTombstone
+
+    batch = _expired_tombstones(tenant, cutoff).order_by().values("pk")[:batch_size]
+    deleted, _ = ErasureTombstone.objects.for_tenant(tenant).filter(pk__in=batch).delete()
+    return PurgeResult(deleted=deleted, done=deleted < batch_size)
+
+
+# --- Model artifacts ----------------------------------------------------------------------
+
+#: Stored artifacts kept besides the active version's: "the two before it".
+ARTIFACTS_KEPT_BEFORE_ACTIVE = 2
+
+
+def _artifacts_to_destroy(tenant: Tenant) -> list[Any]:
+    """Stored artifacts older than the active version and the two before it (by version
+    number). Versions newer than the active one (candidates not activated) are kept; with
+    no active version, the newest three are kept."""
+    from apps.modeling.models import ModelVersion
+
+    stored = list(ModelVersion.objects.for_tenant(tenant)
+                  .filter(artifact_destroyed_at__isnull=True).exclude(artifact_path="")
+                  .order_by("-number"))
+    active = next((v for v in stored if v.status == ModelVersion.Status.ACTIVE), None)
+    if active is None:
+        return stored[ARTIFACTS_KEPT_BEFORE_ACTIVE + 1:]
+    before = [v for v in stored if v.number < active.number]
+    return before[ARTIFACTS_KEPT_BEFORE_ACTIVE:]
+
+
+def count_expired_artifacts(tenant: Tenant, cutoff: datetime) -> int:
+    return len(_artifacts_to_destroy(tenant))
+
+
+def purge_expired_artifacts(tenant: Tenant, cutoff: datetime, batch_size: int,
+                            state: dict[str, Any]) -> PurgeResult:
+    """Through the modeling app's ``destroy_artifact``: the file goes after commit, the
+    version row (metrics, lineage) stays."""
+    from apps.modeling.services.training import destroy_artifact
+
+    doomed = _artifacts_to_destroy(tenant)
+    for version in doomed[:batch_size]:
+        destroy_artifact(tenant=tenant, version=version, why="retention")
+    deleted = min(len(doomed), batch_size)
+    return PurgeResult(deleted=deleted, done=len(doomed) <= batch_size)
+
+
 # --- Registration -------------------------------------------------------------------------
 
 
@@ -220,8 +358,10 @@ def register_builtin_categories() -> None:
                     "are removed entirely (consent state, audit link, ...), except the "
                     "consent ledger, kept as proof under its own rule.",
         default_days=None, follows=EVENTS, unit="subjects",
-        models=("consent.ConsentState", "consent.SubjectState", "audit.SubjectAuditToken"),
+        models=("consent.ConsentState", "consent.SubjectState", "audit.SubjectAuditToken",
+                "privacy.PortalSession"),
         count=count_inactive_subjects, purge=purge_inactive_subjects, order=20,
+        after_purge=_subjects_forgotten,
     ))
     register_retention_category(RetentionCategory(
         code=CONSENT_LEDGER, label="Consent ledger",
@@ -229,6 +369,37 @@ def register_builtin_categories() -> None:
                     "deleted 5 years after their last change. Default 1826 days.",
         default_days=5 * 365 + 1, models=("consent.ConsentRecord",),
         count=count_expired_ledger, purge=purge_expired_ledger, order=30,
+    ))
+    register_retention_category(RetentionCategory(
+        code=EXPORTS, label="Data exports",
+        description="Export files of access and portability requests are deleted when they "
+                    "expire, 7 days after they are made (the privacy app's expiry; the row "
+                    "stays with the request's record).",
+        default_days=_export_ttl().days, settable=False, models=("privacy.DataExport",),
+        count=count_expired_exports, purge=purge_expired_exports, order=40,
+    ))
+    register_retention_category(RetentionCategory(
+        code=CLOSED_REQUESTS, label="Closed privacy requests",
+        description="Records of privacy requests are deleted this long after they were "
+                    "closed. Default 24 months (CCPA regulations §7101; 731 days).",
+        default_days=731, models=("privacy.PrivacyRequest",),
+        count=count_expired_requests, purge=purge_expired_requests, order=50,
+    ))
+    register_retention_category(RetentionCategory(
+        code=TOMBSTONES, label="Erasure tombstones",
+        description="The record that a subject was erased (a pseudonym), replayed after a "
+                    "restore, is deleted this long after the erasure. Keep it at least as "
+                    "long as your oldest backup. Default 3 years (1096 days).",
+        default_days=3 * 365 + 1, models=("privacy.ErasureTombstone",),
+        count=count_expired_tombstones, purge=purge_expired_tombstones, order=60,
+    ))
+    register_retention_category(RetentionCategory(
+        code=MODEL_ARTIFACTS, label="Model artifacts",
+        description="The active model version's artifact and the two before it are kept; "
+                    "older artifacts are destroyed (version rows and metrics stay).",
+        default_days=None, time_based=False, unit="artifacts",
+        models=("modeling.ModelVersion",),
+        count=count_expired_artifacts, purge=purge_expired_artifacts, order=70,
     ))
     register_retention_category(RetentionCategory(
         code=AUDIT_ENTRIES, label="Audit entries",
@@ -241,6 +412,16 @@ def register_builtin_categories() -> None:
 
 def _events_forgotten(tenant: Tenant, cutoff: datetime, deleted: int) -> None:
     """Events deleted by retention are data the models must forget (issue 7)."""
-    from apps.retention.services import notify_models_of_deleted_events
+    from apps.retention.services import notify_models_of_deleted_data
 
-    notify_models_of_deleted_events(tenant=tenant, cutoff=cutoff, deleted=deleted)
+    notify_models_of_deleted_data(tenant=tenant, cutoff=cutoff, deleted=deleted,
+                                  category=EVENTS)
+
+
+def _subjects_forgotten(tenant: Tenant, cutoff: datetime, deleted: int) -> None:
+    """Removed subjects' factor rows go with the next retrain (they have no data left to
+    train on); until then serving does not personalize for them (no consent state)."""
+    from apps.retention.services import notify_models_of_deleted_data
+
+    notify_models_of_deleted_data(tenant=tenant, cutoff=cutoff, deleted=deleted,
+                                  category=INACTIVE_SUBJECTS)

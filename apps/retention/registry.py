@@ -55,6 +55,11 @@ class RetentionCategory:
     unit: str = "rows"             # what ``N`` in ``category: N`` counts
     follows: str | None = None     # the category whose period this one uses
     after_purge: AfterPurge | None = None
+    #: False for a rule that is not a period (model artifacts: keep the newest versions);
+    #: its ``cutoff`` is then the run's time.
+    time_based: bool = True
+    #: False when another app fixes the period (it cannot be set through retention yet).
+    settable: bool = True
 
 
 _categories: dict[str, RetentionCategory] = {}

@@ -51,7 +51,9 @@ class PolicyView:
 
     @property
     def editable(self) -> bool:
-        return self.category.follows is None and self.category.default_days is not None
+        category = self.category
+        return (category.follows is None and category.default_days is not None
+                and category.time_based and category.settable)
 
 
 def _stored(tenant: Tenant) -> dict[str, RetentionPolicy]:
@@ -106,8 +108,13 @@ def get_cutoffs(*, tenant: Tenant, now: datetime | None = None) -> dict[str, dat
     """``{category: cutoff}``: data strictly older than the cutoff is expired. UTC, from
     ``timezone.now()`` (DESIGN "Time")."""
     now = now or timezone.now()
-    return {v.code: now - v.period for v in list_retention_policies(tenant=tenant)
-            if v.period is not None}
+    cutoffs = {}
+    for view in list_retention_policies(tenant=tenant):
+        if not view.category.time_based:
+            cutoffs[view.code] = now  # a count rule: the run's time, for the receipt
+        elif view.period is not None:
+            cutoffs[view.code] = now - view.period
+    return cutoffs
 
 
 # --- Runs ---------------------------------------------------------------------------------

@@ -64,9 +64,11 @@ def validate_period(*, category: RetentionCategory, days: Any = None, hours: Any
                     ) -> tuple[int | None, int | None]:
     """``(days, hours)`` with exactly one set, or ``ApplicationError`` with a specific code:
     ``period_not_settable``, ``missing_period``, ``ambiguous_period``, ``invalid_period``."""
-    if category.follows is not None or category.default_days is None:
-        follows = f" it follows the '{category.follows}' policy" if category.follows else (
-            " it is not time-based")
+    if (category.follows is not None or category.default_days is None
+            or not category.time_based or not category.settable):
+        follows = (f" it follows the '{category.follows}' policy" if category.follows
+                   else " it is not time-based" if not category.time_based
+                   else " it is fixed by the app that holds the data")
         raise ApplicationError(f"The period of '{category.code}' cannot be set:{follows}.",
                                code="period_not_settable",
                                details={"follows": category.follows})
@@ -202,7 +204,8 @@ def _run_batch(*, tenant: Tenant, run_id: int, code: str,
                                checkpoint=checkpoint)
                 if category.after_purge is not None and checkpoint["deleted"]:
                     hook, total = category.after_purge, checkpoint["deleted"]
-                    transaction.on_commit(lambda: hook(tenant, cutoff, total))
+                    # robust: a failing hook is logged and never undoes the committed batch.
+                    transaction.on_commit(lambda: hook(tenant, cutoff, total), robust=True)
         run.heartbeat_at = timezone.now()
         run.save(update_fields=["progress", "heartbeat_at", "updated_at"])
     return deleted, done
@@ -277,11 +280,32 @@ def schedule_due_retention_runs(*, now: datetime | None = None) -> int:
     return started
 
 
-# --- Models forget deleted events ---------------------------------------------------------
+# --- Models forget deleted data -----------------------------------------------------------
+
+#: Why a retrain was asked for (``TrainingRun.reason``, at most 16 characters).
+RETRAIN_REASON = "retention"
 
 
-def notify_models_of_deleted_events(*, tenant: Tenant, cutoff: datetime, deleted: int) -> None:
-    """Events older than ``cutoff`` are gone: a model trained on any of them must be
-    retrained (within a day). Runs after commit; never raises."""
-    logger.info("retention.events_forgotten tenant_id=%s deleted=%s cutoff=%s", tenant.pk,
-                deleted, cutoff.isoformat())
+def notify_models_of_deleted_data(*, tenant: Tenant, cutoff: datetime, deleted: int,
+                                  category: str) -> bool:
+    """After commit, once ``category`` deleted ``deleted`` of what was older than ``cutoff``
+    (events, or inactive subjects whose data was all older). If the active model's training
+    window began before the cutoff it holds data that is gone: ask the modeling app for a
+    retrain (debounced by its beat, minutes later, well within the day); the retrain
+    recomputes every subject's factors from what remains. Returns whether one was asked."""
+    from apps.modeling.services import get_active_version, request_retrain_later
+
+    active = get_active_version(tenant=tenant)
+    if active is None:
+        return False
+    since = (active.data_stats or {}).get("retention_since")
+    try:
+        window_start = datetime.fromisoformat(since) if since else None
+    except (TypeError, ValueError):
+        window_start = None
+    if window_start is not None and window_start >= cutoff:
+        return False
+    request_retrain_later(tenant_id=tenant.pk, reason=RETRAIN_REASON)
+    logger.info("retention.retrain_requested tenant_id=%s category=%s deleted=%s version=%s",
+                tenant.pk, category, deleted, active.number)
+    return True

@@ -11,6 +11,9 @@ from apps.retention.models import RetentionPolicy
 from apps.retention.services import provision_retention_policies
 
 LIST = "retention-policy-list"
+ALL_CATEGORIES = ["events", "inactive_subjects", "consent_ledger", "exports",
+                  "closed_privacy_requests", "erasure_tombstones", "model_artifacts",
+                  "audit_entries"]
 
 
 def _detail(category: str) -> str:
@@ -20,9 +23,11 @@ def _detail(category: str) -> str:
 def test_every_tenant_is_provisioned_with_the_default_policies(tenant):
     stored = dict(RetentionPolicy.objects.for_tenant(tenant).values_list("category", "days"))
     assert stored == {"events": 365, "inactive_subjects": None, "consent_ledger": 1826,
+                      "exports": 7, "closed_privacy_requests": 731,
+                      "erasure_tombstones": 1096, "model_artifacts": None,
                       "audit_entries": 1096}
     provision_retention_policies(tenant)  # idempotent
-    assert RetentionPolicy.objects.for_tenant(tenant).count() == 4
+    assert RetentionPolicy.objects.for_tenant(tenant).count() == len(stored)
 
 
 def test_list_returns_every_category_with_its_period(api, django_assert_max_num_queries):
@@ -31,8 +36,7 @@ def test_list_returns_every_category_with_its_period(api, django_assert_max_num_
 
     assert response.status_code == 200
     body = response.json()
-    assert [p["category"] for p in body] == ["events", "inactive_subjects", "consent_ledger",
-                                             "audit_entries"]
+    assert [p["category"] for p in body] == ALL_CATEGORIES
     events = body[0]
     assert events["days"] == 365
     assert events["hours"] is None

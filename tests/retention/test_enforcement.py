@@ -15,14 +15,26 @@ from apps.audit.services import verify_chain
 from apps.consent.models import ConsentRecord, ConsentState, SubjectState
 from apps.core.jobs import DurableJob
 from apps.events.models import Event
+from apps.modeling.models import ModelVersion
+from apps.privacy.models import DataExport, ErasureTombstone, PrivacyRequest
 from apps.retention.models import RetentionReceipt, RetentionRun
+from apps.retention.registry import retention_categories
 from apps.retention.selectors import preview_retention, run_checkpoints
 from apps.retention.services import (
     claim_and_execute_retention_run,
     enforce_retention_now,
     set_retention_policy,
 )
-from tests.factories.retention import at, audit_entry_at, consent_at, events_at
+from tests.factories.retention import (
+    at,
+    audit_entry_at,
+    closed_request_at,
+    consent_at,
+    events_at,
+    export_at,
+    model_version,
+    tombstone_at,
+)
 
 NOW = datetime(2031, 3, 1, 12, 0, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
@@ -155,7 +167,7 @@ def test_each_category_leaves_a_receipt_in_the_audit_trail(tenant, settings):
     run = RetentionRun.objects.for_tenant(tenant).get()
     receipts = {r.details["category"]: r for r in
                 AuditEvent.objects.for_tenant(tenant).filter(action="retention.receipt")}
-    assert set(receipts) == {"events", "inactive_subjects", "consent_ledger", "audit_entries"}
+    assert set(receipts) == {c.code for c in retention_categories()}
     events = receipts["events"].details
     assert events["deleted"] == events["rows_deleted"] == 5
     assert events["cutoff"] == (NOW - YEAR).isoformat()
@@ -197,12 +209,24 @@ def _mixed_history(tenant: Any) -> None:
     events_at(tenant, kept, NOW - timedelta(days=2), n=4)
     events_at(tenant, kept, NOW - YEAR - timedelta(days=2), n=3)
     audit_entry_at(tenant, NOW - AUDIT - timedelta(days=1))
+    closed_request_at(tenant, "closed@example.com", NOW - timedelta(days=800))
+    export_at(tenant, "exported@example.com", NOW - timedelta(days=9))
+    export_at(tenant, "fresh-export@example.com", NOW - timedelta(days=1))
+    tombstone_at(tenant, "e" * 64, NOW - AUDIT - timedelta(days=1))
+    for number in range(1, 5):
+        model_version(tenant, number, status="active" if number == 4 else "retired",
+                      retention_since=NOW - YEAR)
 
 
 def _snapshot(tenant: Any) -> dict[str, set[int]]:
     models = (Event, ConsentRecord, ConsentState, SubjectState, SubjectAuditToken, AuditEvent,
-              RetentionRun, RetentionReceipt)
-    return {m.__name__: _ids(m.objects.for_tenant(tenant)) for m in models}
+              RetentionRun, RetentionReceipt, PrivacyRequest, ErasureTombstone)
+    snapshot = {m.__name__: _ids(m.objects.for_tenant(tenant)) for m in models}
+    snapshot["exports on disk"] = _ids(DataExport.objects.for_tenant(tenant).filter(
+        deleted_at__isnull=True))
+    snapshot["artifacts"] = _ids(ModelVersion.objects.for_tenant(tenant).filter(
+        artifact_destroyed_at__isnull=True))
+    return snapshot
 
 
 def test_a_dry_run_changes_nothing_and_reports_exactly_what_the_run_then_deletes(
@@ -304,5 +328,6 @@ def test_a_finished_run_is_not_run_again(tenant):
 
     with at(NOW):
         assert claim_and_execute_retention_run(tenant_id=tenant.pk, run_id=run.pk) is None
-    assert RetentionReceipt.objects.for_tenant(tenant).filter(run=run).count() == 4
+    assert RetentionReceipt.objects.for_tenant(tenant).filter(run=run).count() == len(
+        retention_categories())
     assert set(_enforce(tenant).values()) == {0}

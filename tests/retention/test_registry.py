@@ -48,6 +48,9 @@ def test_categories_carry_the_documented_defaults_in_enforcement_order():
     assert categories["events"].default_days == 365
     assert categories["consent_ledger"].default_days == 5 * 365 + 1  # 5 years, leap day incl.
     assert categories["audit_entries"].default_days == 3 * 365 + 1
+    assert categories["closed_privacy_requests"].default_days == 731  # >= 24 months
+    assert categories["exports"].default_days == 7
+    assert categories["model_artifacts"].time_based is False
     assert categories["inactive_subjects"].follows == "events"
     order = [c.code for c in retention_categories()]
     # Dry runs are exact only in this order (see apps/retention/categories.py).
