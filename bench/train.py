@@ -1,0 +1,307 @@
+"""Training and serving benchmark: the platform vs bare ``implicit`` on the same data.
+
+    .venv/bin/python bench/train.py [--dataset retail|goodbooks|both] [--users 53424]
+        [--retail ../shared/data/uci-online-retail/online_retail.csv.gz]
+        [--search-seconds 60] [--db discreet_bench_train] [--pg postgres://postgres@127.0.0.1:5432]
+
+For each dataset, in one run:
+
+1. creates a fresh PostgreSQL database and loads the data **through the services**: a
+   tenant, the catalog (``upsert_items``), consent per subject (``record_consents``) and
+   events (``ingest_events``, batches of 1,000). The tenant keeps every event (history cap
+   and retention raised; times shifted so the newest event is an hour old).
+   * ``retail``: the real UCI Online Retail purchases (CustomerID present, Quantity > 0, no
+     cancellations, product codes only): one ``purchase`` event per invoice line.
+   * ``goodbooks``: the goodbooks-10k-shaped synthetic ratings of
+     ``../shared/data/goodbooks-10k/synthesize.py`` (numpy port in bench/ingest.py, same
+     algorithm and seed) for ``--users`` users, as ``rating`` events (weight = stars).
+2. times the platform's snapshot and CSR build (``snapshot_training_data``);
+3. fits bare ``implicit`` ALS on that same matrix with the same parameters (one thread,
+   same seed) and compares it with the platform's end-to-end ``train_model`` (ALS only, no
+   search: snapshot, consent, split, fit, evaluation, fold-in, artifact, DP release,
+   registration) -> the ratio (target <= 1.25);
+4. trains the platform's default way (ALS and BM25 with the time-boxed search) and
+   compares its chosen model with bare implicit ALS and BM25 fitted on the same split,
+   and with the popularity baseline (NDCG@10 etc.; hold-out = newest 20% per subject);
+5. measures in-process serving latency (p50/p99 of the service calls, consent check and
+   active-version check included) for user, session and similar-items requests.
+
+Nothing is asserted: figures go to bench/README.md ("Training and serving").
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import importlib.util
+import os
+import statistics
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data"
+RETAIL = SHARED / "uci-online-retail" / "online_retail.csv.gz"
+
+
+def _setup_django(pg: str, db: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{pg}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{db}"')
+        conn.execute(f'CREATE DATABASE "{db}"')
+    os.environ["DATABASE_URL"] = f"{pg}/{db}"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "platform_site.settings.test")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+# --- Data ------------------------------------------------------------------------------------
+
+
+def retail_rows(path: Path) -> tuple[list[tuple[str, str, datetime, float | None]], dict]:
+    """``(customer, stock code, time, None)`` purchase lines and ``{code: description}``."""
+    rows, titles = [], {}
+    with gzip.open(path, "rt", newline="") as handle:
+        for r in csv.DictReader(handle):
+            code = r["StockCode"]
+            if (not r["CustomerID"] or r["InvoiceNo"].startswith("C")
+                    or int(r["Quantity"]) <= 0 or not code[:5].isdigit()):
+                continue
+            when = datetime.strptime(r["InvoiceDate"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+            rows.append((f"customer-{r['CustomerID']}", code, when, None))
+            titles.setdefault(code, (r["Description"] or code)[:200])
+    return rows, titles
+
+
+def goodbooks_rows(users: int) -> tuple[list[tuple[str, str, datetime, float | None]], dict]:
+    spec = importlib.util.spec_from_file_location("bench_ingest", ROOT / "bench" / "ingest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    user_ids, book_ids, ratings = module.synthesize(users)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    rows = [(f"reader-{u}", f"book-{b}", start + timedelta(seconds=n), float(r))
+            for n, (u, b, r) in enumerate(zip(user_ids.tolist(), book_ids.tolist(),
+                                              ratings.tolist(), strict=True))]
+    titles = {f"book-{b}": f"Book {b}" for b in np.unique(book_ids).tolist()}
+    return rows, titles
+
+
+def load(tenant: Any, rows: list, titles: dict, event_type: str) -> dict[str, float]:
+    from apps.consent.services import record_consents
+    from apps.events.services import ingest_events, upsert_items
+    from apps.tenants.services import pseudonymize
+
+    timings = {}
+    started = time.perf_counter()
+    codes = list(titles)
+    for i in range(0, len(codes), 1000):
+        upsert_items(tenant=tenant, items=[{"item": c, "title": titles[c]}
+                                           for c in codes[i:i + 1000]])
+    timings["items_s"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    subjects = sorted({r[0] for r in rows})
+    for subject in subjects:
+        record_consents(tenant=tenant, subject_key=pseudonymize(tenant, subject),
+                        decisions={"personalization": True}, level="full")
+    timings["consent_s"] = time.perf_counter() - started
+
+    shift = datetime.now(UTC) - timedelta(hours=1) - max(r[2] for r in rows)
+    started = time.perf_counter()
+    accepted = 0
+    for i in range(0, len(rows), 1000):
+        batch = [{"event_id": uuid.uuid4().hex, "subject": s, "item": item, "type": event_type,
+                  "occurred_at": (when + shift).isoformat(),
+                  **({"value": value} if value is not None else {})}
+                 for s, item, when, value in rows[i:i + 1000]]
+        accepted += ingest_events(tenant=tenant, events=batch).accepted
+    timings["events_s"] = time.perf_counter() - started
+    timings["events_accepted"] = accepted
+    timings["subjects"] = len(subjects)
+    return timings
+
+
+# --- Measurements ------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.array(values), q))
+
+
+def latency(fn: Any, args: list[Any], warmup: int = 20) -> dict[str, float]:
+    for a in args[:warmup]:
+        fn(a)
+    times = []
+    for a in args:
+        t = time.perf_counter()
+        fn(a)
+        times.append((time.perf_counter() - t) * 1000)
+    return {"p50_ms": percentile(times, 50), "p99_ms": percentile(times, 99),
+            "mean_ms": statistics.fmean(times), "n": len(times)}
+
+
+def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    from apps.modeling.config import modeling_settings
+    from apps.modeling.models import ModelVersion, ServingState
+    from apps.modeling.services import algorithms as alg
+    from apps.modeling.services import (
+        recommend_for_session,
+        recommend_for_subject,
+        similar_items,
+        train_model,
+    )
+    from apps.modeling.services.dataset import snapshot_training_data
+    from apps.modeling.services.serving import current_model
+    from apps.modeling.services.training import base_params
+    from apps.tenants.services import create_tenant
+
+    out: dict[str, Any] = {"dataset": name}
+    print(f"\n=== {name} ===", flush=True)
+    started = time.perf_counter()
+    rows, titles = (retail_rows(Path(args.retail)) if name == "retail"
+                    else goodbooks_rows(args.users))
+    print(f"read {len(rows)} rows, {len(titles)} items in {time.perf_counter() - started:.1f}s",
+          flush=True)
+    tenant = create_tenant(slug=f"bench-{name}", name=f"Bench {name}")
+    tenant.settings = {"event_history_cap": 10**6, "event_retention_days": 36500,
+                       "model_search_seconds": 0, "model_algorithms": ["als"],
+                       "model_retrain_debounce_seconds": 10**6}
+    tenant.save(update_fields=["settings"])
+    loaded = load(tenant, rows, titles, "purchase" if name == "retail" else "rating")
+    out["load"] = loaded
+    print(f"loaded: items {loaded['items_s']:.1f}s, consent {loaded['subjects']} subjects "
+          f"{loaded['consent_s']:.1f}s, {loaded['events_accepted']} events "
+          f"{loaded['events_s']:.1f}s ({loaded['events_accepted'] / loaded['events_s']:.0f}/s)",
+          flush=True)
+    del rows
+
+    # 2. Snapshot + CSR build.
+    cfg = modeling_settings(tenant)
+    t = time.perf_counter()
+    data = snapshot_training_data(tenant=tenant, weighting=cfg.weighting)
+    snapshot_s = time.perf_counter() - t
+    out["snapshot"] = {"total_s": snapshot_s, **data.timings, **{
+        k: data.stats[k] for k in ("subjects_consented", "items", "interactions")}}
+    print(f"snapshot: {data.matrix.shape[0]} x {data.matrix.shape[1]}, {data.matrix.nnz} nnz; "
+          f"stream {data.timings['stream_s']:.2f}s, consent {data.timings['consent_s']:.2f}s, "
+          f"CSR build {data.timings['csr_build_s']:.2f}s (total {snapshot_s:.2f}s)", flush=True)
+
+    # 3. Bare implicit fit vs the platform, same matrix and parameters.
+    als_params, bm25_params = base_params(cfg)
+    t = time.perf_counter()
+    bare = alg.make_als(als_params)
+    bare.fit(data.matrix, show_progress=False)
+    bare_fit_s = time.perf_counter() - t
+    t = time.perf_counter()
+    version = train_model(tenant=tenant)
+    platform_s = time.perf_counter() - t
+    out["training"] = {"bare_als_fit_s": bare_fit_s, "platform_als_end_to_end_s": platform_s,
+                       "ratio": platform_s / bare_fit_s, "platform_timings": version.timings}
+    print(f"bare implicit ALS fit {bare_fit_s:.2f}s; platform end-to-end {platform_s:.2f}s "
+          f"-> ratio {platform_s / bare_fit_s:.2f}; stages {version.timings}", flush=True)
+
+    # 4. Quality: the platform's default (ALS + BM25, time-boxed search) vs bare models.
+    tenant.settings = {**tenant.settings, "model_search_seconds": args.search_seconds,
+                       "model_algorithms": ["als", "bm25"]}
+    tenant.save(update_fields=["settings"])
+    t = time.perf_counter()
+    chosen = train_model(tenant=tenant)
+    search_s = time.perf_counter() - t
+    train, test = alg.holdout_split(data.matrix, data.last_seen, cfg.holdout_fraction)
+    users = alg.eval_users(test, cfg.eval_max_users)
+    bare_als = alg.fit_als(train, als_params)
+    bare_bm25 = alg.fit_bm25(train, bm25_params)
+    quality = {
+        "platform_chosen": {"algorithm": chosen.algorithm, "params": chosen.params["chosen"],
+                            **chosen.metrics["model"]},
+        "bare_als": alg.evaluate_model(bare_als, train, test, users),
+        "bare_bm25": alg.evaluate_model(bare_bm25, train, test, users),
+        "popularity": alg.evaluate_popularity(train, test, users),
+        "search": chosen.search, "search_train_s": search_s,
+    }
+    out["quality"] = quality
+    for label in ("platform_chosen", "bare_als", "bare_bm25", "popularity"):
+        m = quality[label]
+        print(f"{label:16s} ndcg@10 {m['ndcg@10']:.4f}  p@10 {m['precision@10']:.4f}  "
+              f"r@20 {m['recall@20']:.4f}  map@10 {m['map@10']:.4f}  "
+              f"cov@10 {m['coverage@10']:.3f}", flush=True)
+    print(f"chosen: {chosen.algorithm} {chosen.params['chosen']} (train with search "
+          f"{search_s:.1f}s); searched {[(c['algorithm'], c['ndcg@10']) for c in chosen.search]}",
+          flush=True)
+
+    # 5. In-process serving latency, for each algorithm the platform can serve.
+    out["serving"] = {}
+    rng = np.random.default_rng(7)
+    consenting = data.user_keys
+    for algorithm in ("als", "bm25"):
+        tenant.settings = {**tenant.settings, "model_algorithms": [algorithm],
+                           "model_search_seconds": 0, "model_activation_tolerance": 1.0}
+        tenant.save(update_fields=["settings"])
+        version = (ModelVersion.objects.for_tenant(tenant).filter(algorithm=algorithm)
+                   .exclude(artifact_destroyed_at__isnull=False).order_by("-number").first())
+        if version is None or version.status != ModelVersion.Status.ACTIVE:
+            version = train_model(tenant=tenant)
+        if ServingState.objects.for_tenant(tenant).get().active_version_id != version.pk:
+            raise SystemExit(f"{algorithm}: the version to measure is not active")
+        model = current_model(tenant)
+        keys = [consenting[i] for i in rng.integers(0, len(consenting), args.requests)]
+        item_ids = [x for x in model.catalog.external_ids.tolist() if x]
+        sessions = [list(rng.choice(item_ids, 5)) for _ in range(args.requests)]
+        probes = list(rng.choice(item_ids, args.requests))
+        figures = {
+            "user": latency(lambda k: recommend_for_subject(tenant=tenant, subject_key=k, n=10),
+                            keys),
+            "user_explained": latency(lambda k: recommend_for_subject(
+                tenant=tenant, subject_key=k, n=10, explain=True), keys[:300]),
+            "session": latency(lambda s: recommend_for_session(tenant=tenant, recent_items=s,
+                                                               n=10), sessions),
+            "similar": latency(lambda i: similar_items(tenant=tenant, item=i, n=10), probes),
+        }
+        out["serving"][algorithm] = figures
+        for kind, f in figures.items():
+            print(f"serving {algorithm:4s} {kind:15s} p50 {f['p50_ms']:.2f} ms  "
+                  f"p99 {f['p99_ms']:.2f} ms  (n={f['n']}, {len(item_ids)} items)", flush=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", choices=["retail", "goodbooks", "both"], default="both")
+    parser.add_argument("--retail", default=str(RETAIL))
+    parser.add_argument("--users", type=int, default=53424,
+                        help="goodbooks users (53,424 = the full 6M ratings)")
+    parser.add_argument("--search-seconds", type=float, default=60.0)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--db", default="discreet_bench_train")
+    parser.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432")
+    args = parser.parse_args()
+    _setup_django(args.pg, args.db)
+    from threadpoolctl import threadpool_info
+
+    print("BLAS:", [(lib["internal_api"], lib["num_threads"]) for lib in threadpool_info()])
+    names = ["retail", "goodbooks"] if args.dataset == "both" else [args.dataset]
+    results = [run_dataset(name, args) for name in names]
+    import json
+
+    out = ROOT / "bench" / "out"
+    out.mkdir(exist_ok=True)
+    path = out / f"train-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+    path.write_text(json.dumps(results, indent=2, default=str))
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
