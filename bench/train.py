@@ -154,6 +154,7 @@ def latency(fn: Any, args: list[Any], warmup: int = 20) -> dict[str, float]:
 
 
 def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    from apps.consent.selectors import get_subject_consent_views
     from apps.modeling.config import modeling_settings
     from apps.modeling.models import ModelVersion, ServingState
     from apps.modeling.services import algorithms as alg
@@ -164,7 +165,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
         train_model,
     )
     from apps.modeling.services.dataset import snapshot_training_data
-    from apps.modeling.services.serving import current_model
+    from apps.modeling.services.serving import current_model, score_subject
     from apps.modeling.services.training import base_params
     from apps.tenants.services import create_tenant
 
@@ -261,7 +262,11 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
         item_ids = [x for x in model.catalog.external_ids.tolist() if x]
         sessions = [list(rng.choice(item_ids, 5)) for _ in range(args.requests)]
         probes = list(rng.choice(item_ids, args.requests))
+        rows = [model.artifact.user_row(k) for k in keys]
         figures = {
+            "user_scoring_only": latency(lambda r, m=model: score_subject(m, r, n=10), rows),
+            "consent_check_only": latency(lambda k: get_subject_consent_views(
+                tenant=tenant, subject_keys=[k]), keys),
             "user": latency(lambda k: recommend_for_subject(tenant=tenant, subject_key=k, n=10),
                             keys),
             "user_explained": latency(lambda k: recommend_for_subject(
@@ -272,7 +277,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
         }
         out["serving"][algorithm] = figures
         for kind, f in figures.items():
-            print(f"serving {algorithm:4s} {kind:15s} p50 {f['p50_ms']:.2f} ms  "
+            print(f"serving {algorithm:4s} {kind:18s} p50 {f['p50_ms']:.2f} ms  "
                   f"p99 {f['p99_ms']:.2f} ms  (n={f['n']}, {len(item_ids)} items)", flush=True)
     return out
 

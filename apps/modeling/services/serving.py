@@ -273,6 +273,14 @@ def recommend_for_subject(
         reason = "unknown_subject"
     if reason is not None or row is None:
         return _popular(model, n, categories, reason or "unknown_subject")
+    return Recommendation(model.number, True, None, score_subject(
+        model, row, n=n, exclude_seen=exclude_seen, categories=categories, explain=explain))
+
+
+def score_subject(model: LoadedModel, row: int, *, n: int = 10, exclude_seen: bool = True,
+                  categories: Sequence[str] = (), explain: bool = False
+                  ) -> list[dict[str, Any]]:
+    """The in-memory part of a personalized answer (no database)."""
     scores = _user_scores(model, row)
     valid = _valid_mask(model, categories)
     if exclude_seen:
@@ -285,7 +293,7 @@ def recommend_for_subject(
     if explain:
         for item, because in zip(items, _explain(model, row, columns), strict=True):
             item["because"] = because
-    return Recommendation(model.number, True, None, items)
+    return items
 
 
 def recommend_for_session(*, tenant: Tenant, recent_items: Sequence[str], n: int = 10,

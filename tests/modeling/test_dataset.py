@@ -1,0 +1,90 @@
+"""The training snapshot: consent now, weights, retention, tenant scope, determinism."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from django.utils import timezone
+
+from apps.events.models import EventType, Item
+from apps.modeling.services.dataset import snapshot_training_data
+from tests.factories.events import grant_consent
+from tests.factories.modeling import add_events, add_items
+
+
+@pytest.fixture
+def catalog(tenant):
+    add_items(tenant, ["a", "b", "c"])
+    return tenant
+
+
+def _weights(data, key: str) -> dict[int, float]:
+    row = data.user_keys.index(key)
+    start, end = data.matrix.indptr[row], data.matrix.indptr[row + 1]
+    return dict(zip(data.item_ids[data.matrix.indices[start:end]].tolist(),
+                    data.matrix.data[start:end].tolist(), strict=True))
+
+
+def test_weights_per_type_are_summed_per_subject_and_item(catalog):
+    key = grant_consent(catalog, "s1")
+    add_events(catalog, "s1", ["a", "a", "b"], type="view", subject_key=key)
+    add_events(catalog, "s1", ["a"], type="purchase", subject_key=key, start_minutes_ago=50)
+    add_events(catalog, "s1", ["c", "c"], type="rating", value=4.0, subject_key=key,
+               start_minutes_ago=40)
+    data = snapshot_training_data(tenant=catalog)
+    pk = dict(Item.objects.for_tenant(catalog).values_list("external_id", "pk"))
+    assert _weights(data, key) == {pk["a"]: 2 * 1.0 + 8.0, pk["b"]: 1.0, pk["c"]: 8.0}
+    logged = snapshot_training_data(tenant=catalog, weighting="log")
+    assert _weights(logged, key)[pk["a"]] == pytest.approx(np.log1p(10.0))
+
+
+def test_only_subjects_consenting_now_at_level_full_are_used(catalog):
+    from apps.consent.services import record_consents
+
+    yes = grant_consent(catalog, "yes")
+    session = grant_consent(catalog, "session", level="session")
+    withdrawn = grant_consent(catalog, "withdrawn")
+    record_consents(tenant=catalog, subject_key=withdrawn,
+                    decisions={"personalization": False})
+    for name, key in (("yes", yes), ("session", session), ("withdrawn", withdrawn),
+                      ("never", "f" * 64)):
+        add_events(catalog, name, ["a", "b"], subject_key=key)
+    data = snapshot_training_data(tenant=catalog)
+    assert data.user_keys == [yes]
+    assert data.stats["subjects_excluded_by_consent"] == 3
+
+
+def test_a_purpose_per_event_type_is_respected(catalog):
+    EventType.objects.for_tenant(catalog).filter(code="view").update(purpose="analytics_x")
+    key = grant_consent(catalog, "s")
+    add_events(catalog, "s", ["a"], type="view", subject_key=key)
+    add_events(catalog, "s", ["b"], type="purchase", subject_key=key, start_minutes_ago=5)
+    data = snapshot_training_data(tenant=catalog)
+    assert len(_weights(data, key)) == 1  # the view's purpose is not consented
+
+
+def test_events_outside_retention_and_inactive_types_are_ignored(catalog):
+    catalog.settings = {"event_retention_days": 30}
+    catalog.save()
+    EventType.objects.for_tenant(catalog).filter(code="click").update(is_active=False)
+    key = grant_consent(catalog, "s")
+    add_events(catalog, "s", ["a"], subject_key=key,
+               start_minutes_ago=int(timedelta(days=40).total_seconds() // 60))
+    add_events(catalog, "s", ["b"], type="click", subject_key=key)
+    add_events(catalog, "s", ["c"], subject_key=key, start_minutes_ago=10)
+    data = snapshot_training_data(tenant=catalog)
+    assert data.matrix.nnz == 1
+    assert data.consent_snapshot_at <= timezone.now()
+
+
+def test_the_same_data_gives_the_same_matrix(catalog):
+    for n in range(5):
+        key = grant_consent(catalog, f"s{n}")
+        add_events(catalog, f"s{n}", ["a", "b", "c"][: 1 + n % 3], subject_key=key,
+                   start_minutes_ago=100 - n)
+    first, second = (snapshot_training_data(tenant=catalog) for _ in range(2))
+    assert first.user_keys == sorted(first.user_keys) == second.user_keys
+    assert (first.matrix != second.matrix).nnz == 0
+    np.testing.assert_array_equal(first.last_seen, second.last_seen)
