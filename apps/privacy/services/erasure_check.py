@@ -16,6 +16,7 @@ their verifiers' to check.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,9 +51,11 @@ class ErasureCheck:
     hits: list[str] = field(default_factory=list)
     places: list[str] = field(default_factory=list)
     checked_at: str = ""
+    seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"hits": self.hits, "places": self.places, "checked_at": self.checked_at}
+        return {"hits": self.hits, "places": self.places, "checked_at": self.checked_at,
+                "seconds": round(self.seconds, 4)}
 
 
 def _table_conditions(cursor: Any, table: str, needle: str,
@@ -190,6 +193,7 @@ def celery_results_verifier(tenant: Tenant, subject_key: str) -> list[str]:
 
 def check_subject(*, tenant: Tenant, subject_key: str) -> ErasureCheck:
     """Search everywhere for ``subject_key`` (no write)."""
+    started = time.perf_counter()
     check = ErasureCheck(checked_at=timezone.now().isoformat())
     columns, tables = scan_tables(subject_key)
     check.hits.extend(f"table {c}" for c in columns)
@@ -202,6 +206,7 @@ def check_subject(*, tenant: Tenant, subject_key: str) -> ErasureCheck:
             places = [f"verifier {name} failed"]
         check.places.append(name)
         check.hits.extend(f"{name}: {place}" for place in places)
+    check.seconds = time.perf_counter() - started
     return check
 
 
