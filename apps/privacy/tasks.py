@@ -55,8 +55,8 @@ def send_deadline_reminders_task() -> None:
              max_retries=3, soft_time_limit=900, time_limit=960)
 def privacy_housekeeping_task() -> None:
     """Beat, hourly: delete export files after 7 days, prune spent verification material,
-    reject portal requests never verified, delete request records after 24 months.
-    Idempotent: each step selects only what is still to do."""
+    reject portal requests never verified (request records themselves go by the retention
+    app's policy). Idempotent: each step selects only what is still to do."""
     from apps.privacy.services import run_housekeeping
 
     logger.info("privacy.housekeeping %s", run_housekeeping())

@@ -214,8 +214,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.privacy.tasks.send_deadline_reminders_task",
         "schedule": crontab(hour=7, minute=5),
     },
-    # Privacy housekeeping, hourly: export files go 7 days after they are made, spent links
-    # and sessions are pruned, request records go after 24 months (CCPA regs §7101).
+    # Privacy housekeeping, hourly: export files go 7 days after they are made (to the
+    # hour), spent links and sessions are pruned, never-verified portal requests rejected.
     "privacy-housekeeping": {
         "task": "apps.privacy.tasks.privacy_housekeeping_task",
         "schedule": crontab(minute=23),

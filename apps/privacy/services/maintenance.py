@@ -1,6 +1,11 @@
 """What beat runs for privacy requests: deadline reminders to tenant staff, and housekeeping
-(expired export files, spent verification material, unverifiable requests, request records
-past their 24 months), plus the replay of erasures after a restore."""
+(expired export files, spent verification material, unverifiable requests), plus the replay
+of erasures after a restore.
+
+Request records (kept 24 months after they close, CCPA regulations §7101) and tombstones are
+deleted by the retention app, under each tenant's policy (``closed_privacy_requests``,
+``erasure_tombstones``): not here, so a longer policy is never cut short.
+"""
 
 from __future__ import annotations
 
@@ -35,8 +40,6 @@ from apps.tenants.services import tenant_setting
 
 logger = logging.getLogger("privacy.maintenance")
 
-#: CCPA regulations §7101: records of requests are kept at least 24 months.
-REQUEST_RECORD_RETENTION = timedelta(days=730)
 UNVERIFIED_DAYS_SETTING = "privacy_unverified_reject_days"
 DEFAULT_UNVERIFIED_DAYS = 30
 REMINDER_INTERVAL = timedelta(hours=20)
@@ -87,7 +90,9 @@ def send_deadline_reminders(*, now: datetime | None = None) -> dict[str, int]:
 
 
 def run_housekeeping(*, now: datetime | None = None) -> dict[str, int]:
-    """Idempotent cleanup, every tenant (beat, hourly)."""
+    """Idempotent cleanup, every tenant (beat, hourly): export files 7 days after they were
+    made (the retention app's daily ``exports`` run does the same, later in the day),
+    portal requests never verified, spent verification material."""
     now = now or timezone.now()
     done: Counter[str] = Counter()
     # Crosses tenants on purpose: housekeeping is the system's own.
@@ -104,16 +109,6 @@ def run_housekeeping(*, now: datetime | None = None) -> dict[str, int]:
                 privacy_request=pr, reason="We could not verify your identity: the "
                 "confirmation link we sent was not used.")
             done["unverified_rejected"] += 1
-        old = PrivacyRequest.objects.for_tenant(tenant).filter(
-            closed_at__lt=now - REQUEST_RECORD_RETENTION)
-        count = old.count()
-        if count:
-            with transaction.atomic():
-                old.delete()
-                audit.record(tenant, "privacy.request_records_deleted", None,
-                             ("privacy.privacyrequest", ""), {"count": count,
-                                                              "older_than_days": 730})
-            done["request_records_deleted"] += count
     # Spent or expired verification material, every tenant.
     done["challenges_deleted"] = VerificationChallenge.objects.filter(
         Q(expires_at__lt=now - timedelta(days=1))).delete()[0]
