@@ -59,8 +59,10 @@ class ModelingConfig(AppConfig):
             erase_subject,
             export_subject,
         )
+        from apps.modeling.services.erasure import describe_subject
         from apps.privacy.registry import (
             SubjectDataHandler,
+            register_erasure_describer,
             register_erasure_verifier,
             register_subject_handler,
         )
@@ -78,6 +80,7 @@ class ModelingConfig(AppConfig):
             category="recommendation models trained on your activity",
             export=export_subject, erase=erase_subject, models=(), order=50))
         register_erasure_verifier("modeling.artifacts", artifacts_holding_subject)
+        register_erasure_describer("modeling.artifacts", describe_subject)
         register_withdrawal_listener(_on_withdrawal)
         post_save.connect(_item_saved, sender=Item, dispatch_uid="modeling.item_saved")
         post_save.connect(_audit_written, sender=AuditEvent,

@@ -30,6 +30,7 @@ class TrainingRun(DurableJob):
         COMMAND = "command", "manage.py train_models"
         ERASURE = "erasure", "Erasure pending"
         WITHDRAWAL = "withdrawal", "Consent withdrawn"
+        RETENTION = "retention", "Data deleted by retention"
 
     job_task: ClassVar[str] = "apps.modeling.tasks.train_model_task"
     # A run heartbeats on every ALS iteration; silence this long means the worker died.

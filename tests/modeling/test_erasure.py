@@ -158,3 +158,12 @@ def test_serving_forgets_the_subject_at_once(heavy, api, django_capture_on_commi
     body = api.get("/api/v1/recommendations", {"subject": "heavy"}).json()
     assert body["personalized"] is False
     assert body["reason"] == "unknown_subject"
+
+
+def test_the_erasure_describer_names_the_versions_for_the_receipt(heavy):
+    from apps.privacy.registry import erasure_describers
+
+    train_model(tenant=heavy.tenant)
+    describe = erasure_describers()["modeling.artifacts"]
+    assert describe(heavy.tenant, heavy.keys["heavy"]) == {"model_versions": ["v1"]}
+    assert describe(heavy.tenant, "0" * 64) == {"model_versions": []}

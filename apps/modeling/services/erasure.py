@@ -195,3 +195,10 @@ def artifacts_holding_subject(tenant: Tenant, subject_key: str) -> list[str]:
     places += [f"unregistered model artifact: {path}" for path in _orphans(tenant)
                if _contains(path, subject_key)]
     return places
+
+
+def describe_subject(tenant: Tenant, subject_key: str) -> dict[str, Any]:
+    """Erasure describer (privacy registry): the versions the subject was part of, named in
+    the erasure receipt before the erasure runs."""
+    return {"model_versions": [f"v{v.number}" for v in _stored_versions(tenant)
+                               if _contains(v.artifact_path, subject_key)]}
