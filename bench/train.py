@@ -154,18 +154,12 @@ def latency(fn: Any, args: list[Any], warmup: int = 20) -> dict[str, float]:
 
 
 def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    from apps.consent.selectors import get_subject_consent_views
     from apps.modeling.config import modeling_settings
-    from apps.modeling.models import ModelVersion, ServingState
     from apps.modeling.services import algorithms as alg
     from apps.modeling.services import (
-        recommend_for_session,
-        recommend_for_subject,
-        similar_items,
         train_model,
     )
     from apps.modeling.services.dataset import snapshot_training_data
-    from apps.modeling.services.serving import current_model, score_subject
     from apps.modeling.services.training import base_params
     from apps.tenants.services import create_tenant
 
@@ -187,6 +181,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
           f"{loaded['consent_s']:.1f}s, {loaded['events_accepted']} events "
           f"{loaded['events_s']:.1f}s ({loaded['events_accepted'] / loaded['events_s']:.0f}/s)",
           flush=True)
+    raw_subjects = sorted({r[0] for r in rows})
     del rows
 
     # 2. Snapshot + CSR build.
@@ -243,26 +238,47 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
           f"{search_s:.1f}s); searched {[(c['algorithm'], c['ndcg@10']) for c in chosen.search]}",
           flush=True)
 
-    # 5. In-process serving latency, for each algorithm the platform can serve.
-    out["serving"] = {}
+    out["serving"] = measure_serving(tenant, data.user_keys, args)
+    out["http"] = measure_http(tenant, raw_subjects, args)
+    return out
+
+
+def measure_serving(tenant: Any, consenting: list[str], args: argparse.Namespace
+                    ) -> dict[str, Any]:
+    """In-process p50/p99 per request kind, for each algorithm the platform can serve, and
+    the same user requests over HTTP under concurrency (gunicorn)."""
+    from apps.consent.selectors import get_subject_consent_views
+    from apps.modeling.models import ModelVersion, ServingState
+    from apps.modeling.services import (
+        recommend_for_session,
+        recommend_for_subject,
+        similar_items,
+        train_model,
+    )
+    from apps.modeling.services.serving import current_model, score_subject
+
+    results: dict[str, Any] = {}
     rng = np.random.default_rng(7)
-    consenting = data.user_keys
     for algorithm in ("als", "bm25"):
         tenant.settings = {**tenant.settings, "model_algorithms": [algorithm],
                            "model_search_seconds": 0, "model_activation_tolerance": 1.0}
         tenant.save(update_fields=["settings"])
         version = (ModelVersion.objects.for_tenant(tenant).filter(algorithm=algorithm)
                    .exclude(artifact_destroyed_at__isnull=False).order_by("-number").first())
-        if version is None or version.status != ModelVersion.Status.ACTIVE:
+        if version is None:
             version = train_model(tenant=tenant)
+        if version.status != ModelVersion.Status.ACTIVE:
+            from apps.modeling.services import activate_version
+
+            activate_version(tenant=tenant, version=version, note="bench")
         if ServingState.objects.for_tenant(tenant).get().active_version_id != version.pk:
             raise SystemExit(f"{algorithm}: the version to measure is not active")
         model = current_model(tenant)
         keys = [consenting[i] for i in rng.integers(0, len(consenting), args.requests)]
+        rows = [model.artifact.user_row(k) for k in keys]
         item_ids = [x for x in model.catalog.external_ids.tolist() if x]
         sessions = [list(rng.choice(item_ids, 5)) for _ in range(args.requests)]
         probes = list(rng.choice(item_ids, args.requests))
-        rows = [model.artifact.user_row(k) for k in keys]
         figures = {
             "user_scoring_only": latency(lambda r, m=model: score_subject(m, r, n=10), rows),
             "consent_check_only": latency(lambda k: get_subject_consent_views(
@@ -275,11 +291,95 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
                                                                n=10), sessions),
             "similar": latency(lambda i: similar_items(tenant=tenant, item=i, n=10), probes),
         }
-        out["serving"][algorithm] = figures
+        results[algorithm] = figures
         for kind, f in figures.items():
             print(f"serving {algorithm:4s} {kind:18s} p50 {f['p50_ms']:.2f} ms  "
                   f"p99 {f['p99_ms']:.2f} ms  (n={f['n']}, {len(item_ids)} items)", flush=True)
-    return out
+    return results
+
+
+def measure_http(tenant: Any, raw_subjects: list[str], args: argparse.Namespace
+                 ) -> dict[str, Any]:
+    """``GET /api/v1/recommendations`` through gunicorn (2 sync workers) with
+    ``--concurrency`` clients for ``--http-seconds``."""
+    import subprocess
+    import threading
+
+    import httpx
+
+    from apps.tenants.services import create_api_key
+
+    _, key = create_api_key(tenant=tenant, name="bench", scopes=["recommendations:read"])
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "platform_site.settings.test"}
+    server = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+        [sys.executable, "-m", "gunicorn", "platform_site.wsgi", "-w", "2", "-b",
+         "127.0.0.1:8765", "--log-level", "warning"], cwd=ROOT, env=env)
+    try:
+        client = httpx.Client(base_url="http://127.0.0.1:8765",
+                              headers={"Authorization": f"Bearer {key}"})
+        for _ in range(100):
+            try:
+                client.get("/healthz")
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        rng = np.random.default_rng(3)
+        for s in raw_subjects[:50]:  # warm both workers' caches
+            client.get("/api/v1/recommendations", params={"subject": s})
+        times: list[float] = []
+        lock = threading.Lock()
+        deadline = time.perf_counter() + args.http_seconds
+
+        def worker(seed: int) -> None:
+            local = np.random.default_rng(seed)
+            with httpx.Client(base_url="http://127.0.0.1:8765",
+                              headers={"Authorization": f"Bearer {key}"}) as c:
+                while time.perf_counter() < deadline:
+                    s = raw_subjects[int(local.integers(0, len(raw_subjects)))]
+                    t = time.perf_counter()
+                    r = c.get("/api/v1/recommendations", params={"subject": s, "n": 10})
+                    r.raise_for_status()
+                    with lock:
+                        times.append((time.perf_counter() - t) * 1000)
+
+        threads = [threading.Thread(target=worker, args=(int(rng.integers(1 << 30)),))
+                   for _ in range(args.concurrency)]
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - started
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    figures = {"p50_ms": percentile(times, 50), "p99_ms": percentile(times, 99),
+               "requests_per_s": len(times) / elapsed, "n": len(times),
+               "concurrency": args.concurrency}
+    print(f"HTTP user recommendations, {args.concurrency} clients, gunicorn -w 2: "
+          f"p50 {figures['p50_ms']:.1f} ms  p99 {figures['p99_ms']:.1f} ms  "
+          f"{figures['requests_per_s']:.0f} req/s", flush=True)
+    return figures
+
+
+def serving_only(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Measure serving again on the tenants a previous run left in ``--db``."""
+    from apps.modeling.services import current_model
+    from apps.tenants.models import Tenant
+
+    results = []
+    for name in (["retail", "goodbooks"] if args.dataset == "both" else [args.dataset]):
+        tenant = Tenant.objects.filter(slug=f"bench-{name}").first()
+        if tenant is None:
+            continue
+        print(f"\n=== {name} (serving only) ===", flush=True)
+        model = current_model(tenant)
+        consenting = [k.decode() for k in model.artifact.user_keys]
+        raw = (sorted({r[0] for r in retail_rows(Path(args.retail))[0]}) if name == "retail"
+               else [f"reader-{u}" for u in range(1, args.users + 1)])
+        results.append({"dataset": name, "serving": measure_serving(tenant, consenting, args),
+                        "http": measure_http(tenant, raw, args)})
+    return results
 
 
 def main() -> None:
@@ -292,13 +392,26 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--db", default="discreet_bench_train")
     parser.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument("--serving-only", action="store_true",
+                        help="reuse --db from a previous run: serving figures only")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--http-seconds", type=float, default=20.0)
     args = parser.parse_args()
-    _setup_django(args.pg, args.db)
+    if args.serving_only:
+        os.environ["DATABASE_URL"] = f"{args.pg}/{args.db}"
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "platform_site.settings.test")
+        sys.path.insert(0, str(ROOT))
+        import django
+
+        django.setup()
+    else:
+        _setup_django(args.pg, args.db)
     from threadpoolctl import threadpool_info
 
     print("BLAS:", [(lib["internal_api"], lib["num_threads"]) for lib in threadpool_info()])
     names = ["retail", "goodbooks"] if args.dataset == "both" else [args.dataset]
-    results = [run_dataset(name, args) for name in names]
+    results = (serving_only(args) if args.serving_only
+               else [run_dataset(name, args) for name in names])
     import json
 
     out = ROOT / "bench" / "out"
