@@ -111,12 +111,15 @@ class RetentionPolicyAdmin(TenantScopedAdmin):
     @admin.display(description="period")
     def period(self, obj: RetentionPolicy) -> str:
         view = get_retention_policy(tenant=obj.tenant, category=obj.category)
+        if not view.category.time_based:
+            return "a count rule (see the description)"
         if view.category.follows:
             return f"follows {view.category.follows} ({view.period.days} days)" if (
                 view.period) else f"follows {view.category.follows}"
+        fixed = "" if view.editable else " (fixed)"
         if view.hours is not None:
-            return f"{view.hours} hours"
-        return f"{view.days} days" if view.days is not None else "-"
+            return f"{view.hours} hours{fixed}"
+        return f"{view.days} days{fixed}" if view.days is not None else "-"
 
     @staticmethod
     def _would_delete(obj: RetentionPolicy, counts: dict[str, int]) -> str:

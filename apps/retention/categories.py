@@ -142,24 +142,28 @@ def purge_inactive_subjects(tenant: Tenant, cutoff: datetime, batch_size: int,
     index, after = int(state.get("model", 0)), str(state.get("after", ""))
     chunk = max(1, min(batch_size, SUBJECTS_PER_BATCH))
     while index < len(presence):
-        keys = list(
+        # One query: the next chunk of subjects, each with whether any activity exists since
+        # the cutoff (EXISTS stops at the first row, however busy the subject is).
+        activity = _activity(tenant, cutoff)
+        flags = {f"active_{n}": Exists(q.filter(subject_key=OuterRef("subject_key")))
+                 for n, q in enumerate(activity)}
+        candidates = list(
             presence[index].objects.for_tenant(tenant).filter(subject_key__gt=after)
-            .order_by("subject_key").values_list("subject_key", flat=True).distinct()[:chunk]
+            .order_by("subject_key").values("subject_key").distinct()
+            .annotate(**flags)[:chunk]
         )
-        if not keys:
+        if not candidates:
             index, after = index + 1, ""
             continue
-        active: set[str] = set()
-        for recent in _activity(tenant, cutoff):
-            active.update(recent.filter(subject_key__in=keys)
-                          .values_list("subject_key", flat=True).distinct())
-        inactive = [key for key in keys if key not in active]
-        rows = 0
+        keys = [row["subject_key"] for row in candidates]
+        inactive = [row["subject_key"] for row in candidates
+                    if not any(row[flag] for flag in flags)]
+        erased_rows = 0
         erasers = _erasers()
         for subject_key in inactive:
             for handler in erasers:
-                rows += handler.erase(tenant, subject_key)
-        return PurgeResult(deleted=len(inactive), done=False, rows=rows,
+                erased_rows += handler.erase(tenant, subject_key)
+        return PurgeResult(deleted=len(inactive), done=False, rows=erased_rows,
                            state={"model": index, "after": keys[-1]})
     return PurgeResult(deleted=0, done=True, rows=0, state={"model": index, "after": ""})
 

@@ -201,6 +201,25 @@ def default_batch_size() -> int:
     return size if size > 0 else DEFAULT_BATCH_SIZE
 
 
+DEFAULT_PAUSE_RATIO = 1.0
+MAX_PAUSE_SECONDS = 1.0
+
+
+def pause_ratio() -> float:
+    """Seconds of pause after a full batch per second the batch took:
+    ``settings.RETENTION_PAUSE_RATIO`` or the environment variable of that name; 1.0 by
+    default (deletion uses at most about half of the database's time, and backs off by
+    itself when the database is busy). 0 disables the pause."""
+    value = getattr(settings, "RETENTION_PAUSE_RATIO", None)
+    if value is None:
+        value = os.environ.get("RETENTION_PAUSE_RATIO")
+    try:
+        ratio = float(value) if value is not None else DEFAULT_PAUSE_RATIO
+    except (TypeError, ValueError):
+        ratio = DEFAULT_PAUSE_RATIO
+    return ratio if ratio >= 0 else DEFAULT_PAUSE_RATIO
+
+
 def latest_slot(*, tenant: Tenant, now: datetime | None = None) -> datetime:
     """The most recent daily slot at or before ``now`` (UTC)."""
     now = now or timezone.now()

@@ -25,6 +25,7 @@ from apps.core.jobs import claim_job, enqueue_job, fail_job, finish_job
 from apps.retention.models import RetentionPolicy, RetentionReceipt, RetentionRun
 from apps.retention.registry import RetentionCategory, get_retention_category, retention_categories
 from apps.retention.selectors import (
+    MAX_PAUSE_SECONDS,
     PolicyView,
     default_batch_size,
     get_cutoffs,
@@ -33,6 +34,7 @@ from apps.retention.selectors import (
     get_unfinished_run,
     has_run_for_slot,
     latest_slot,
+    pause_ratio,
     run_checkpoints,
 )
 from apps.tenants.models import Tenant
@@ -214,18 +216,25 @@ def _run_batch(*, tenant: Tenant, run_id: int, code: str,
 def execute_retention_run(*, run: RetentionRun) -> dict[str, int]:
     """Run (or resume) every category of a claimed run, then mark it succeeded. Returns
     ``{category: N}`` deleted by this call. Idempotent: a finished category is skipped, and
-    concurrent executions of one run serialize on the run row, batch by batch."""
+    concurrent executions of one run serialize on the run row, batch by batch. Pauses
+    between full batches (``RETENTION_PAUSE_RATIO`` times the batch's duration)."""
     tenant = run.tenant
+    ratio = pause_ratio()
     deleted_now: dict[str, int] = {}
     for code, _ in run_checkpoints(run):
         category = get_retention_category(code)
         deleted_now[code] = 0
         while True:
+            started = time.monotonic()
             deleted, done = _run_batch(tenant=tenant, run_id=run.pk, code=code,
                                        category=category)
             deleted_now[code] += deleted
             if done:
                 break
+            # Between full batches, give the database back as much time as the batch took
+            # (RETENTION_PAUSE_RATIO): ingestion keeps its latency, and the pause grows by
+            # itself when the database is busy.
+            time.sleep(min((time.monotonic() - started) * ratio, MAX_PAUSE_SECONDS))
     run.refresh_from_db()
     if not run.is_finished:
         finish_job(run, deleted={code: cp["deleted"] for code, cp in run_checkpoints(run)})

@@ -61,3 +61,12 @@ def test_categories_carry_the_documented_defaults_in_enforcement_order():
 
 def test_the_ledger_proof_is_not_erased_with_an_inactive_subject():
     assert "consent.ConsentRecord" not in category_models("inactive_subjects")
+
+
+def test_the_migration_provisions_existing_tenants_with_the_registry_defaults():
+    import importlib
+
+    migration = importlib.import_module(
+        "apps.retention.migrations.0002_provision_existing_tenants")
+    expected = {c.code: c.default_days for c in retention_categories()}
+    assert expected == migration.DEFAULTS

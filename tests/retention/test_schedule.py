@@ -12,7 +12,12 @@ from django.db import transaction
 from apps.core.jobs import DurableJob, sweep_stuck_jobs
 from apps.events.models import Event
 from apps.retention.models import RetentionRun
-from apps.retention.selectors import default_run_time, get_next_run_at, latest_slot
+from apps.retention.selectors import (
+    default_run_time,
+    get_next_run_at,
+    latest_slot,
+    pause_ratio,
+)
 from apps.retention.services import schedule_due_retention_runs, start_retention_run
 from tests.factories.retention import at, events_at
 
@@ -59,6 +64,16 @@ def test_the_run_time_can_come_from_the_environment(monkeypatch, settings):
     assert (default_run_time().hour, default_run_time().minute) == (4, 45)
     monkeypatch.setenv("RETENTION_RUN_TIME", "not a time")
     assert (default_run_time().hour, default_run_time().minute) == (3, 30)
+
+
+def test_the_pause_between_batches_is_configurable(monkeypatch, settings):
+    assert pause_ratio() == 0  # tests/retention/conftest.py
+    del settings.RETENTION_PAUSE_RATIO
+    assert pause_ratio() == 1.0
+    monkeypatch.setenv("RETENTION_PAUSE_RATIO", "0.5")
+    assert pause_ratio() == 0.5
+    monkeypatch.setenv("RETENTION_PAUSE_RATIO", "-3")
+    assert pause_ratio() == 1.0
 
 
 def test_no_new_run_while_one_is_unfinished(tenant):
