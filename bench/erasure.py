@@ -2,6 +2,7 @@
 the active model, erased on PostgreSQL by a real Celery worker.
 
     .venv/bin/python bench/erasure.py [--events 10000] [--runs 3] [--background 2000]
+                                      [--filler 0]
 
 What it does, in one run:
 
@@ -10,8 +11,9 @@ What it does, in one run:
 2. sets up a tenant with a catalog of ``--items`` items and ``--background`` other
    consenting subjects with ``--per-subject`` events each, plus ``--runs`` (and one warm-up)
    target subjects, each with a consent history (grant, level, a change of mind, a
-   re-grant), ``--events`` events (generated server-side) and then trains an ALS model, so
-   every target has a factor row in the active model;
+   re-grant), ``--events`` events (generated server-side), optionally ``--filler`` events
+   of other, unconsented subjects (a bigger database for the verifier to scan), and then
+   trains an ALS model, so every target has a factor row in the active model;
 3. starts a real Celery worker (concurrency 1) on a private Redis queue;
 4. for each target: files an erasure request through the portal path (email identifier,
    one-time token), then times from the verification (``verify_with_token``, which commits
@@ -104,6 +106,31 @@ def _insert_events(tenant_id: int, subject_key: str, count: int, offset: int) ->
             [tenant_id, offset, subject_key, first_item, offset, items, count])
 
 
+def _insert_filler(tenant_id: int, count: int) -> None:
+    """Rows of subjects without consent (never trained on): they only make every table the
+    erasure verifier scans bigger."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT min(id), count(*) FROM events_item WHERE tenant_id = %s",
+                       [tenant_id])
+        first_item, items = cursor.fetchone()
+        for lo in range(1, count + 1, 250_000):
+            hi = min(lo + 249_999, count)
+            cursor.execute(
+                """
+                INSERT INTO events_event (tenant_id, event_id, subject_key, item_id, type,
+                                          value, occurred_at, properties, created_at,
+                                          updated_at)
+                SELECT %s, 'f-' || g,
+                       encode(sha256(convert_to('filler-' || (g %% 50000), 'UTF8')), 'hex'),
+                       %s + (g %% %s), 'view', NULL, now() - (g || ' seconds')::interval,
+                       '{}'::jsonb, now(), now()
+                FROM generate_series(%s, %s) AS g
+                """, [tenant_id, first_item, items, lo, hi])
+        cursor.execute("ANALYZE events_event")
+
+
 def setup(args: argparse.Namespace) -> tuple[int, list[str]]:
     """Tenant, catalog, background subjects, targets with history, a trained model.
     Returns the tenant id and the targets' raw ids (warm-up first)."""
@@ -139,9 +166,11 @@ def setup(args: argparse.Namespace) -> tuple[int, list[str]]:
         record_consents(tenant=tenant, subject_key=key, decisions={"personalization": True},
                         source="api")
         _insert_events(tenant.pk, key, args.events if n else 500, 10_000 + n)
+    if args.filler:
+        _insert_filler(tenant.pk, args.filler)
     print(f"  tenant, {args.items:,} items, {args.background:,} background subjects x "
-          f"{args.per_subject} events, {len(targets)} targets in "
-          f"{time.perf_counter() - started:.1f} s")
+          f"{args.per_subject} events, {args.filler:,} filler events, {len(targets)} targets "
+          f"in {time.perf_counter() - started:.1f} s")
     started = time.perf_counter()
     version = train_model(tenant=tenant)
     print(f"  model v{version.number} ({version.status}) trained in "
@@ -241,6 +270,8 @@ def main() -> None:
     parser.add_argument("--background", type=int, default=2000)
     parser.add_argument("--per-subject", type=int, default=40)
     parser.add_argument("--items", type=int, default=5000)
+    parser.add_argument("--filler", type=int, default=0,
+                        help="extra events of unconsented subjects (a bigger database to scan)")
     parser.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--db", default="discreet_bench_erasure")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")

@@ -225,3 +225,17 @@ def test_a_rejected_request_cancels_its_job(tenant, oncommit):
     assert job.status == DurableJob.Status.FAILED
     run_fulfilment(job=job)
     assert not DataExport.objects.exists()
+
+
+def test_the_receipt_names_the_model_versions_describers_report(tenant, oncommit):
+    seed_subject(tenant, "alice@example.com")
+    registry.register_erasure_describer("test.models",
+                                        lambda t, key: {"model_versions": ["v7", "v8"]})
+    try:
+        with oncommit():
+            pr = make_request(tenant, "erasure", "alice@example.com")
+    finally:
+        registry._erasure_describers.pop("test.models")
+    pr.refresh_from_db()
+    assert pr.result["receipt"]["model_versions"][:2] == ["v7", "v8"]
+    assert pr.result["receipt"]["details"]["test.models"] == {"model_versions": ["v7", "v8"]}

@@ -180,8 +180,8 @@ def _model_versions(data: Any) -> list[str]:
 
 def _describe(pr: PrivacyRequest) -> dict[str, Any]:
     """Before anything is erased: what the receipt must name afterwards. Registered
-    describers, plus the model versions listed by the exports of handlers that keep data
-    outside tables (``models=()``: model artifacts, files), which are cheap to ask."""
+    describers (by handler name), plus, for a handler without one that keeps data outside
+    tables (``models=()``: model artifacts, files), the model versions its export lists."""
     details: dict[str, Any] = {}
     versions: list[str] = []
     for name, describer in erasure_describers().items():
@@ -191,8 +191,9 @@ def _describe(pr: PrivacyRequest) -> dict[str, Any]:
             logger.exception("privacy.erasure_describer_failed name=%s", name)
             details[name] = {"error": "could not be described"}
         versions += _model_versions(details[name])
+    described = erasure_describers()
     for handler in subject_handlers():
-        if handler.models:
+        if handler.models or handler.name in described:
             continue
         try:
             versions += _model_versions(handler.export(pr.tenant, pr.subject_key))
