@@ -28,6 +28,8 @@ def get_privacy_request(*, tenant: Tenant | int, pk: Any) -> PrivacyRequest:
         pk = int(pk)
     except (TypeError, ValueError):
         pk = -1
+    if not 0 < pk < 2**63:  # past a bigint the database would error, not answer "none"
+        raise ApplicationError("Not found.", code="not_found", status_code=404)
     pr = (PrivacyRequest.objects.for_tenant(tenant).select_related("tenant")
           .filter(pk=pk).first())
     if pr is None:

@@ -78,6 +78,7 @@ def test_another_tenants_request_is_a_404_like_a_missing_one(tenant, other_tenan
     missing = api.get(f"{URL}/999999")
     assert foreign.status_code == missing.status_code == 404
     assert foreign.json() == missing.json()
+    assert api.get(f"{URL}/{10**30}").json() == missing.json()
 
 
 def test_restriction_and_objection_are_applied_before_the_answer(tenant, api, oncommit):
