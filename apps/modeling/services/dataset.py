@@ -25,6 +25,7 @@ from apps.events.selectors import get_event_schema, list_events, retention_days
 from apps.tenants.models import Tenant
 
 STREAM_CHUNK = 50_000
+COPY_WORK_MEM = "256MB"
 FULL = "full"
 
 
@@ -136,6 +137,8 @@ def _copy_postgres(tenant: Tenant, events: QuerySet[Event], type_codes: list[str
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                # A batch job: let the aggregation hash and sort in memory, not on disk.
+                cursor.execute(f"SET LOCAL work_mem = '{COPY_WORK_MEM}'")
             keys, data = read()
     body = data[_COPY_HEADER:len(data) - 2]  # the trailer is a field count of -1
     rows = np.frombuffer(body, dtype=_COPY_ROW)
