@@ -203,3 +203,17 @@ def test_requests_cannot_be_deleted_in_the_admin(tenant, owner):
     pr = _portal_request(tenant)
     owner.post(f"{LIST}{pr.pk}/delete/", {"post": "yes"})
     assert PrivacyRequest.objects.filter(pk=pr.pk).exists()
+
+
+def test_a_superuser_sees_every_tenants_requests(tenant, other_tenant, django_user_model):
+    admin_user = django_user_model.objects.create_superuser("root@example.com",
+                                                            "root@example.com", "pw")
+    client = Client()
+    client.force_login(admin_user)
+    mine = _portal_request(tenant)
+    theirs = _portal_request(other_tenant, subject="bob@example.com")
+    body = client.get(LIST).content.decode()
+    assert mine.reference[:8] in body
+    assert theirs.reference[:8] in body
+    assert client.get(f"{LIST}{theirs.pk}/change/").status_code == 200
+    assert client.get(f"{LIST}add/").status_code == 200

@@ -539,7 +539,7 @@ def open_download(*, tenant: Tenant, token: str) -> tuple[DataExport, Any] | Non
     if not token or len(token) > 100:
         return None
     with transaction.atomic():
-        export = (DataExport.objects.for_tenant(tenant).select_for_update()
+        export = (DataExport.objects.for_tenant(tenant).select_for_update(of=("self",))
                   .select_related("privacy_request").filter(token_hash=_token_hash(token))
                   .first())
         now = timezone.now()

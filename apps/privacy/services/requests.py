@@ -155,7 +155,8 @@ def wipe_contact(*, privacy_request: PrivacyRequest, actor: Any = None) -> Priva
 def lock_request(privacy_request: PrivacyRequest) -> PrivacyRequest:
     """Re-read the request under ``select_for_update`` (call inside a transaction)."""
     return (PrivacyRequest.objects.for_tenant(privacy_request.tenant_id)
-            .select_for_update().select_related("tenant").get(pk=privacy_request.pk))
+            .select_for_update(of=("self",)).select_related("tenant")
+            .get(pk=privacy_request.pk))
 
 
 def _new_reference() -> str:

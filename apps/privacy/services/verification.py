@@ -108,7 +108,7 @@ def verify_with_token(*, tenant: Tenant, reference: str, token: str) -> PrivacyR
     expired, used or exhausted token), so the answer tells an attacker nothing. A wrong
     token costs each live challenge of that request one of its attempts."""
     with transaction.atomic():
-        pr = (PrivacyRequest.objects.for_tenant(tenant).select_for_update()
+        pr = (PrivacyRequest.objects.for_tenant(tenant).select_for_update(of=("self",))
               .select_related("tenant").filter(reference=reference).first())
         if pr is None or not token:
             return None
