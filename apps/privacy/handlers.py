@@ -122,7 +122,7 @@ def register() -> None:
         "privacy.exports": lambda t: RetentionRule(
             "Prepared copies are deleted 7 days after they are made.", 7),
         "privacy.portal_session": lambda t: RetentionRule(
-            "A portal session ends after 30 minutes.", 1),
+            "A portal session ends after 30 minutes and is deleted within the hour."),
         "privacy.request": lambda t: RetentionRule(
             "Records of your privacy requests are kept for 24 months after they close "
             "(CCPA regulations §7101), then deleted.", 730),

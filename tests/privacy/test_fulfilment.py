@@ -239,3 +239,24 @@ def test_the_receipt_names_the_model_versions_describers_report(tenant, oncommit
     pr.refresh_from_db()
     assert pr.result["receipt"]["model_versions"][:2] == ["v7", "v8"]
     assert pr.result["receipt"]["details"]["test.models"] == {"model_versions": ["v7", "v8"]}
+
+
+def test_the_verifier_finds_the_subject_in_caches_and_export_files(tenant, oncommit):
+    from django.core.cache import cache
+
+    from apps.privacy.services import check_subject
+
+    key = seed_subject(tenant, "alice@example.com")
+    with oncommit():
+        make_request(tenant, "access", "alice@example.com")
+    cache.set("recs", {"for": key})
+    hits = check_subject(tenant=tenant, subject_key=key).hits
+    assert "privacy.caches: cache 'default'" in hits
+    assert any(h.startswith("privacy.export_files: export ") for h in hits)
+    assert any(h.startswith("privacy.export_files: export files of request") for h in hits)
+    cache.clear()
+    with oncommit():
+        pr = make_request(tenant, "erasure", "alice@example.com")
+    pr.refresh_from_db()
+    assert pr.status == "completed"
+    assert check_subject(tenant=tenant, subject_key=key).hits == []
