@@ -291,10 +291,6 @@ def schedule_due_retention_runs(*, now: datetime | None = None) -> int:
 
 # --- Models forget deleted data -----------------------------------------------------------
 
-#: Why a retrain was asked for (``TrainingRun.reason``, at most 16 characters).
-RETRAIN_REASON = "retention"
-
-
 def notify_models_of_deleted_data(*, tenant: Tenant, cutoff: datetime, deleted: int,
                                   category: str) -> bool:
     """After commit, once ``category`` deleted ``deleted`` of what was older than ``cutoff``
@@ -302,6 +298,7 @@ def notify_models_of_deleted_data(*, tenant: Tenant, cutoff: datetime, deleted: 
     window began before the cutoff it holds data that is gone: ask the modeling app for a
     retrain (debounced by its beat, minutes later, well within the day); the retrain
     recomputes every subject's factors from what remains. Returns whether one was asked."""
+    from apps.modeling.models import TrainingRun
     from apps.modeling.services import get_active_version, request_retrain_later
 
     active = get_active_version(tenant=tenant)
@@ -314,7 +311,7 @@ def notify_models_of_deleted_data(*, tenant: Tenant, cutoff: datetime, deleted: 
         window_start = None
     if window_start is not None and window_start >= cutoff:
         return False
-    request_retrain_later(tenant_id=tenant.pk, reason=RETRAIN_REASON)
+    request_retrain_later(tenant_id=tenant.pk, reason=TrainingRun.Reason.RETENTION)
     logger.info("retention.retrain_requested tenant_id=%s category=%s deleted=%s version=%s",
                 tenant.pk, category, deleted, active.number)
     return True
