@@ -218,10 +218,14 @@ def setup_tenant(args: argparse.Namespace, n_users: int, consent_share: float) -
 
 
 def truncate_events(args: argparse.Namespace) -> None:
+    """Empty the events table and bring the planner's statistics up to date: right after a
+    bulk setup they are stale (autovacuum has not run yet), and the consent lookups would
+    then scan the tenant's whole state table instead of using the subject index."""
     import psycopg
 
-    with psycopg.connect(f"{args.pg}/{args.db}") as conn:
+    with psycopg.connect(f"{args.pg}/{args.db}", autocommit=True) as conn:
         conn.execute("TRUNCATE events_event")
+        conn.execute("VACUUM ANALYZE")
         conn.execute("CHECKPOINT")
 
 
@@ -248,6 +252,37 @@ def start_gunicorn(args: argparse.Namespace) -> subprocess.Popen[bytes]:
     raise SystemExit("gunicorn did not become healthy; see bench/out/gunicorn.log")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def backend_cpu(args: argparse.Namespace) -> dict[int, float]:
+    """CPU used so far by each PostgreSQL backend connected to the bench database."""
+    import psycopg
+
+    with psycopg.connect(f"{args.pg}/{args.db}", autocommit=True) as conn:
+        pids = [row[0] for row in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [args.db])]
+    return {pid: cpu_seconds(pid) for pid in pids}
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
@@ -272,7 +307,7 @@ def client_process(base_url: str, api_key: str, events: list[dict[str, Any]], ba
     for start in range(0, len(events), batch):
         batches.put(events[start:start + batch])
     latencies: list[float] = []
-    totals = {"accepted": 0, "duplicates": 0, "rejected": 0, "retries": 0}
+    totals: dict[str, float] = {"accepted": 0, "duplicates": 0, "rejected": 0, "retries": 0}
     lock = threading.Lock()
     errors: list[str] = []
 
@@ -297,17 +332,19 @@ def client_process(base_url: str, api_key: str, events: list[dict[str, Any]], ba
                     totals["retries"] += retries
 
     threads = [threading.Thread(target=work) for _ in range(concurrency)]
+    cpu_started = time.process_time()
     started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - started
+    totals["client_cpu"] = time.process_time() - cpu_started
     results.put((wall, latencies, totals, errors[:5]))
 
 
 def run_http(args: argparse.Namespace, api_key: str, events: list[dict[str, Any]]
-             ) -> tuple[float, list[float], dict[str, int], list[str]]:
+             ) -> tuple[float, list[float], dict[str, float], list[str]]:
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
     process = ctx.Process(target=client_process, args=(
@@ -325,7 +362,7 @@ COLUMNS = ("tenant_id", "event_id", "subject_key", "item_id", "type", "value", "
            "properties", "created_at", "updated_at")
 
 
-def copy_ceiling(args: argparse.Namespace) -> tuple[int, float]:
+def copy_ceiling(args: argparse.Namespace) -> tuple[int, float, float]:
     """Export the stored rows, empty the table, time COPY FROM STDIN of the same rows."""
     import psycopg
 
@@ -343,13 +380,16 @@ def copy_ceiling(args: argparse.Namespace) -> tuple[int, float]:
         conn.commit()
         conn.execute("CHECKPOINT")
         data = buffer.getvalue()
+        backend = conn.info.backend_pid
+        cpu_before = cpu_seconds(backend)
         started = time.perf_counter()
         with conn.cursor() as cur, cur.copy(f"COPY events_event ({cols}) FROM STDIN") as copy:
             for start in range(0, len(data), 1 << 20):
                 copy.write(data[start:start + (1 << 20)])
         conn.commit()
         elapsed = time.perf_counter() - started
-    return rows, elapsed
+        copy_cpu = cpu_seconds(backend) - cpu_before
+    return rows, elapsed, copy_cpu
 
 
 def delete_bench_queue(args: argparse.Namespace) -> int:
@@ -398,13 +438,19 @@ def main() -> None:
 
     server = start_gunicorn(args)
     try:
+        workers = children(server.pid)
+        workers_before = sum(cpu_seconds(pid) for pid in workers)
+        backends_before = backend_cpu(args)
         wall, latencies, totals, errors = run_http(args, api_key, events)
+        workers_cpu = sum(cpu_seconds(pid) for pid in workers) - workers_before
+        backends_cpu = sum(cpu - backends_before.get(pid, 0.0)
+                           for pid, cpu in backend_cpu(args).items())
     finally:
         stop(server)
     pending = delete_bench_queue(args)
     if errors:
         print(f"  client errors (first {len(errors)}): {errors}")
-    rows, copy_seconds = copy_ceiling(args)
+    rows, copy_seconds, copy_cpu = copy_ceiling(args)
 
     latencies.sort()
     p50 = statistics.median(latencies) * 1000
@@ -420,6 +466,18 @@ def main() -> None:
     print(f"COPY ceiling    : {copy_rate:,.0f} rows/s ({rows:,} rows in {copy_seconds:.2f} s)")
     print(f"ratio           : {http_rate / copy_rate:.0%} (events/s vs COPY rows/s); "
           f"{stored_rate / copy_rate:.0%} counting stored rows only")
+    per_k = 1000 / len(events)
+    http_cpu = workers_cpu + backends_cpu + totals["client_cpu"]
+    print(f"CPU per 1k events: gunicorn {workers_cpu * per_k * 1000:.0f} ms, PostgreSQL "
+          f"{backends_cpu * per_k * 1000:.0f} ms, client {totals['client_cpu'] * per_k * 1000:.0f}"
+          f" ms; COPY {copy_cpu / rows * 1e6:.0f} ms per 1k rows; load average "
+          f"{os.getloadavg()[0]:.1f}")
+    cores = os.cpu_count() or 1
+    projected_http = cores * len(events) / http_cpu
+    projected_copy = rows / copy_cpu
+    print(f"CPU-bound projection on {cores} idle cores: HTTP {projected_http:,.0f} events/s vs "
+          f"COPY {projected_copy:,.0f} rows/s = {projected_http / projected_copy:.0%} "
+          "(assumes perfect use of every core: an upper bound)")
     print(f"  ({pending} history-cap task messages were queued; the bench runs no worker)")
 
 
