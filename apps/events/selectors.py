@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db.models import QuerySet, Value
@@ -19,8 +20,9 @@ UNKNOWN_ITEMS_CREATE = "create"
 UNKNOWN_ITEMS_REJECT = "reject"
 HISTORY_CAP_SETTING = "event_history_cap"        # events kept per subject
 DEFAULT_HISTORY_CAP = 200
-RETENTION_SETTING = "event_retention_days"       # oldest occurred_at accepted at ingestion
-DEFAULT_RETENTION_DAYS = 365
+DEFAULT_RETENTION_DAYS = 365  # the retention app's default for "events"
+RETENTION_SETTING = "event_retention_days"  # optional; can only shorten the policy
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the oldest event when events are kept forever
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,10 +121,34 @@ def history_cap(tenant: Tenant) -> int:
         DEFAULT_HISTORY_CAP)
 
 
+def events_retention_period(tenant: Tenant) -> timedelta | None:
+    """How long the tenant keeps events: the retention app's ``events`` policy (default
+    365 days); ``None`` when events are kept until erased. The older tenant setting
+    ``event_retention_days``, when present, can only shorten it (the shorter period wins)."""
+    from apps.retention.selectors import get_retention_period
+
+    period = get_retention_period(tenant=tenant, category="events")
+    legacy = tenant_setting(tenant, RETENTION_SETTING, None)
+    if isinstance(legacy, int) and not isinstance(legacy, bool) and legacy > 0:
+        shorter = timedelta(days=legacy)
+        return shorter if period is None or shorter < period else period
+    return period
+
+
 def retention_days(tenant: Tenant) -> int:
-    days = tenant_setting(tenant, RETENTION_SETTING, DEFAULT_RETENTION_DAYS)
-    return days if isinstance(days, int) and not isinstance(days, bool) and days > 0 else (
-        DEFAULT_RETENTION_DAYS)
+    """:func:`events_retention_period` in whole days (rounded up; since 1970 when events
+    are kept until erased)."""
+    period = events_retention_period(tenant)
+    if period is None:
+        return (datetime.now(UTC) - EPOCH).days + 1
+    return max(math.ceil(period / timedelta(days=1)), 1)
+
+
+def oldest_acceptable_occurred_at(tenant: Tenant, now: datetime) -> datetime:
+    """Ingestion refuses events the retention policy would delete at once: older than the
+    tenant's events retention period."""
+    period = events_retention_period(tenant)
+    return now - period if period is not None else EPOCH
 
 
 def unknown_items_policy(tenant: Tenant) -> str:

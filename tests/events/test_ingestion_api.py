@@ -199,9 +199,10 @@ def test_an_event_older_than_the_retention_window_is_too_old(api, consenting, ag
     assert_rejected(post(api, [payload]), "too_old")
 
 
-def test_the_retention_window_is_a_tenant_setting(api, tenant, consenting):
-    tenant.settings = {"event_retention_days": 30}
-    tenant.save()
+def test_the_window_follows_the_tenants_events_retention_policy(api, tenant, consenting):
+    from apps.retention.services import set_retention_policy
+
+    set_retention_policy(tenant=tenant, category="events", days=30)
     old = event_payload(consenting, occurred_at=timezone.now() - timedelta(days=31))
     recent = event_payload(consenting, occurred_at=timezone.now() - timedelta(days=29))
 
@@ -421,3 +422,22 @@ def test_another_tenants_consent_and_events_do_not_count(api, tenant, other_tena
 
     assert body["results"][0]["reason"] == "no_consent"
     assert Event.objects.for_tenant(other_tenant).count() == 1
+
+
+def test_retention_days_follows_the_policy(tenant, other_tenant):
+    from apps.events.selectors import retention_days
+    from apps.retention.services import set_retention_policy
+
+    set_retention_policy(tenant=tenant, category="events", days=30)
+
+    assert retention_days(tenant) == 30
+    assert retention_days(other_tenant) == 365
+
+
+def test_the_event_retention_days_setting_can_only_shorten_the_policy(tenant):
+    from apps.events.selectors import retention_days
+
+    tenant.settings = {"event_retention_days": 30}
+    assert retention_days(tenant) == 30
+    tenant.settings = {"event_retention_days": 400}
+    assert retention_days(tenant) == 365

@@ -33,7 +33,7 @@ from apps.events.selectors import (
     EventSchema,
     EventTypeSpec,
     get_event_schema,
-    retention_days,
+    oldest_acceptable_occurred_at,
     unknown_items_policy,
 )
 from apps.events.services.storage import create_items, fetch_item_pks, insert_events
@@ -250,9 +250,9 @@ def ingest_events(
     2. the consent gate: the subject must not be restricted, must allow the purpose the
     tenant's schema maps the type to, and must be at level ``full``; 3. minimization:
     properties not allow-listed are dropped and counted, timestamps outside
-    ``[now - retention, now + 5 min]`` are rejected; 4. dedupe on ``(tenant, event_id)``;
-    5. unknown items are created or rejected per the tenant's ``unknown_items`` setting;
-    6. one bulk insert.
+    ``[now - the events retention period, now + 5 min]`` are rejected; 4. dedupe on
+    ``(tenant, event_id)``; 5. unknown items are created or rejected per the tenant's
+    ``unknown_items`` setting; 6. one bulk insert.
 
     Idempotent: re-sending a batch stores nothing twice and reports ``duplicate``. Atomic:
     an error stores nothing. After commit, the history cap task is enqueued for the
@@ -265,7 +265,7 @@ def ingest_events(
         raise ApplicationError(f"At most {MAX_EVENTS_PER_BATCH} events per request.",
                                code="too_many_events")
     now = timezone.now()
-    oldest = now - timedelta(days=retention_days(tenant))
+    oldest = oldest_acceptable_occurred_at(tenant, now)
     newest = now + FUTURE_TOLERANCE
     schema = get_event_schema(tenant=tenant)
 
