@@ -15,7 +15,7 @@ import logging
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db.models import Count, QuerySet
 from django.db.models.functions import TruncMonth
@@ -86,8 +86,9 @@ class SubjectConsentDetail:
     history_truncated: bool
 
 
-@dataclass(frozen=True)
-class _StateRow:
+class _StateRow(NamedTuple):
+    """One current-state row (a tuple: thousands are built per ingestion batch)."""
+
     purpose_id: int
     granted: bool
     notice_version: str | None
@@ -146,27 +147,62 @@ def _unique(subject_keys: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(subject_keys))
 
 
+class _Flags(NamedTuple):
+    """The subject-wide part of a decision: what :func:`_evaluate` reads of a SubjectState."""
+
+    level: str
+    restricted: bool
+    objected: bool
+
+
+def _subject_flags(tenant: Tenant, keys: Sequence[str]) -> dict[str, _Flags]:
+    """Flags of many subjects as plain tuples: the hot path (one ingestion batch) does not
+    pay for building model instances."""
+    found: dict[str, _Flags] = {}
+    for chunk in _chunks(keys):
+        rows = (SubjectState.objects.for_tenant(tenant).filter(subject_key__any_of=chunk)
+                .order_by().values_list("subject_key", "level", "restricted", "objected"))
+        found.update((key, _Flags(level, restricted, objected))
+                     for key, level, restricted, objected in rows)
+    return found
+
+
 def _subject_states(tenant: Tenant, keys: Sequence[str]) -> dict[str, SubjectState]:
     found: dict[str, SubjectState] = {}
     for chunk in _chunks(keys):
-        qs = SubjectState.objects.for_tenant(tenant).filter(subject_key__in=chunk)
+        qs = SubjectState.objects.for_tenant(tenant).filter(subject_key__any_of=chunk)
         found.update((s.subject_key, s) for s in qs)
     return found
 
 
-def _state_rows(tenant: Tenant, keys: Sequence[str], purpose_ids: Collection[int]
-                ) -> dict[str, dict[int, _StateRow]]:
+def _state_rows(tenant: Tenant, keys: Sequence[str], purpose_ids: Collection[int],
+                *, proof: bool = True) -> dict[str, dict[int, _StateRow]]:
+    """Current-state rows of many subjects. ``proof=False`` (the batch path, when no
+    purpose awaits renewal) skips the notice join and the source columns a decision does
+    not need."""
     found: dict[str, dict[int, _StateRow]] = {}
     if not purpose_ids:
         return found
     for chunk in _chunks(keys):
         rows = (ConsentState.objects.for_tenant(tenant)
-                .filter(subject_key__in=chunk, purpose_id__in=purpose_ids)
-                .values_list(*_STATE_FIELDS))
-        for key, purpose_id, granted, version, effective_at, source, method, at in rows:
-            found.setdefault(key, {})[purpose_id] = _StateRow(
-                purpose_id, granted, version, effective_at, source, method, at)
+                .filter(subject_key__any_of=chunk, purpose_id__in=purpose_ids)
+                .order_by())
+        if proof:
+            for key, purpose_id, granted, version, effective_at, source, method, at in (
+                    rows.values_list(*_STATE_FIELDS)):
+                found.setdefault(key, {})[purpose_id] = _StateRow(
+                    purpose_id, granted, version, effective_at, source, method, at)
+        else:
+            for key, purpose_id, granted, at in rows.values_list(
+                    "subject_key", "purpose_id", "granted", "captured_at"):
+                found.setdefault(key, {})[purpose_id] = _StateRow(
+                    purpose_id, granted, None, None, "", "", at)
     return found
+
+
+def _any_renewal(purposes: Iterable[Purpose]) -> bool:
+    """Whether a decision needs the notice behind each state (a renewal is pending)."""
+    return any(p.renewal_required_from_id for p in purposes)
 
 
 def _needs_renewal(purpose: Purpose, state: _StateRow) -> bool:
@@ -185,15 +221,19 @@ def _objection_blocks(purpose: Purpose) -> bool:
 def _evaluate(
     *,
     purposes: Sequence[Purpose],
-    subject: SubjectState | None,
+    subject: _Flags | SubjectState | None,
     states: dict[int, _StateRow],
     now: datetime,
     expiry_months: int,
+    with_details: bool = True,
 ) -> tuple[SubjectConsentView, list[PurposeConsent]]:
-    """The one place that turns stored state into decisions (pure: no queries)."""
+    """The one place that turns stored state into decisions (pure: no queries).
+    ``with_details=False`` (the batch path) returns the view alone, with no per-purpose
+    detail objects."""
     restricted = bool(subject and subject.restricted)
     objected = bool(subject and subject.objected)
     details: list[PurposeConsent] = []
+    allowed_keys: set[str] = set()
     for purpose in purposes:
         state = states.get(purpose.pk)
         expires_at, expired, renewal = None, False, False
@@ -207,6 +247,10 @@ def _evaluate(
             renewal = _needs_renewal(purpose, state)
             granted = state.granted and not expired and not renewal
         allowed = granted and not restricted and not (objected and _objection_blocks(purpose))
+        if allowed:
+            allowed_keys.add(purpose.key)
+        if not with_details:
+            continue
         details.append(PurposeConsent(
             purpose=purpose,
             chosen=None if state is None else state.granted,
@@ -220,7 +264,6 @@ def _evaluate(
             expired=expired,
             needs_renewal=renewal,
         ))
-    allowed_keys = {d.purpose.key for d in details if d.allowed}
     level = effective_level(
         chosen=subject.level if subject else "",
         personalization_usable=PERSONALIZATION in allowed_keys,
@@ -267,12 +310,12 @@ def get_subject_consent_views(
     if not keys:
         return {}
     purposes = _purposes(tenant)
-    subjects = _subject_states(tenant, keys)
-    states = _state_rows(tenant, keys, [p.pk for p in purposes])
+    subjects = _subject_flags(tenant, keys)
+    states = _state_rows(tenant, keys, [p.pk for p in purposes], proof=_any_renewal(purposes))
     now, months = timezone.now(), get_expiry_months(tenant)
     return {
         key: _evaluate(purposes=purposes, subject=subjects.get(key), states=states.get(key, {}),
-                       now=now, expiry_months=months)[0]
+                       now=now, expiry_months=months, with_details=False)[0]
         for key in keys
     }
 
@@ -286,13 +329,14 @@ def can_use_many(*, tenant: Tenant, subject_keys: Collection[str], purpose: str)
     purposes = _purposes(tenant, [purpose])
     if not purposes:
         return set()
-    subjects = _subject_states(tenant, keys)
-    states = _state_rows(tenant, keys, [purposes[0].pk])
+    subjects = _subject_flags(tenant, keys)
+    states = _state_rows(tenant, keys, [purposes[0].pk], proof=_any_renewal(purposes))
     now, months = timezone.now(), get_expiry_months(tenant)
     allowed = set()
     for key in keys:
         view, _ = _evaluate(purposes=purposes, subject=subjects.get(key),
-                            states=states.get(key, {}), now=now, expiry_months=months)
+                            states=states.get(key, {}), now=now, expiry_months=months,
+                            with_details=False)
         if purpose in view.allowed_purposes:
             allowed.add(key)
     return allowed
