@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: run test install lint format migrations-check clean bench-ingest
+.PHONY: run test install lint format migrations-check clean bench-ingest bench-train bench-erasure bench-retention
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,19 @@ format: install
 
 migrations-check: install
 	DJANGO_SETTINGS_MODULE=platform_site.settings.test $(BIN)/python manage.py makemigrations --check --dry-run
+
+## Benchmarks print figures (PostgreSQL + Redis on 127.0.0.1; see bench/README.md).
+bench-ingest: install
+	$(BIN)/python bench/ingest.py
+
+bench-train: install
+	$(BIN)/python bench/train.py
+
+bench-erasure: install
+	$(BIN)/python bench/erasure.py
+
+bench-retention: install
+	$(BIN)/python bench/retention.py
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache
