@@ -42,6 +42,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import common  # bench/common.py: scripts run as `python bench/<name>.py`
+
 ROOT = Path(__file__).resolve().parent.parent
 QUEUE = "discreet-bench-erasure"
 FAST_MODEL = {"model_algorithms": ["als"], "model_factors": 32, "model_iterations": 10,
@@ -51,39 +53,17 @@ FAST_MODEL = {"model_algorithms": ["als"], "model_factors": 32, "model_iteration
 
 
 def bench_env(args: argparse.Namespace) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "platform_site.settings.local",
-        "DJANGO_DEBUG": "false",
-        "SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-        "DISCREET_MASTER_KEY": "bench-only-master-key-0123456789abcdef",
-        "DATABASE_URL": f"{args.pg}/{args.db}",
-        "CELERY_BROKER_URL": args.redis,
-        "CELERY_TASK_DEFAULT_QUEUE": QUEUE,
-        "MEDIA_ROOT": args.media,
-        "EMAIL_URL": "dummymail://",
-        "LOG_LEVEL": "WARNING",
-        "PYTHONUNBUFFERED": "1",
-    }
+    return common.bench_env(args, **{
+        "CELERY_BROKER_URL": args.redis, "CELERY_TASK_DEFAULT_QUEUE": QUEUE,
+        "MEDIA_ROOT": args.media, "EMAIL_URL": "dummymail://"})
 
 
 def _django(args: argparse.Namespace) -> None:
-    os.environ.update(bench_env(args))
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
+    common.setup_django(bench_env(args))
 
 
 def recreate_database(args: argparse.Namespace) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{args.pg}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{args.db}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{args.db}"')
-    subprocess.run([sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],  # noqa: S603
-                   cwd=ROOT, env=bench_env(args), check=True)
+    common.recreate_database(args, bench_env(args))
 
 
 def _insert_events(tenant_id: int, subject_key: str, count: int, offset: int) -> None:

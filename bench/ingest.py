@@ -42,6 +42,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import common  # bench/common.py: scripts run as `python bench/<name>.py`
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,39 +132,17 @@ def build_events(users: np.ndarray, books: np.ndarray, stars: np.ndarray, count:
 
 
 def bench_env(args: argparse.Namespace) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "platform_site.settings.local",
-        "DJANGO_DEBUG": "false",
-        "SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-        "DISCREET_MASTER_KEY": "bench-only-master-key-0123456789abcdef",
-        "DATABASE_URL": f"{args.pg}/{args.db}",
-        "CELERY_BROKER_URL": args.redis,
-        "CELERY_TASK_DEFAULT_QUEUE": BENCH_QUEUE,
-        "API_KEY_RATE": "1000000/min",
-        "LOG_LEVEL": "WARNING",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "PYTHONUNBUFFERED": "1",
-    }
+    return common.bench_env(args, **{
+        "CELERY_BROKER_URL": args.redis, "CELERY_TASK_DEFAULT_QUEUE": BENCH_QUEUE,
+        "API_KEY_RATE": "1000000/min", "ALLOWED_HOSTS": "127.0.0.1,localhost"})
 
 
 def recreate_database(args: argparse.Namespace) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{args.pg}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{args.db}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{args.db}"')
-    subprocess.run([sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],  # noqa: S603
-                   cwd=ROOT, env=bench_env(args), check=True)
+    common.recreate_database(args, bench_env(args))
 
 
 def _django(args: argparse.Namespace) -> None:
-    os.environ.update(bench_env(args))
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
+    common.setup_django(bench_env(args))
 
 
 def _consent_worker(args: argparse.Namespace, tenant_id: int, subjects: list[str]) -> int:
@@ -431,7 +410,9 @@ def main() -> None:
     events = build_events(users, books, stars, args.events)
     print(f"  {len(events):,} events from {len(set(users[:args.events].tolist())):,} subjects "
           f"and {len(set(books[:args.events].tolist())):,} items")
-    if not args.reuse:
+    if args.reuse:
+        common.migrate(bench_env(args))  # an earlier run's data, today's schema
+    else:
         recreate_database(args)
     api_key = setup_tenant(args, args.subjects, args.consent)
     truncate_events(args)
@@ -452,6 +433,8 @@ def main() -> None:
         print(f"  client errors (first {len(errors)}): {errors}")
     rows, copy_seconds, copy_cpu = copy_ceiling(args)
 
+    if not latencies:
+        sys.exit("no batch succeeded: see the client errors above (and the server's log)")
     latencies.sort()
     p50 = statistics.median(latencies) * 1000
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
