@@ -7,10 +7,10 @@
   MAP@10 and catalog coverage@10, for the model and for a popularity baseline.
 * Candidates: ALS (implicit, CPU) and BM25 item-kNN (implicit), the tenant's parameters
   first, then a small grid while the search budget lasts; the best NDCG@10 wins.
-* The served ALS is the candidate fitted on the training split, folded in on the full
-  matrix with one exact ALS half-step for users then items (``partial_fit_users`` /
-  ``partial_fit_items``): the held-out newest interactions shape the served factors
-  without a second full fit.
+* The served ALS is the candidate fitted on the training split, then warm-started for
+  ``FOLD_IN_ITERATIONS`` more ALS iteration(s) on the full matrix (implicit's ``fit``
+  continues from factors already set): the held-out newest interactions shape the served
+  factors without a second full fit.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import numpy as np
 
 from apps.modeling.models import Algorithm
 
+FOLD_IN_ITERATIONS = 1
 IterationCallback = Callable[[int, int, float], None]  # (iteration, iterations, seconds)
 
 
@@ -124,15 +125,16 @@ def fit_bm25(matrix: Any, params: dict[str, Any]) -> Any:
     return model
 
 
-def fold_in_full(als: Any, matrix: Any) -> Any:
-    """One exact ALS half-step for every user, then every item, on ``matrix`` (the full
-    data), starting from factors fitted on the training split."""
-    matrix = matrix.tocsr().astype(np.float32)
-    n_users, n_items = matrix.shape
-    if n_users:
-        als.partial_fit_users(np.arange(n_users), matrix)
-    if n_items:
-        als.partial_fit_items(np.arange(n_items), matrix.T.tocsr())
+def fold_in_full(als: Any, matrix: Any, iterations: int | None = None) -> Any:
+    """Continue ``als`` (fitted on the training split) on ``matrix``, the full data, for
+    ``FOLD_IN_ITERATIONS`` iterations: implicit's ``fit`` keeps factors that are already
+    set, so this is a warm start, not a new fit."""
+    fitted = als.iterations
+    als.iterations = FOLD_IN_ITERATIONS if iterations is None else iterations
+    try:
+        als.fit(matrix.tocsr().astype(np.float32), show_progress=False)
+    finally:
+        als.iterations = fitted
     return als
 
 

