@@ -52,8 +52,10 @@ class ModelingConfig(AppConfig):
 
         from apps.audit.models import AuditEvent
         from apps.consent.services import register_withdrawal_listener
+        from apps.core.demo import register_demo_seeder
         from apps.events.models import Item
         from apps.modeling.blas import pin_blas_threads
+        from apps.modeling.demo import seed_demo_model
         from apps.modeling.services import (
             artifacts_holding_subject,
             erase_subject,
@@ -82,6 +84,7 @@ class ModelingConfig(AppConfig):
         register_erasure_verifier("modeling.artifacts", artifacts_holding_subject)
         register_erasure_describer("modeling.artifacts", describe_subject)
         register_withdrawal_listener(_on_withdrawal)
+        register_demo_seeder(seed_demo_model)
         post_save.connect(_item_saved, sender=Item, dispatch_uid="modeling.item_saved")
         post_save.connect(_audit_written, sender=AuditEvent,
                           dispatch_uid="modeling.catalog_audited")

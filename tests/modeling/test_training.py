@@ -245,3 +245,14 @@ def test_the_command_exits_non_zero_when_training_fails(tenant):
 def test_the_command_refuses_an_unknown_tenant(db):
     with pytest.raises(CommandError):
         call_command("train_models", "--tenant", "nope", stdout=StringIO())
+
+
+def test_the_demo_seeder_asks_for_a_first_model_once(planted, django_capture_on_commit_callbacks):
+    from apps.modeling.demo import seed_demo_model
+
+    out = StringIO()
+    with django_capture_on_commit_callbacks(execute=True):
+        seed_demo_model(planted.tenant, out)
+    assert ModelVersion.objects.for_tenant(planted.tenant).get().status == "active"
+    seed_demo_model(planted.tenant, out)
+    assert TrainingRun.objects.for_tenant(planted.tenant).count() == 1
