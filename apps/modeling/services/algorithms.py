@@ -55,25 +55,34 @@ class Candidate:
 # --- Split ---------------------------------------------------------------------------------
 
 
-def holdout_split(matrix: Any, last_seen: np.ndarray, fraction: float) -> tuple[Any, Any]:
+def recency_rank(matrix: Any, last_seen: np.ndarray) -> np.ndarray:
+    """For each stored interaction (CSR order), its position among its row's, newest first
+    (0 = the newest; ties by column)."""
+    sizes = np.diff(matrix.indptr)
+    rows = np.repeat(np.arange(matrix.shape[0]), sizes)
+    order = np.lexsort((-last_seen, rows))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order)) - np.repeat(matrix.indptr[:-1], sizes)
+    return rank
+
+
+def holdout_split(matrix: Any, last_seen: np.ndarray, fraction: float,
+                  rank: np.ndarray | None = None) -> tuple[Any, Any]:
     """``(train, test)`` CSR matrices of the same shape (see the module docstring)."""
     import scipy.sparse as sp
 
     matrix = matrix.tocsr()
+    rank = recency_rank(matrix, last_seen) if rank is None else rank
     sizes = np.diff(matrix.indptr)
     rows = np.repeat(np.arange(matrix.shape[0]), sizes)
-    order = np.lexsort((-last_seen, rows))  # per row, newest first; ties by column
-    starts = np.repeat(matrix.indptr[:-1], sizes)
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order)) - starts
-    held = np.floor(np.repeat(sizes, sizes) * fraction).astype(np.int64)
-    is_test = rank < held
-    coo = matrix.tocoo()
-    shape = matrix.shape
+    is_test = rank < np.floor(np.repeat(sizes, sizes) * fraction).astype(np.int64)
 
     def part(mask: np.ndarray) -> Any:
-        return sp.csr_matrix((coo.data[mask], (coo.row[mask], coo.col[mask])), shape=shape,
-                             dtype=np.float32)
+        # Masking CSR-ordered entries keeps them CSR-ordered: no conversion needed.
+        indptr = np.zeros(matrix.shape[0] + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows[mask], minlength=matrix.shape[0]), out=indptr[1:])
+        return sp.csr_matrix((matrix.data[mask].astype(np.float32), matrix.indices[mask],
+                              indptr), shape=matrix.shape)
 
     return part(~is_test), part(is_test)
 
@@ -195,20 +204,17 @@ def evaluate_model(model: Any, train: Any, test: Any, users: np.ndarray) -> dict
 
 
 def evaluate_popularity(train: Any, test: Any, users: np.ndarray) -> dict[str, float]:
-    popularity = np.asarray((train > 0).sum(0)).ravel().astype(np.float64)
+    """Most popular training items (distinct subjects), the subject's own excluded."""
+    popularity = np.asarray((train > 0).sum(0)).ravel()
     n_items = train.shape[1]
+    longest = int(np.diff(train.indptr)[users].max()) if len(users) else 0
+    candidates = np.argsort(-popularity, kind="stable")[:20 + longest]
+    candidates = candidates[popularity[candidates] > 0]
     recs = np.full((len(users), 20), -1, dtype=np.int64)
-    for start in range(0, len(users), 1024):
-        chunk = users[start:start + 1024]
-        scores = np.broadcast_to(popularity, (len(chunk), n_items)).copy()
-        seen = train[chunk].tocoo()
-        scores[seen.row, seen.col] = -np.inf
-        width = min(20, n_items)
-        top = np.argpartition(-scores, width - 1, axis=1)[:, :width]
-        top_scores = np.take_along_axis(scores, top, 1)
-        ranked = np.take_along_axis(top, np.argsort(-top_scores, 1, kind="stable"), 1)
-        ranked[np.take_along_axis(scores, ranked, 1) == -np.inf] = -1
-        recs[start:start + len(chunk), :width] = ranked
+    for k, user in enumerate(users):
+        seen = train.indices[train.indptr[user]:train.indptr[user + 1]]
+        unseen = candidates[~np.isin(candidates, seen)][:20]
+        recs[k, :len(unseen)] = unseen
     return metrics_from_recs(recs, users, test, n_items)
 
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,14 @@ class TrainingData:
     @property
     def shape(self) -> tuple[int, int]:
         return self.matrix.shape
+
+    @cached_property
+    def recency_rank(self) -> np.ndarray:
+        """Each interaction's position in its subject's history, newest first (shared by
+        the hold-out split and the DP contribution bound)."""
+        from apps.modeling.services.algorithms import recency_rank
+
+        return recency_rank(self.matrix, self.last_seen)
 
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]

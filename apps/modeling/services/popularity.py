@@ -28,13 +28,12 @@ RELEASED_ITEMS = 200
 MECHANISM = "OpenDP make_count_by_categories >> then_laplace (discrete Laplace)"
 
 
-def bounded_contributions(matrix: Any, last_seen: np.ndarray, bound: int) -> np.ndarray:
+def bounded_contributions(matrix: Any, last_seen: np.ndarray, bound: int,
+                          rank: np.ndarray | None = None) -> np.ndarray:
     """Column indices of each row's ``bound`` most recent items, concatenated."""
-    sizes = np.diff(matrix.indptr)
-    rows = np.repeat(np.arange(matrix.shape[0]), sizes)
-    order = np.lexsort((-last_seen, rows))
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order)) - np.repeat(matrix.indptr[:-1], sizes)
+    from apps.modeling.services.algorithms import recency_rank
+
+    rank = recency_rank(matrix, last_seen) if rank is None else rank
     return matrix.indices[rank < bound].astype(np.int64)
 
 
@@ -69,7 +68,7 @@ def budget_spent(*, tenant: Tenant) -> float:
 def release_popular_items(
     *, tenant: Tenant, matrix: Any, last_seen: np.ndarray, item_ids: np.ndarray,
     epsilon: float, bound: int, budget_total: float | None = None,
-    model_version: ModelVersion | None = None,
+    model_version: ModelVersion | None = None, rank: np.ndarray | None = None,
 ) -> PrivacyBudgetEntry | None:
     """One DP release of popular items from a training snapshot, recorded in the ledger
     with an audit entry. ``None`` (nothing released, the previous release keeps serving)
@@ -81,7 +80,7 @@ def release_popular_items(
         audit.record(tenant, "modeling.dp_release_refused", None, ("modeling.budget", ""),
                      {"epsilon": epsilon, "budget_total": budget_total})
         return None
-    values = bounded_contributions(matrix, last_seen, bound)
+    values = bounded_contributions(matrix, last_seen, bound, rank)
     noisy, scale, spent = dp_counts(values, len(item_ids), epsilon=epsilon, bound=bound)
     best = np.argsort(-noisy, kind="stable")[:RELEASED_ITEMS]
     released = [[int(item_ids[i]), int(noisy[i])] for i in best if noisy[i] > 0]

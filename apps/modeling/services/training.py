@@ -65,7 +65,8 @@ def fit_pipeline(
     settings when the search budget is 0 or unbounded and ``threads == 1``."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    train, test = algorithms.holdout_split(data.matrix, data.last_seen, cfg.holdout_fraction)
+    train, test = algorithms.holdout_split(data.matrix, data.last_seen, cfg.holdout_fraction,
+                                           rank=data.recency_rank)
     users = algorithms.eval_users(test, cfg.eval_max_users)
     timings["split_s"] = time.perf_counter() - started
 
@@ -320,7 +321,7 @@ def _register(*, tenant: Tenant, run: TrainingRun | None, data: TrainingData,
     release_popular_items(
         tenant=tenant, matrix=data.matrix, last_seen=data.last_seen, item_ids=data.item_ids,
         epsilon=cfg.dp_epsilon, bound=cfg.dp_contribution_bound,
-        budget_total=cfg.dp_budget_total, model_version=version)
+        budget_total=cfg.dp_budget_total, model_version=version, rank=data.recency_rank)
     audit.record(tenant, "modeling.version_registered", None, version,
                  {"number": number, "algorithm": chosen.algorithm,
                   "ndcg@10": round(chosen.ndcg, 6), "subjects": data.stats["subjects_consented"],
