@@ -151,12 +151,13 @@ AUDITLOG_INCLUDE_ALL_MODELS = False
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _BROKER_DIR = VAR_DIR / "broker"
-    for _folder in ("queue", "processed"):  # the transport does not create them itself
+    for _folder in ("queue", "processed", "control"):  # the transport does not create them
         (_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_BROKER_DIR / "queue"),
         "data_folder_out": str(_BROKER_DIR / "queue"),
         "processed_folder": str(_BROKER_DIR / "processed"),
+        "control_folder": str(_BROKER_DIR / "control"),  # default: ./control in the cwd
         "store_processed": False,
     }
 else:
