@@ -10,8 +10,9 @@ admin.site.site_title = "Discreet"
 api_v1 = [
     path("", include("apps.tenants.urls")),
     path("", include("apps.consent.urls")),
-    path("", include("apps.events.urls")),
+    # Before events: its items/<path:item> would also match items/<item>/similar.
     path("", include("apps.modeling.urls")),
+    path("", include("apps.events.urls")),
     path("", include("apps.privacy.urls")),
     path("", include("apps.retention.urls")),
 ]

@@ -222,10 +222,9 @@ def test_no_bundle_without_a_model(api, tenant):
     assert response.json()["error"]["code"] == "no_active_model"
 
 
-# --- Similar items (URLconf with modeling first: see tests/modeling/urls.py) ------------
+# --- Similar items ------------------------------------------------------------------------
 
 
-@pytest.mark.urls("tests.modeling.urls")
 def test_similar_items_are_of_the_same_group(trained, api):
     item = trained.groups[3][0]
     body = api.get(f"/api/v1/items/{item}/similar", {"n": 5}).json()
@@ -236,7 +235,6 @@ def test_similar_items_are_of_the_same_group(trained, api):
     assert items[0] in trained.groups[3]
 
 
-@pytest.mark.urls("tests.modeling.urls")
 def test_similar_items_need_k_distinct_subjects(tenant, api):
     configure(tenant, model_min_support=3)
     planted = planted_dataset(tenant)
@@ -251,14 +249,12 @@ def test_similar_items_need_k_distinct_subjects(tenant, api):
     assert "rare" not in {i["item"] for i in popular["items"]}
 
 
-@pytest.mark.urls("tests.modeling.urls")
 def test_similar_items_of_an_unknown_item_is_404(api, tenant):
     response = api.get("/api/v1/items/nope/similar")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
 
 
-@pytest.mark.urls("tests.modeling.urls")
 def test_similar_items_bounds_n(api, tenant):
     assert api.get("/api/v1/items/x/similar", {"n": 500}).status_code == 400
 
@@ -273,7 +269,6 @@ def test_the_artifact_never_holds_other_tenants_subjects(trained, other_tenant):
     assert len(art.user_keys) == len(other.subjects)
 
 
-@pytest.mark.urls("tests.modeling.urls")
 def test_another_tenants_item_is_the_same_404_as_a_missing_one(trained, other_api):
     theirs = other_api.get(f"/api/v1/items/{trained.groups[0][0]}/similar")
     missing = other_api.get("/api/v1/items/no-such-item/similar")
