@@ -44,6 +44,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import common  # bench/common.py: scripts run as `python bench/<name>.py`
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,21 +52,15 @@ SHARED = ROOT.parent / "shared" / "data"
 RETAIL = SHARED / "uci-online-retail" / "online_retail.csv.gz"
 
 
-def _setup_django(pg: str, db: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{pg}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{db}"')
-        conn.execute(f'CREATE DATABASE "{db}"')
-    os.environ["DATABASE_URL"] = f"{pg}/{db}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "platform_site.settings.test")
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+def _setup_django(args: argparse.Namespace, *, fresh: bool) -> None:
+    """Django in this process, on test settings (training runs in-process), against a
+    fresh ``--db`` or, when reusing one, the same database migrated to today's schema."""
+    env = common.bench_env(args, DJANGO_SETTINGS_MODULE="platform_site.settings.test")
+    if fresh:
+        common.recreate_database(args, env)
+    else:
+        common.migrate(env)
+    common.setup_django(env)
 
 
 # --- Data ------------------------------------------------------------------------------------
@@ -426,18 +421,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--http-seconds", type=float, default=20.0)
     args = parser.parse_args()
-    if args.serving_only or args.reuse:
-        os.environ["DATABASE_URL"] = f"{args.pg}/{args.db}"
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "platform_site.settings.test")
-        sys.path.insert(0, str(ROOT))
-        import django
-
-        django.setup()
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0)  # apps added since the data was loaded
-    else:
-        _setup_django(args.pg, args.db)
+    _setup_django(args, fresh=not (args.serving_only or args.reuse))
     from threadpoolctl import threadpool_info
 
     print("BLAS:", [(lib["internal_api"], lib["num_threads"]) for lib in threadpool_info()])
