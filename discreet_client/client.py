@@ -1,4 +1,5 @@
-"""The client itself: plain httpx, synchronous, no other dependency."""
+"""The client itself: plain httpx, synchronous, no other dependency (orjson is used when it
+is installed: a batch of 500 events encodes several times faster)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ from urllib.parse import quote
 
 import httpx
 
+try:
+    import orjson
+except ImportError:  # pragma: no cover - the platform's own environment has it
+    orjson = None
+
 DEFAULT_BATCH_SIZE = 500
 MAX_BATCH_SIZE = 1000
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -30,6 +36,19 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.details = dict(details or {})
+
+
+def _dumps(body: Any) -> bytes:
+    if orjson is not None:
+        try:
+            return orjson.dumps(body)
+        except TypeError:  # e.g. an integer beyond 64 bits: the standard library takes it
+            pass
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _loads(response: httpx.Response) -> Any:
+    return orjson.loads(response.content) if orjson is not None else _loads(response)
 
 
 def _now() -> datetime:
@@ -167,7 +186,7 @@ class DiscreetClient:
         """Send one request with retries; return the final response and the retry count.
         Raises :class:`ApiError` for an error answer and the last transport error when
         every attempt failed to get one."""
-        content = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        content = None if body is None else _dumps(body)
         all_headers = {"Content-Type": "application/json", **(headers or {})}
         attempt = 0
         while True:
@@ -187,7 +206,7 @@ class DiscreetClient:
             raise RuntimeError("no response")
         if response.status_code >= httpx.codes.BAD_REQUEST:
             try:
-                error = response.json()["error"]
+                error = _loads(response)["error"]
             except (ValueError, KeyError, TypeError):
                 error = {"code": "http_error", "message": response.text[:200]}
             raise ApiError(response.status_code, str(error.get("code")),
@@ -205,7 +224,7 @@ class DiscreetClient:
         use_gpc = self.gpc if gpc is None else gpc
         response, retries = self.request("POST", "events", body={"events": payload},
                                          headers={"Sec-GPC": "1"} if use_gpc else None)
-        return response.json(), retries
+        return _loads(response), retries
 
     def send_events(self, events: Iterable[Event | Mapping[str, Any]], *,
                     gpc: bool | None = None) -> IngestSummary:
@@ -217,7 +236,7 @@ class DiscreetClient:
             response, retries = self.request(
                 "POST", "events", body={"events": payload},
                 headers={"Sec-GPC": "1"} if use_gpc else None)
-            summary.add(response.json(), offset)
+            summary.add(_loads(response), offset)
             summary.retries += retries
         return summary
 
@@ -229,7 +248,7 @@ class DiscreetClient:
         for start in range(0, len(rows), MAX_BATCH_SIZE):
             response, _ = self.request("PUT", "items",
                                        body={"items": rows[start:start + MAX_BATCH_SIZE]})
-            body = response.json()
+            body = _loads(response)
             for name in ("received", "created", "updated"):
                 totals[name] += int(body[name])
             totals["dropped_attributes"].update(body.get("dropped_attributes") or {})

@@ -18,12 +18,16 @@ class ConsentConfig(AppConfig):
         )
         from apps.consent.services import provision_consent_defaults
         from apps.privacy.registry import model_handler, register_subject_handler
+        from apps.tenants.config_memo import watch_tenant_config
         from apps.tenants.services import register_tenant_provisioner
 
         # Configuration is captured by django-auditlog; subject rows go through services,
         # which write the domain AuditEvent themselves.
         auditlog.register(Purpose)
         auditlog.register(PrivacyNotice, m2m_fields={"purposes"})
+        # Consent checks memoize the purposes (and the notices renewals point to).
+        watch_tenant_config(Purpose)
+        watch_tenant_config(PrivacyNotice, m2m=(PrivacyNotice.purposes.through,))
 
         register_tenant_provisioner(provision_consent_defaults)
 

@@ -30,7 +30,9 @@ from apps.consent.models import (
     Purpose,
     SubjectState,
 )
+from apps.core.db import fetch_rows_matching
 from apps.core.exceptions import ApplicationError
+from apps.tenants.config_memo import memoize_tenant_config
 from apps.tenants.models import Tenant
 from apps.tenants.services import tenant_setting
 
@@ -160,8 +162,10 @@ def _subject_flags(tenant: Tenant, keys: Sequence[str]) -> dict[str, _Flags]:
     pay for building model instances."""
     found: dict[str, _Flags] = {}
     for chunk in _chunks(keys):
-        rows = (SubjectState.objects.for_tenant(tenant).filter(subject_key__any_of=chunk)
-                .order_by().values_list("subject_key", "level", "restricted", "objected"))
+        rows = fetch_rows_matching(
+            SubjectState.objects.for_tenant(tenant).order_by()
+            .values_list("subject_key", "level", "restricted", "objected"),
+            field="subject_key", values=chunk)
         found.update((key, _Flags(level, restricted, objected))
                      for key, level, restricted, objected in rows)
     return found
@@ -184,20 +188,27 @@ def _state_rows(tenant: Tenant, keys: Sequence[str], purpose_ids: Collection[int
     if not purpose_ids:
         return found
     for chunk in _chunks(keys):
-        rows = (ConsentState.objects.for_tenant(tenant)
-                .filter(subject_key__any_of=chunk, purpose_id__in=purpose_ids)
+        rows = (ConsentState.objects.for_tenant(tenant).filter(purpose_id__in=purpose_ids)
                 .order_by())
         if proof:
             for key, purpose_id, granted, version, effective_at, source, method, at in (
-                    rows.values_list(*_STATE_FIELDS)):
+                    fetch_rows_matching(rows.values_list(*_STATE_FIELDS),
+                                        field="subject_key", values=chunk)):
                 found.setdefault(key, {})[purpose_id] = _StateRow(
                     purpose_id, granted, version, effective_at, source, method, at)
         else:
-            for key, purpose_id, granted, at in rows.values_list(
-                    "subject_key", "purpose_id", "granted", "captured_at"):
+            for key, purpose_id, granted, at in fetch_rows_matching(
+                    rows.values_list("subject_key", "purpose_id", "granted", "captured_at"),
+                    field="subject_key", values=chunk):
                 found.setdefault(key, {})[purpose_id] = _StateRow(
                     purpose_id, granted, None, None, "", "", at)
     return found
+
+
+def _shortest(months: int) -> timedelta:
+    """A lower bound of any ``months`` calendar months (each has at least 28 days): a
+    consent younger than this cannot have expired, so the batch path skips the calendar."""
+    return timedelta(days=28 * months)
 
 
 def _any_renewal(purposes: Iterable[Purpose]) -> bool:
@@ -241,7 +252,8 @@ def _evaluate(
             granted = purpose.default_granted
         else:
             if (state.granted and expiry_months
-                    and purpose.legal_basis == Purpose.LegalBasis.CONSENT):
+                    and purpose.legal_basis == Purpose.LegalBasis.CONSENT
+                    and (with_details or now - state.captured_at >= _shortest(expiry_months))):
                 expires_at = add_months(state.captured_at, expiry_months)
                 expired = now >= expires_at
             renewal = _needs_renewal(purpose, state)
@@ -292,10 +304,15 @@ def effective_level(*, chosen: str, personalization_usable: bool, restricted: bo
 
 
 def _purposes(tenant: Tenant, keys: Collection[str] | None = None) -> list[Purpose]:
-    qs = Purpose.objects.for_tenant(tenant).select_related("renewal_required_from")
-    if keys is not None:
-        qs = qs.filter(key__in=list(keys))
-    return list(qs.order_by("key"))
+    """The tenant's purposes by key (with the notice a renewal needs), memoized per
+    configuration revision: every consent check reads them."""
+    purposes: tuple[Purpose, ...] = memoize_tenant_config(tenant, "purposes", lambda: tuple(
+        Purpose.objects.for_tenant(tenant).select_related("renewal_required_from")
+        .order_by("key")))
+    if keys is None:
+        return list(purposes)
+    wanted = set(keys)
+    return [p for p in purposes if p.key in wanted]
 
 
 # --- The contract other apps use -----------------------------------------------------------

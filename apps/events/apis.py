@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.core.apis import TenantApi
+from apps.core.json import FastJSONRenderer
 from apps.events.services import (
     MAX_EVENTS_PER_BATCH,
     MAX_ITEMS_PER_BATCH,
@@ -66,6 +67,7 @@ class EventIngestApi(TenantApi):
     """``POST /api/v1/events``: up to 1,000 events; 200 with a result per event."""
 
     required_scope = Scope.EVENTS_WRITE
+    renderer_classes = [FastJSONRenderer]  # the report is plain data: ints and strings
 
     class InputSerializer(serializers.Serializer):
         events = EventBatchField()

@@ -13,6 +13,7 @@ class EventsConfig(AppConfig):
         from apps.events.models import Event, EventProperty, EventType, Item, ItemAttribute
         from apps.events.services import provision_event_schema
         from apps.privacy.registry import model_handler, register_subject_handler
+        from apps.tenants.config_memo import watch_tenant_config
         from apps.tenants.services import register_tenant_provisioner
 
         # Every tenant starts with the default schema (view 1, click 2, add_to_cart 4,
@@ -22,6 +23,9 @@ class EventsConfig(AppConfig):
         # (Bulk catalog writes bypass these signals; the service audits them itself.)
         auditlog.register(EventType)
         auditlog.register(EventProperty)
+        # Ingestion memoizes the schema per configuration revision (next batch sees edits).
+        watch_tenant_config(EventType)
+        watch_tenant_config(EventProperty)
         auditlog.register(ItemAttribute)
         auditlog.register(Item)
         # Events are subject data: exported and erased with the subject (GDPR Art. 15/17).

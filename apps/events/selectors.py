@@ -11,6 +11,7 @@ from django.db.models import QuerySet, Value
 
 from apps.events.models import Event, EventProperty, EventType, FieldKind, Item, ItemAttribute
 from apps.events.validation import is_clean_text
+from apps.tenants.config_memo import memoize_tenant_config
 from apps.tenants.models import Tenant
 from apps.tenants.services import tenant_setting
 
@@ -51,8 +52,14 @@ class EventSchema:
 
 
 def get_event_schema(*, tenant: Tenant) -> EventSchema:
-    """The tenant's active event types and allow-listed properties, in one query (it runs
-    for every ingested batch, so that a change in the admin applies to the next one)."""
+    """The tenant's active event types and allow-listed properties (it is read for every
+    ingested batch: memoized per configuration revision, so that a change in the admin
+    applies to the next batch). Shared: do not mutate it."""
+    return memoize_tenant_config(tenant, "event_schema", lambda: _load_event_schema(tenant))
+
+
+def _load_event_schema(tenant: Tenant) -> EventSchema:
+    """One query."""
     # order_by(): no default ordering inside a UNION (SQLite refuses it).
     types = (EventType.objects.for_tenant(tenant).filter(is_active=True).order_by()
              .values_list(Value("t"), "code", "weight", "weight_from_value", "purpose"))

@@ -23,6 +23,7 @@ from apps.retention.registry import (
     get_retention_category,
     retention_categories,
 )
+from apps.tenants.config_memo import memoize_tenant_config
 from apps.tenants.models import Tenant
 from apps.tenants.services import tenant_setting
 
@@ -100,8 +101,14 @@ def get_retention_policy(*, tenant: Tenant, category: str) -> PolicyView:
 
 
 def get_retention_period(*, tenant: Tenant, category: str) -> timedelta | None:
-    """How long ``category`` is kept for ``tenant`` (``None``: not time-based)."""
-    return get_retention_policy(tenant=tenant, category=category).period
+    """How long ``category`` is kept for ``tenant`` (``None``: not time-based). Memoized
+    per configuration revision (ingestion asks for every batch)."""
+    get_retention_category_or_404(category)
+    periods = memoize_tenant_config(tenant, "retention_periods", lambda: {
+        view.code: view.period for view in list_retention_policies(tenant=tenant)})
+    if category in periods:
+        return periods[category]
+    return get_retention_policy(tenant=tenant, category=category).period  # registered since
 
 
 def get_cutoffs(*, tenant: Tenant, now: datetime | None = None) -> dict[str, datetime]:

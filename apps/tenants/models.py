@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -24,6 +26,9 @@ class Tenant(BaseModel):
     secret_ciphertext = models.BinaryField(editable=False)
     secret_version = models.PositiveSmallIntegerField(default=1, editable=False)
     is_active = models.BooleanField(default=True)
+    # Changes with the tenant's event schema, purposes, notices and retention policies
+    # (apps.tenants.config_memo): what each process may keep of them is labelled with it.
+    config_revision = models.UUIDField(default=uuid.uuid4, editable=False)
 
     class Meta:
         ordering = ["slug"]

@@ -37,6 +37,7 @@ def provision_tenant(tenant: Tenant) -> None:
     """Apply every registered provisioner. Each must be idempotent (seeders re-run it)."""
     for provisioner in _provisioners:
         provisioner(tenant)
+    tenant.refresh_from_db(fields=["config_revision"])  # the provisioners changed it
 
 
 @transaction.atomic

@@ -13,40 +13,18 @@ SQL text here is built only from the model's own identifiers; values are always 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any
 
 from django.db import connection
-from django.db.backends.utils import CursorWrapper
 
+from apps.core.db import binding_cursor, fetch_rows_matching, server_side_binding_available
 from apps.events.models import Event, Item
 
 _COLUMNS = ("tenant", "event_id", "subject_key", "item", "type", "value", "occurred_at",
             "properties", "created_at", "updated_at")
-
-
-def _binary_arrays_available() -> bool:
-    return (connection.vendor == "postgresql"
-            and getattr(connection.Database, "__name__", "") == "psycopg")
-
-
-@contextmanager
-def _binding_cursor() -> Iterator[CursorWrapper]:
-    """A psycopg 3 server-side-binding cursor on Django's connection, wrapped like Django's
-    own (counted by ``CaptureQueriesContext``, errors translated to ``django.db`` ones)."""
-    import psycopg
-
-    connection.ensure_connection()
-    raw = psycopg.Cursor(connection.connection)
-    cursor = (connection.make_debug_cursor(raw) if connection.queries_logged
-              else connection.make_cursor(raw))
-    try:
-        yield cursor
-    finally:
-        cursor.close()
 
 
 @cache
@@ -62,18 +40,11 @@ def _names() -> dict[str, str]:
 
 
 def fetch_item_pks(*, tenant_id: int, external_ids: Collection[str]) -> dict[str, int]:
-    """``{external_id: pk}`` of the tenant's items among ``external_ids``. One query."""
-    if not external_ids:
-        return {}
-    if not _binary_arrays_available():
-        return dict(Item.objects.for_tenant(tenant_id).filter(external_id__in=external_ids)
-                    .values_list("external_id", "pk"))
-    n = _names()
-    sql = (f"SELECT {n['item_external_id']}, {n['item_pk']} FROM {n['item_table']} "  # noqa: S608
-           f"WHERE {n['item_tenant']} = %b AND {n['item_external_id']} = ANY(%b)")
-    with _binding_cursor() as cursor:
-        cursor.execute(sql, [tenant_id, list(external_ids)])
-        return dict(cursor.fetchall())
+    """``{external_id: pk}`` of the tenant's items among ``external_ids``. One query (one
+    index probe per id on PostgreSQL)."""
+    return dict(fetch_rows_matching(
+        Item.objects.for_tenant(tenant_id).order_by().values_list("external_id", "pk"),
+        field="external_id", values=list(external_ids)))
 
 
 _ITEM_COLUMNS = ("tenant", "external_id", "title", "categories", "attributes", "is_active",
@@ -101,11 +72,11 @@ def create_items(*, tenant_id: int, external_ids: Collection[str], now: datetime
     conflict = (f"ON CONFLICT ({n['tenant']}, {n['external_id']}) DO NOTHING "
                 f"RETURNING {n['external_id']}, {n['pk']}")
     ids = sorted(external_ids)
-    if _binary_arrays_available():
+    if server_side_binding_available():
         sql = (f"INSERT INTO {n['table']} ({columns}) "  # noqa: S608
                "SELECT %b, x, x, '[]'::jsonb, '{}'::jsonb, true, true, %b, %b "
                f"FROM unnest(%b::varchar[]) AS batch(x) {conflict}")
-        with _binding_cursor() as cursor:
+        with binding_cursor() as cursor:
             cursor.execute(sql, [tenant_id, now, now, ids])
             return dict(cursor.fetchall())
     stamp = connection.ops.adapt_datetimefield_value(now)
@@ -162,11 +133,11 @@ def insert_events(
     """
     if not event_ids:
         return set()
-    if _binary_arrays_available():
+    if server_side_binding_available():
         params: list[Any] = [tenant_id, received_at, received_at, list(event_ids),
                              list(subject_keys), list(item_pks), list(types), list(values),
                              list(occurred_at), list(properties)]
-        with _binding_cursor() as cursor:
+        with binding_cursor() as cursor:
             cursor.execute(_unnest_sql(), params)
             return {row[0] for row in cursor.fetchall()}
     adapt = connection.ops.adapt_datetimefield_value
