@@ -88,3 +88,76 @@ def test_the_same_data_gives_the_same_matrix(catalog):
     assert first.user_keys == sorted(first.user_keys) == second.user_keys
     assert (first.matrix != second.matrix).nnz == 0
     np.testing.assert_array_equal(first.last_seen, second.last_seen)
+
+
+def _portable(tenant):
+    from apps.events.selectors import list_events
+    from apps.modeling.services.dataset import _stream_rows
+
+    codes = sorted(EventType.objects.for_tenant(tenant).values_list("code", flat=True))
+    since = timezone.now() - timedelta(days=400)
+    rows = list_events(tenant=tenant, since=since).filter(type__in=codes)
+    return _stream_rows(rows, {c: n for n, c in enumerate(codes)}, None), codes, since
+
+
+def test_the_postgresql_reader_gives_the_portable_paths_rows(catalog):
+    """Keys with leading and trailing zero bytes, several types, values, repeated items:
+    the binary-record reader numbers, sums and dates exactly like the portable stream."""
+    from django.db import connection
+
+    from apps.modeling.services.dataset import _read_postgres
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the binary-record reader is PostgreSQL's")
+    keys = ["00" + "1" * 62, "ab" * 31 + "00", "0102030405060708" + "0" * 48, "f" * 64,
+            "0" * 64]
+    for n, key in enumerate(keys):
+        add_events(catalog, f"s{n}", ["a", "b", "a"], type="view", subject_key=key)
+        add_events(catalog, f"s{n}", ["c"], type="rating", value=2.5 + n, subject_key=key,
+                   start_minutes_ago=30)
+    (portable_keys, portable, count), codes, since = _portable(catalog)
+    read = _read_postgres(catalog, codes, since)
+    assert read is not None
+    fast_keys, fast, fast_count = read
+    assert fast_keys == sorted(keys)
+    assert sorted(portable_keys) == fast_keys
+    assert fast_count == 20  # events read
+    assert count == 15  # (subject, item, type) groups streamed
+    rank = np.array([fast_keys.index(k) for k in portable_keys])
+    mine = sorted(zip(fast[0].tolist(), *(a.tolist() for a in fast[1:]), strict=True))
+    theirs = sorted(zip(rank[portable[0]].tolist(), *(a.tolist() for a in portable[1:]),
+                        strict=True))
+    assert mine == theirs
+
+
+def test_keys_sharing_their_first_16_characters_fall_back_to_the_portable_path(catalog):
+    from django.db import connection
+
+    from apps.modeling.services.dataset import _read_postgres
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the binary-record reader is PostgreSQL's")
+    twins = ["0" * 16 + "a" * 48, "0" * 16 + "b" * 48]
+    for n, key in enumerate(twins):
+        grant_consent(catalog, f"twin{n}")
+        add_events(catalog, f"twin{n}", ["a", "b"], subject_key=key)
+    (_, _, _), codes, since = _portable(catalog)
+    assert _read_postgres(catalog, codes, since) is None
+    data = snapshot_training_data(tenant=catalog)
+    assert data.stats["subjects_seen"] == 2
+
+
+def test_a_key_that_is_not_hex_falls_back_to_the_portable_path(catalog):
+    from django.db import connection
+
+    from apps.modeling.services.dataset import _read_postgres
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the binary-record reader is PostgreSQL's")
+    add_events(catalog, "odd", ["a"], subject_key="z" * 64)
+    add_events(catalog, "short", ["b"], subject_key="ab" * 8)
+    (_, _, _), codes, since = _portable(catalog)
+    assert _read_postgres(catalog, codes, since) is None
+    assert Item.objects.for_tenant(catalog).count() == 3  # the transaction is still usable
+    data = snapshot_training_data(tenant=catalog)  # through the portable path
+    assert data.stats["events_aggregated_rows"] == 2

@@ -157,16 +157,30 @@ def eval_users(test: Any, max_users: int) -> np.ndarray:
     return users
 
 
+def _stored(matrix: Any, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """``matrix[users[k], items[k, j]]`` is stored, for every k and j, in one vectorized
+    pass: the users' entries as sorted ``row * n_items + column`` codes, searched
+    (``items`` may hold -1, which matches nothing)."""
+    n_items = matrix.shape[1]
+    users = np.asarray(users, dtype=np.int64)
+    starts, lengths = matrix.indptr[users], np.diff(matrix.indptr)[users]
+    offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
+    entries = offsets + np.arange(int(lengths.sum()), dtype=np.int64)
+    stored = np.sort(np.repeat(users, lengths) * n_items + matrix.indices[entries])
+    asked = users[:, None] * n_items + items
+    if not len(stored):
+        return np.zeros(asked.shape, dtype=bool)
+    found = np.minimum(np.searchsorted(stored, asked), len(stored) - 1)
+    return (stored[found] == asked) & (items >= 0)
+
+
 def metrics_from_recs(recs: np.ndarray, users: np.ndarray, test: Any,
                       n_items: int) -> dict[str, float]:
     """Ranking metrics of ``recs`` (users x 20 item indices, best first; -1 = none)."""
     if not len(users):
         return {"precision@10": 0.0, "recall@10": 0.0, "recall@20": 0.0, "ndcg@10": 0.0,
                 "map@10": 0.0, "coverage@10": 0.0, "users": 0}
-    hits = np.zeros(recs.shape, dtype=bool)
-    for k, user in enumerate(users):
-        hits[k] = np.isin(recs[k], test.indices[test.indptr[user]:test.indptr[user + 1]])
-    hits &= recs >= 0
+    hits = _stored(test, users, recs) & (recs >= 0)
     n_test = np.diff(test.indptr)[users].astype(np.float64)
     discount = 1.0 / np.log2(np.arange(2, 12))
     dcg = (hits[:, :10] * discount).sum(1)
@@ -211,10 +225,12 @@ def evaluate_popularity(train: Any, test: Any, users: np.ndarray) -> dict[str, f
     candidates = np.argsort(-popularity, kind="stable")[:20 + longest]
     candidates = candidates[popularity[candidates] > 0]
     recs = np.full((len(users), 20), -1, dtype=np.int64)
-    for k, user in enumerate(users):
-        seen = train.indices[train.indptr[user]:train.indptr[user + 1]]
-        unseen = candidates[~np.isin(candidates, seen)][:20]
-        recs[k, :len(unseen)] = unseen
+    if len(users) and len(candidates):
+        seen = _stored(train, users, np.broadcast_to(candidates, (len(users), len(candidates))))
+        first_unseen = np.argsort(seen, axis=1, kind="stable")[:, :20]  # candidates' order
+        picked = candidates[first_unseen]
+        picked[np.take_along_axis(seen, first_unseen, axis=1)] = -1  # fewer than 20 left
+        recs[:, :picked.shape[1]] = picked
     return metrics_from_recs(recs, users, test, n_items)
 
 
