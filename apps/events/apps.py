@@ -26,6 +26,7 @@ class EventsConfig(AppConfig):
         # Ingestion memoizes the schema per configuration revision (next batch sees edits).
         watch_tenant_config(EventType)
         watch_tenant_config(EventProperty)
+        watch_tenant_config(Item, saves=False)  # its memoized pk is gone with the row
         auditlog.register(ItemAttribute)
         auditlog.register(Item)
         # Events are subject data: exported and erased with the subject (GDPR Art. 15/17).

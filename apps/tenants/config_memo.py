@@ -22,7 +22,8 @@ Writes that bypass model signals (``QuerySet.update``, ``bulk_create``) on watch
 call :func:`touch_tenant_config` themselves; tenant provisioning is the only one today, and a
 new tenant has no memo yet.
 
-Memoized values are shared: callers must not mutate them.
+Memoized values are shared: callers must not mutate them (ingestion's item memo only ever
+adds an item's immutable ``external_id -> pk`` after its row is committed).
 """
 
 from __future__ import annotations
@@ -84,11 +85,13 @@ def _on_m2m_change(sender: type[Model], instance: Model, action: str, **kwargs: 
         _on_change(sender, instance)
 
 
-def watch_tenant_config(model: type[Model], *, m2m: tuple[Any, ...] = ()) -> None:
-    """Changes to ``model`` rows (saved, deleted; and the ``m2m`` relations' ``through``
-    tables) change their tenant's configuration revision."""
+def watch_tenant_config(model: type[Model], *, m2m: tuple[Any, ...] = (),
+                        saves: bool = True) -> None:
+    """Changes to ``model`` rows (saved unless ``saves=False``, deleted; and the ``m2m``
+    relations' ``through`` tables) change their tenant's configuration revision."""
     uid = f"tenant-config:{model._meta.label}"
-    post_save.connect(_on_change, sender=model, dispatch_uid=uid + ":save")
+    if saves:
+        post_save.connect(_on_change, sender=model, dispatch_uid=uid + ":save")
     post_delete.connect(_on_change, sender=model, dispatch_uid=uid + ":delete")
     for through in m2m:
         m2m_changed.connect(_on_m2m_change, sender=through, dispatch_uid=uid + ":m2m")

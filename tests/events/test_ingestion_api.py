@@ -398,9 +398,9 @@ def test_a_batch_costs_the_same_number_of_queries_whatever_its_size(tenant):
 
     assert small == large
     assert large <= 7  # consent 2, items 2 (unknown ones created), insert 1, savepoint 2
-    # The schema, the purposes and the retention period: read once per configuration
-    # revision (each with the revision it is labelled with), not once per batch.
-    assert first == large + 6
+    # The schema, the purposes, the retention period and the item memo: read once per
+    # configuration revision (each with the revision it is labelled with), not per batch.
+    assert first == large + 7
 
 
 def test_the_same_event_id_in_two_tenants_is_two_events(api, other_api, tenant, other_tenant,

@@ -39,6 +39,7 @@ from apps.events.selectors import (
 from apps.events.services.storage import create_items, fetch_item_pks, insert_events
 from apps.events.tasks import enforce_history_cap_task
 from apps.events.validation import is_clean_text, reported_name
+from apps.tenants.config_memo import memoize_tenant_config
 from apps.tenants.models import Tenant
 from apps.tenants.services import SUBJECT_ID_MAX_LENGTH, pseudonymize_many
 
@@ -220,21 +221,43 @@ def _gate(view: Any, purpose: str) -> Reason | None:
     return None
 
 
+#: Item pks a process remembers per tenant (an id maps to one pk for the item's lifetime).
+ITEM_MEMO_LIMIT = 200_000
+
+
 def _resolve_items(
     *, tenant: Tenant, external_ids: set[str], create_missing: bool, now: datetime
 ) -> dict[str, int]:
     """``{external_id: pk}`` for the batch's items; missing ones are created (active, titled
-    by their id) when ``create_missing``. One query, two when items are created (three
-    when a concurrent batch created some of them first)."""
+    by their id) when ``create_missing``. No query when the process has seen them all
+    before; else one, two when items are created (three when a concurrent batch created
+    some of them first).
+
+    The memo holds only items whose rows were committed (it learns on commit), and a
+    deleted item (the admin can delete one no event refers to) changes the tenant's
+    configuration revision, which empties it in every process."""
     if not external_ids:
         return {}
-    found = fetch_item_pks(tenant_id=tenant.pk, external_ids=external_ids)
-    missing = external_ids.difference(found)
-    if missing and create_missing:
-        found.update(create_items(tenant_id=tenant.pk, external_ids=missing, now=now))
-        raced = external_ids.difference(found)
-        if raced:
-            found.update(fetch_item_pks(tenant_id=tenant.pk, external_ids=raced))
+    known: dict[str, int] = memoize_tenant_config(tenant, "item_pks", dict)
+    found = {external_id: known[external_id] for external_id in external_ids
+             if external_id in known}
+    wanted = external_ids.difference(found)
+    if wanted:
+        learned = fetch_item_pks(tenant_id=tenant.pk, external_ids=wanted)
+        missing = wanted.difference(learned)
+        if missing and create_missing:
+            learned.update(create_items(tenant_id=tenant.pk, external_ids=missing, now=now))
+            raced = missing.difference(learned)
+            if raced:
+                learned.update(fetch_item_pks(tenant_id=tenant.pk, external_ids=raced))
+        found.update(learned)
+
+        def remember() -> None:
+            if len(known) + len(learned) > ITEM_MEMO_LIMIT:
+                known.clear()
+            known.update(learned)
+
+        transaction.on_commit(remember)
     return found
 
 
