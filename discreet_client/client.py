@@ -48,7 +48,7 @@ def _dumps(body: Any) -> bytes:
 
 
 def _loads(response: httpx.Response) -> Any:
-    return orjson.loads(response.content) if orjson is not None else _loads(response)
+    return orjson.loads(response.content) if orjson is not None else response.json()
 
 
 def _now() -> datetime:

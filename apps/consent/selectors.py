@@ -174,7 +174,7 @@ def _subject_flags(tenant: Tenant, keys: Sequence[str]) -> dict[str, _Flags]:
 def _subject_states(tenant: Tenant, keys: Sequence[str]) -> dict[str, SubjectState]:
     found: dict[str, SubjectState] = {}
     for chunk in _chunks(keys):
-        qs = SubjectState.objects.for_tenant(tenant).filter(subject_key__any_of=chunk)
+        qs = SubjectState.objects.for_tenant(tenant).filter(subject_key__in=chunk)
         found.update((s.subject_key, s) for s in qs)
     return found
 

@@ -81,6 +81,23 @@ def test_events_are_sent_in_batches_and_results_indexed_over_all(tenant, raw_key
     assert Event.objects.for_tenant(tenant).count() == 4
 
 
+def test_the_client_needs_no_orjson(tenant, raw_key, app_transport, monkeypatch):
+    """orjson is optional on a client site: the standard library encodes and decodes."""
+    import discreet_client.client as client_module
+
+    monkeypatch.setattr(client_module, "orjson", None)
+    grant_consent(tenant, "alice")
+    with make_client(raw_key, app_transport) as client:
+        summary = client.send_events([ClientEvent(subject="alice", item="b", type="view",
+                                                  properties={"n": 2**70})])
+        with pytest.raises(ApiError) as error:
+            client.request("POST", "events", body={"events": "not a list"})
+
+    assert summary.accepted == 1
+    assert summary.dropped_properties == {"n": 1}  # not a 64-bit integer
+    assert (error.value.status, error.value.code) == (400, "invalid")
+
+
 def test_a_retry_after_a_lost_answer_stores_each_event_exactly_once(tenant, raw_key,
                                                                     app_transport):
     grant_consent(tenant, "alice")
