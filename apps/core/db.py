@@ -48,19 +48,24 @@ def binding_cursor(*, binary_results: bool = False) -> Iterator[CursorWrapper]:
         cursor.close()
 
 
+#: Up to this many values a plain ``IN`` is planned as index probes anyway, and is cheaper
+#: than the ``LATERAL`` statement (one subject's consent check: ~0.8 ms instead of ~1.1 ms).
+FEW = 16
+
+
 def fetch_rows_matching(rows: QuerySet[Any], *, field: str, values: Sequence[Any]
                         ) -> list[tuple[Any, ...]]:
     """The tuples of the ``values_list`` queryset ``rows`` whose ``field`` is one of
     ``values`` (distinct), i.e. ``rows.filter(field__in=values)``.
 
-    On PostgreSQL the values travel as one bound array that the query joins ``LATERAL``:
-    one index probe per value, whatever the size of the table. Only for columns PostgreSQL
-    already returns as their Python values (text, integers, booleans, ``timestamptz``): no
-    field converter runs on that path.
+    On PostgreSQL, beyond a few values, they travel as one bound array that the query joins
+    ``LATERAL``: one index probe per value, whatever the size of the table. Only for columns
+    PostgreSQL already returns as their Python values (text, integers, booleans,
+    ``timestamptz``): no field converter runs on that path.
     """
     if not values:
         return []
-    if not server_side_binding_available():
+    if len(values) <= FEW or not server_side_binding_available():
         return list(rows.filter(**{f"{field}__in": list(values)}))
     array_type = rows.model._meta.get_field(field).db_type(connection)
     probe = rows.filter(**{field: RawSQL("batch.value", ())})
