@@ -186,8 +186,15 @@ class ConsentState(TenantOwnedModel):
     written in the same transaction. Absent means the subject never chose (the purpose's
     default applies)."""
 
+    # No index on tenant alone: the unique (tenant, ...) index serves every tenant lookup,
+    # and a second one would let a planner with stale statistics (a new tenant's rows) probe
+    # it, scanning the tenant's rows, for each key of a batch (apps.core.db).
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+",
+                               db_index=False)
     subject_key = models.CharField(max_length=SUBJECT_KEY_LENGTH)
-    purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, related_name="+")
+    # Not indexed alone either, for the same reason (a purpose's rows are all its subjects).
+    purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, related_name="+",
+                                db_index=False)
     granted = models.BooleanField()
     notice = models.ForeignKey(PrivacyNotice, null=True, blank=True, on_delete=models.PROTECT,
                                related_name="+")
@@ -210,6 +217,11 @@ class SubjectState(TenantOwnedModel):
     """Per-subject dial and flags. Its row is also the lock that serializes concurrent
     updates for one subject (``select_for_update``), so the ledger order is the commit order."""
 
+    # No index on tenant alone: the unique (tenant, ...) index serves every tenant lookup,
+    # and a second one would let a planner with stale statistics (a new tenant's rows) probe
+    # it, scanning the tenant's rows, for each key of a batch (apps.core.db).
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+",
+                               db_index=False)
     subject_key = models.CharField(max_length=SUBJECT_KEY_LENGTH)
     level = models.CharField(max_length=8, choices=Level.choices, blank=True,
                              help_text="The subject's chosen level; blank when never chosen.")

@@ -83,6 +83,11 @@ class Item(TenantOwnedModel):
     """A catalog item, known by the client site's own id. Items are deactivated, never
     deleted (events point at them); inactive items are never recommended."""
 
+    # No index on tenant alone: the unique (tenant, ...) index serves every tenant lookup,
+    # and a second one would let a planner with stale statistics (a new tenant's rows) probe
+    # it, scanning the tenant's rows, for each key of a batch (apps.core.db).
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+",
+                               db_index=False)
     external_id = models.CharField(max_length=256)
     title = models.CharField(max_length=500, blank=True)
     categories = models.JSONField(default=list, blank=True)
