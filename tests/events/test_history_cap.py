@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+from django.db import connection
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.events.models import Event, HistoryCapStatus
 from apps.events.services import enforce_history_cap, ingest_events
+from apps.events.services.history import subjects_over_cap
 from apps.events.tasks import enforce_history_cap_task
 from apps.tenants.services import pseudonymize
 from tests.factories.events import ItemFactory, event_payload, grant_consent
@@ -152,3 +155,20 @@ def test_the_task_ignores_a_vanished_or_inactive_tenant(tenant, caplog):
 
     assert Event.objects.for_tenant(tenant).count() == 3
     assert "events.history_cap_tenant_missing" in caplog.text
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner")
+def test_the_over_cap_count_is_answerable_from_the_subject_index_alone(tenant):
+    """With every other access path priced out, the count must still be an index-only scan
+    of (tenant, subject_key, occurred_at): a column outside that index (COUNT(id) did) would
+    make every run read each counted event's heap page."""
+    make_history(tenant, "k" * 64, 3)
+    counted = subjects_over_cap(
+        Event.objects.for_tenant(tenant).filter(subject_key__in=["k" * 64, "q" * 64]), 2)
+    with connection.cursor() as cursor:
+        for method in ("seqscan", "bitmapscan", "indexscan"):
+            cursor.execute(f"SET LOCAL enable_{method} = off")
+    plan = counted.explain()
+
+    assert "Index Only Scan using event_subject_time_idx" in plan, plan
+    assert list(counted) == ["k" * 64]
