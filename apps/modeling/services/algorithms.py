@@ -59,11 +59,27 @@ def recency_rank(matrix: Any, last_seen: np.ndarray) -> np.ndarray:
     """For each stored interaction (CSR order), its position among its row's, newest first
     (0 = the newest; ties by column)."""
     sizes = np.diff(matrix.indptr)
-    rows = np.repeat(np.arange(matrix.shape[0]), sizes)
-    order = np.lexsort((-last_seen, rows))
+    rows = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), sizes)
+    order = _newest_first_by_row(rows, np.asarray(last_seen, dtype=np.float64))
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order)) - np.repeat(matrix.indptr[:-1], sizes)
     return rank
+
+
+def _newest_first_by_row(rows: np.ndarray, last_seen: np.ndarray) -> np.ndarray:
+    """The stable order by (row, newest first). Timestamps from the database are whole
+    microseconds: one int64 key ``row * span + (newest - t)`` sorts in a quarter of the
+    time of a two-key ``lexsort`` (2M interactions: 0.17 s against 0.67 s). Anything else
+    (sub-microsecond values, a span that could overflow) takes the ``lexsort``."""
+    if len(last_seen):
+        micros = np.rint(last_seen * 1e6)
+        if np.isfinite(micros).all() and np.abs(micros).max() < 2.0**53:
+            micros = micros.astype(np.int64)
+            newest, span = int(micros.max()), int(micros.max() - micros.min()) + 1
+            if (np.array_equal(micros / 1e6, last_seen)
+                    and (int(rows[-1]) + 1) * span < 2**62):
+                return np.argsort(rows * span + (newest - micros), kind="stable")
+    return np.lexsort((-last_seen, rows))
 
 
 def holdout_split(matrix: Any, last_seen: np.ndarray, fraction: float,

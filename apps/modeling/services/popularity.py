@@ -46,7 +46,7 @@ def dp_counts(values: np.ndarray, n_categories: int, *, epsilon: float, bound: i
     dp.enable_features("contrib")
     counting = dp.t.make_count_by_categories(
         dp.vector_domain(dp.atom_domain(T=dp.i64)), dp.symmetric_distance(),
-        categories=list(range(n_categories)), null_category=False,
+        categories=np.arange(n_categories, dtype=np.int64), null_category=False,
         MO=dp.L1Distance[dp.i64], TOA=dp.i64)
 
     def measurement(scale: float) -> Any:
@@ -54,7 +54,9 @@ def dp_counts(values: np.ndarray, n_categories: int, *, epsilon: float, bound: i
 
     scale = dp.binary_search_param(measurement, d_in=bound, d_out=epsilon)
     release = measurement(scale)
-    noisy = np.asarray(release(values.tolist()), dtype=np.int64)
+    # numpy arrays cross into OpenDP in one copy; a list is checked value by value
+    # (0.8 s for a 2M-interaction snapshot).
+    noisy = np.asarray(release(np.ascontiguousarray(values, dtype=np.int64)), dtype=np.int64)
     return noisy, float(scale), float(release.map(bound))
 
 
