@@ -15,9 +15,11 @@
 
 from __future__ import annotations
 
+import copy
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +38,7 @@ class Candidate:
     model: Any = None
     metrics: dict[str, float] = field(default_factory=dict)
     fit_s: float = 0.0
+    evaluation: Future[dict[str, float]] | None = field(default=None, repr=False)
 
     @property
     def ndcg(self) -> float:
@@ -278,15 +281,28 @@ def candidate_grid(base_als: dict[str, Any], base_bm25: dict[str, Any],
     return unique
 
 
-def search(
+def _frozen(model: Any) -> Any:
+    """A copy of an ALS model whose factors a later warm start (the fold-in) cannot change
+    under a running evaluation; other models are never refitted in place."""
+    if not hasattr(model, "user_factors"):
+        return model
+    frozen = copy.copy(model)
+    frozen.user_factors = model.user_factors.copy()
+    frozen.item_factors = model.item_factors.copy()
+    return frozen
+
+
+def fit_candidates(
     train: Any, test: Any, users: np.ndarray, *, base_als: dict[str, Any],
-    base_bm25: dict[str, Any], budget_s: float,
+    base_bm25: dict[str, Any], budget_s: float, evaluations: Executor,
     allowed: frozenset[str] = frozenset({"als", "bm25"}),
     on_iteration: Callable[[str, int, int], None] | None = None,
-    log: Callable[[str], None] | None = None,
 ) -> list[Candidate]:
-    """Fit and evaluate candidates on the split. The first ALS and BM25 always run; others
-    run while their estimated cost (the last fit of the same algorithm) fits the budget."""
+    """Fit candidates on the split; each one's evaluation goes to ``evaluations`` (a
+    thread: the fits run one BLAS thread, so the next fit, or the fold-in, uses one core
+    while the other evaluates) and lands in its ``metrics`` through :func:`collect`. The
+    first ALS and BM25 always run; others while their estimated cost (the last fit of the
+    same algorithm) fits the budget."""
     started = time.perf_counter()
     done: list[Candidate] = []
     last_cost: dict[str, float] = {}
@@ -308,13 +324,24 @@ def search(
         else:
             candidate.model = fit_bm25(train, params)
         candidate.fit_s = time.perf_counter() - fit_started
-        candidate.metrics = evaluate_model(candidate.model, train, test, users)
-        last_cost[algorithm] = time.perf_counter() - fit_started
+        candidate.evaluation = evaluations.submit(evaluate_model, _frozen(candidate.model),
+                                                  train, test, users)
+        last_cost[algorithm] = candidate.fit_s
         done.append(candidate)
+    return done
+
+
+def collect(candidates: list[Candidate], log: Callable[[str], None] | None = None
+            ) -> list[Candidate]:
+    """Wait for the candidates' evaluations and fill in their metrics."""
+    for candidate in candidates:
+        if candidate.evaluation is not None:
+            candidate.metrics = candidate.evaluation.result()
+            candidate.evaluation = None
         if log:
             log(f"candidate {candidate.label}: ndcg@10={candidate.ndcg:.4f} "
                 f"fit={candidate.fit_s:.2f}s")
-    return done
+    return candidates
 
 
 def best_of(candidates: list[Candidate], algorithm: str | None = None,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -70,19 +71,35 @@ def fit_pipeline(
     users = algorithms.eval_users(test, cfg.eval_max_users)
     timings["split_s"] = time.perf_counter() - started
 
-    started = time.perf_counter()
     base_als, base_bm25 = base_params(cfg)
     allowed = frozenset(cfg.algorithms)
-    candidates = algorithms.search(train, test, users, base_als=base_als,
-                                   base_bm25=base_bm25, budget_s=cfg.search_seconds,
-                                   allowed=allowed, on_iteration=on_iteration, log=log)
+    # Evaluations run in a thread beside the fits and the fold-in, which use one core.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="evaluate") as evaluations:
+        started = time.perf_counter()
+        fitted = algorithms.fit_candidates(
+            train, test, users, base_als=base_als, base_bm25=base_bm25,
+            budget_s=cfg.search_seconds, evaluations=evaluations, allowed=allowed,
+            on_iteration=on_iteration)
+        baseline = evaluations.submit(algorithms.evaluate_popularity, train, test, users)
+        timings["fits_s"] = time.perf_counter() - started
+        fitted_als = [c for c in fitted if c.algorithm == Algorithm.ALS]
+        folded = None
+        if len(fitted_als) == 1:
+            # The only ALS is the one served whatever its metrics: fold it in now, while
+            # it is evaluated on a frozen copy.
+            folded = fitted_als[0]
+            fold_started = time.perf_counter()
+            algorithms.fold_in_full(folded.model, data.matrix)
+            timings["fold_in_s"] = time.perf_counter() - fold_started
+        candidates = algorithms.collect(fitted, log)
+        popularity = baseline.result()
     chosen = algorithms.best_of(candidates, allowed=allowed)
     als = algorithms.best_of(candidates, Algorithm.ALS)
-    popularity = algorithms.evaluate_popularity(train, test, users)
     timings["search_s"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    algorithms.fold_in_full(als.model, data.matrix)
+    if als is not folded:
+        algorithms.fold_in_full(als.model, data.matrix)
     similarity = None
     if chosen.algorithm == Algorithm.BM25:
         similarity = algorithms.fit_bm25(data.matrix, chosen.params).similarity
