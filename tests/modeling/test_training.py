@@ -14,14 +14,18 @@ from django.core.management.base import CommandError
 from apps.audit.models import AuditEvent
 from apps.core.exceptions import ApplicationError
 from apps.core.jobs import DurableJob
+from apps.modeling.config import modeling_settings
 from apps.modeling.models import ModelVersion, PrivacyBudgetEntry, ServingState, TrainingRun
 from apps.modeling.services import (
+    algorithms,
     artifacts,
     execute_training_run,
     request_training,
     start_due_retrains,
     train_model,
 )
+from apps.modeling.services.dataset import snapshot_training_data
+from apps.modeling.services.training import base_params, fit_pipeline
 from tests.factories.events import withdraw_consent
 from tests.factories.modeling import configure, planted_dataset
 
@@ -256,3 +260,31 @@ def test_the_demo_seeder_asks_for_a_first_model_once(planted, django_capture_on_
     assert ModelVersion.objects.for_tenant(planted.tenant).get().status == "active"
     seed_demo_model(planted.tenant, out)
     assert TrainingRun.objects.for_tenant(planted.tenant).count() == 1
+
+
+def test_candidates_are_scored_as_fitted_on_the_split_not_as_folded_in(planted):
+    """Evaluations run beside the fold-in: they must see the split's fit, never factors the
+    fold-in (which has seen the held-out interactions) is rewriting."""
+    cfg = modeling_settings(planted.tenant)
+    data = snapshot_training_data(tenant=planted.tenant, weighting=cfg.weighting)
+    result = fit_pipeline(data, cfg)
+
+    train, test = algorithms.holdout_split(data.matrix, data.last_seen, cfg.holdout_fraction)
+    users = algorithms.eval_users(test, cfg.eval_max_users)
+    split_fit = algorithms.fit_als(train, result.als.params)
+    assert result.als.metrics == algorithms.evaluate_model(split_fit, train, test, users)
+    assert not np.array_equal(result.artifact.user_factors, split_fit.user_factors)
+
+
+def test_a_frozen_model_keeps_its_factors_while_the_original_is_refitted(planted):
+    cfg = modeling_settings(planted.tenant)
+    data = snapshot_training_data(tenant=planted.tenant, weighting=cfg.weighting)
+    model = algorithms.fit_als(data.matrix, base_params(cfg)[0])
+    before = model.user_factors.copy(), model.item_factors.copy()
+
+    frozen = algorithms._frozen(model)
+    algorithms.fold_in_full(model, data.matrix, iterations=2)
+
+    assert np.array_equal(frozen.user_factors, before[0])
+    assert np.array_equal(frozen.item_factors, before[1])
+    assert not np.array_equal(model.user_factors, before[0])
