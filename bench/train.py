@@ -116,17 +116,32 @@ def load(tenant: Any, rows: list, titles: dict, event_type: str) -> dict[str, fl
 
     shift = datetime.now(UTC) - timedelta(hours=1) - max(r[2] for r in rows)
     started = time.perf_counter()
-    accepted = 0
+    accepted = maintained = 0
     for i in range(0, len(rows), 1000):
         batch = [{"event_id": uuid.uuid4().hex, "subject": s, "item": item, "type": event_type,
                   "occurred_at": (when + shift).isoformat(),
                   **({"value": value} if value is not None else {})}
                  for s, item, when, value in rows[i:i + 1000]]
         accepted += ingest_events(tenant=tenant, events=batch).accepted
+        if accepted - maintained >= max(50_000, maintained // 5):
+            autovacuum_as_configured_by_default()
+            maintained = accepted
     timings["events_s"] = time.perf_counter() - started
     timings["events_accepted"] = accepted
     timings["subjects"] = len(subjects)
     return timings
+
+
+def autovacuum_as_configured_by_default() -> None:
+    """What PostgreSQL's autovacuum does by default once a fifth of a table is new rows
+    (statistics, visibility map). Autovacuum is off on the development box, and without it
+    the planner keeps the statistics of an empty tenant while millions of its rows arrive:
+    the history cap's per-batch count then scanned the tenant's events through the
+    ``(tenant, event_id)`` index (1,250 events/s instead of ~4,700 at 1M events)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE events_event")
 
 
 def keep_all_events(tenant: Any) -> None:
