@@ -294,6 +294,9 @@ def measure_serving(tenant: Any, consenting: list[str], args: argparse.Namespace
 
     results: dict[str, Any] = {}
     rng = np.random.default_rng(7)
+    # As the API does per request: an instance older than a configuration change (the
+    # retention policy set while loading) would miss the per-revision memo on every call.
+    tenant.refresh_from_db()
     for algorithm in ("als", "bm25"):
         tenant.settings = {**tenant.settings, "model_algorithms": [algorithm],
                            "model_search_seconds": 0, "model_activation_tolerance": 1.0}
