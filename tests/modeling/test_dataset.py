@@ -161,3 +161,46 @@ def test_a_key_that_is_not_hex_falls_back_to_the_portable_path(catalog):
     assert Item.objects.for_tenant(catalog).count() == 3  # the transaction is still usable
     data = snapshot_training_data(tenant=catalog)  # through the portable path
     assert data.stats["events_aggregated_rows"] == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_consent_evaluated_beside_the_aggregation_gives_the_sequential_snapshot(mocker):
+    """Outside a transaction, on PostgreSQL, consent is evaluated on a second connection
+    while numpy aggregates: same matrix, same subjects left out, as evaluated in line."""
+    import threading
+
+    from django.db import connection, transaction
+
+    from apps.consent.services import record_consents
+    from apps.modeling.services import dataset
+    from tests.factories.tenants import TenantFactory
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the binary-record reader and a second connection are PostgreSQL's")
+    tenant = TenantFactory()
+    add_items(tenant, ["a", "b", "c"])
+    for n in range(30):
+        key = grant_consent(tenant, f"s{n}")
+        add_events(tenant, f"s{n}", ["a", "b", "c"][: 1 + n % 3], subject_key=key)
+        if n % 4 == 0:
+            record_consents(tenant=tenant, subject_key=key,
+                            decisions={"personalization": False})
+    threads: list[str] = []
+    original = dataset._evaluate_consent
+
+    def evaluate(*args):
+        threads.append(threading.current_thread().name)
+        return original(*args)
+
+    mocker.patch.object(dataset, "_evaluate_consent", side_effect=evaluate)
+
+    beside = snapshot_training_data(tenant=tenant)
+    with transaction.atomic():
+        in_line = snapshot_training_data(tenant=tenant)
+
+    assert threads[0].startswith("consent")
+    assert threads[1] == threading.current_thread().name
+    assert beside.user_keys == in_line.user_keys
+    assert len(beside.user_keys) == 30 - 8
+    assert (beside.matrix != in_line.matrix).nnz == 0
+    assert np.array_equal(beside.last_seen, in_line.last_seen)

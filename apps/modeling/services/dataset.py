@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -200,7 +201,8 @@ def _read_chunks(tenant: Tenant, type_codes: list[str], since: datetime
     return blobs, count, shortest, longest
 
 
-def _read_postgres(tenant: Tenant, type_codes: list[str], since: datetime
+def _read_postgres(tenant: Tenant, type_codes: list[str], since: datetime,
+                   on_keys: Callable[[list[str]], None] | None = None,
                    ) -> tuple[list[str], Arrays, int] | None:
     """PostgreSQL path: each event travels as one fixed-width record inside a few large
     ``bytea`` values that numpy reads in one call each; the server does no sorting,
@@ -212,6 +214,7 @@ def _read_postgres(tenant: Tenant, type_codes: list[str], since: datetime
     ``None`` when a key is not 64 hex characters or two keys share 16 leading ones: the
     portable path reads then. (A key in upper-case hex would come back in lower case and
     match no consent, so its events would be left out: pseudonymized keys are lower case.)
+    ``on_keys`` gets the subject keys before the aggregation starts (no fallback after it).
     """
     outermost = not connection.in_atomic_block
     try:
@@ -241,6 +244,8 @@ def _read_postgres(tenant: Tenant, type_codes: list[str], since: datetime
     if not np.array_equal(key_words, key_words[sample][subject]):
         return None
     keys = [key.tobytes().hex() for key in key_words[sample]]
+    if on_keys is not None:
+        on_keys(keys)
     # Microseconds since 1970, then one division: the same float as datetime.timestamp().
     at = (rows["at"] + _POSTGRES_EPOCH * 1_000_000).astype(np.float64) / 1e6
     arrays = _aggregate(subject.astype(np.int64), rows["item"].astype(np.int64),
@@ -265,6 +270,25 @@ def _allowed_subjects(tenant: Tenant, keys: list[str], purposes: set[str]
     return allowed
 
 
+_Consent = tuple[dict[str, np.ndarray], datetime, float]
+
+
+def _evaluate_consent(tenant: Tenant, keys: list[str], purposes: set[str]) -> _Consent:
+    """``(allowed per purpose, when it was evaluated, seconds it took)``."""
+    started = time.perf_counter()
+    evaluated_at = timezone.now()
+    allowed = _allowed_subjects(tenant, keys, purposes)
+    return allowed, evaluated_at, time.perf_counter() - started
+
+
+def _in_own_connection(function: Callable[..., Any], *args: Any) -> Any:
+    """Run ``function`` in a worker thread, then close the thread's database connection."""
+    try:
+        return function(*args)
+    finally:
+        connection.close()
+
+
 def snapshot_training_data(
     *, tenant: Tenant, weighting: str = "linear",
     exclude_subjects: frozenset[str] = frozenset(),
@@ -285,18 +309,28 @@ def snapshot_training_data(
     type_index = {code: n for n, code in enumerate(type_codes)}
     since = now - timedelta(days=retention_days(tenant))
     events = list_events(tenant=tenant, since=since).filter(type__in=type_codes)
-    read = (_read_postgres(tenant, type_codes, since)
-            if connection.vendor == "postgresql" and type_codes else None)
-    if read is None:
-        read = _stream_rows(events, type_index, progress)
-    keys, (subj, item, typ, cnt, vsum, last), streamed = read
-    stream_s = time.perf_counter() - started
-
-    # Consent, evaluated now (the snapshot time recorded on the model version).
-    consent_started = time.perf_counter()
-    consent_at = timezone.now()
     purposes = {schema.types[c].purpose for c in type_codes}
-    allowed = _allowed_subjects(tenant, keys, purposes)
+    consent: Future[_Consent] | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="consent") as beside:
+
+        def evaluate_beside(keys: list[str]) -> None:
+            nonlocal consent
+            consent = beside.submit(_in_own_connection, _evaluate_consent, tenant, keys,
+                                    purposes)
+
+        read = None
+        if connection.vendor == "postgresql" and type_codes:
+            # Consent is evaluated on a second connection while numpy aggregates, unless
+            # the caller's transaction holds rows a second connection could not see.
+            read = _read_postgres(tenant, type_codes, since, on_keys=None
+                                  if connection.in_atomic_block else evaluate_beside)
+        if read is None:
+            read = _stream_rows(events, type_index, progress)
+        keys, (subj, item, typ, cnt, vsum, last), streamed = read
+        stream_s = time.perf_counter() - started
+        # Consent, evaluated now (the snapshot time recorded on the model version).
+        allowed, consent_at, consent_s = (consent.result() if consent is not None
+                                          else _evaluate_consent(tenant, keys, purposes))
     if exclude_subjects:
         excluded = np.array([k in exclude_subjects for k in keys], dtype=bool)
         for mask in allowed.values():
@@ -310,7 +344,6 @@ def snapshot_training_data(
         weight[of_type] = (np.maximum(vsum[of_type], 0.0) if spec.weight_from_value
                            else cnt[of_type] * spec.weight)
     keep &= weight > 0
-    consent_s = time.perf_counter() - consent_started
 
     build_started = time.perf_counter()
     subj, item, weight, last = subj[keep], item[keep], weight[keep], last[keep]
