@@ -18,6 +18,7 @@ from django.utils.text import slugify
 from apps.core.exceptions import ApplicationError
 from apps.tenants.crypto import decrypt_secret, encrypt_secret, keyed_hash
 from apps.tenants.models import ApiKey, Membership, Scope, Tenant
+from apps.tenants.request_readings import attach_request_readings, with_request_readings
 
 API_KEY_PREFIX = "dsk"
 SUBJECT_ID_MAX_LENGTH = 512
@@ -185,13 +186,16 @@ LAST_USED_RESOLUTION_SECONDS = 60
 
 def authenticate_api_key(raw_key: str) -> ApiKey | None:
     """The usable key matching ``raw_key``, or ``None``. Constant-time hash comparison;
-    ``last_used_at`` is written at most once a minute to keep the hot path read-only."""
+    ``last_used_at`` is written at most once a minute to keep the hot path read-only.
+    The same query reads the tenant's registered request readings (request_readings)."""
     parts = raw_key.split("_", 2)  # the random part may itself contain "_"
     if len(parts) != 3 or parts[0] != API_KEY_PREFIX:
         return None
-    api_key = ApiKey.objects.select_related("tenant").filter(prefix=parts[1]).first()
+    api_key = with_request_readings(
+        ApiKey.objects.select_related("tenant").filter(prefix=parts[1])).first()
     if api_key is None or not hmac.compare_digest(api_key.key_hash, _hash_key(raw_key)):
         return None
+    attach_request_readings(api_key.tenant, api_key)
     if not api_key.is_usable or not api_key.tenant.is_active:
         return None
     now = timezone.now()

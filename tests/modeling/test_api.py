@@ -168,15 +168,43 @@ def test_session_with_unknown_items_falls_back_to_popular(trained, api):
     assert body["items"]
 
 
-def test_serving_reads_only_the_state_row_and_consent_per_request(
-        trained, api, django_assert_max_num_queries):
+def _queries_of(api, method: str, *args, **kwargs) -> list[str]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        response = getattr(api, method)(*args, **kwargs)
+    assert response.status_code == 200, response.content
+    return [q["sql"] for q in captured.captured_queries]
+
+
+def test_serving_queries_nothing_per_request_beyond_auth_and_consent(trained, api):
     subject = trained.subjects[3]
     api.get(URL, {"subject": subject, "explain": "true"})  # loads the model once
-    # auth (key + last-used check) + serving state + consent views (3 queries)
-    with django_assert_max_num_queries(6):
-        assert api.get(URL, {"subject": subject, "explain": "true"}).json()["personalized"]
-    with django_assert_max_num_queries(3):
-        api.post(SESSION_URL, {"recent_items": trained.groups[0][:2]}, format="json")
+    personalized = _queries_of(api, "get", URL, {"subject": subject, "explain": "true"})
+    session = _queries_of(api, "post", SESSION_URL, {"recent_items": trained.groups[0][:2]},
+                          format="json")
+    similar = _queries_of(api, "get", f"/api/v1/items/{trained.groups[1][0]}/similar")
+    bundle = _queries_of(api, "get", "/api/v1/model-bundle")
+    # The API key lookup carries the serving state; the subject's consent is the rest.
+    for queries in (session, similar, bundle):
+        assert len(queries) == 1, queries
+        assert "tenants_apikey" in queries[0]
+        assert "modeling_servingstate" in queries[0]
+    assert "modeling_servingstate" in personalized[0]
+    assert all("modeling_" not in sql for sql in personalized[1:]), personalized
+    assert all("consent_" in sql for sql in personalized[1:]), personalized
+
+
+def test_a_serving_state_change_between_requests_is_seen_by_the_next(trained, api):
+    from apps.modeling.models import ServingState
+
+    subject = trained.subjects[4]
+    assert api.get(URL, {"subject": subject}).json()["personalized"]
+    ServingState.objects.for_tenant(trained.tenant).update(active_version=None)
+    body = api.get(URL, {"subject": subject}).json()
+    assert body == {"model_version": None, "personalized": False, "reason": "no_model",
+                    "items": []}
 
 
 def test_a_new_activation_reloads_the_process_cache(trained, api):

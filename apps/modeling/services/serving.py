@@ -1,10 +1,11 @@
 """Serving from memory (DESIGN step 7).
 
 Each process keeps one loaded model per tenant. A request reads one indexed row
-(``ServingState``: active version, its revision, the catalog stamp) and reloads only when
-one of them moved: a new activation, an erasure patch, or a catalog change (item
-deactivated, categories edited). Apart from that and the consent check, a request touches
-no database: scores, seen items, categories and active flags are arrays in memory.
+(``ServingState``: active version, its revision, the catalog stamp), as subqueries of its
+API-key authentication query, and reloads only when one of them moved: a new activation,
+an erasure patch, or a catalog change (item deactivated, categories edited). Apart from
+authentication and the consent check, a request touches no database: scores, seen items,
+categories and active flags are arrays in memory.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from apps.modeling.models import Algorithm, ModelVersion, PrivacyBudgetEntry, Se
 from apps.modeling.services import artifacts
 from apps.modeling.services.algorithms import make_als
 from apps.tenants.models import Tenant
+from apps.tenants.request_readings import take_request_reading
 
 logger = logging.getLogger("modeling.serving")
 
@@ -147,10 +149,17 @@ def _load_model(tenant: Tenant, version_id: int, revision: int, stamp: int) -> L
         min_support=modeling_settings(tenant).min_support, normed=normed)
 
 
+SERVING_STATE_FIELDS = ("active_version_id", "active_revision", "catalog_stamp")
+
+
 def current_model(tenant: Tenant) -> LoadedModel | None:
-    """The tenant's active model, from this process's cache (one indexed read per call)."""
-    row = (ServingState.objects.for_tenant(tenant)
-           .values_list("active_version_id", "active_revision", "catalog_stamp").first())
+    """The tenant's active model, from this process's cache. The serving state comes with
+    the API request's authentication query (registered as a request reading in
+    ``ModelingConfig.ready``); any other caller reads its one indexed row."""
+    row = take_request_reading(tenant, "serving_state")
+    if row is None:
+        row = (ServingState.objects.for_tenant(tenant)
+               .values_list(*SERVING_STATE_FIELDS).first())
     if row is None or row[0] is None:
         return None
     version_id, revision, stamp = row
