@@ -204,3 +204,58 @@ def test_consent_evaluated_beside_the_aggregation_gives_the_sequential_snapshot(
     assert len(beside.user_keys) == 30 - 8
     assert (beside.matrix != in_line.matrix).nnz == 0
     assert np.array_equal(beside.last_seen, in_line.last_seen)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_readers_share_one_snapshot_and_give_the_one_reader_matrix(mocker):
+    """A large table is read by two server processes: the odd chunks on a second connection
+    that imports the first one's snapshot. An event committed between the export and the
+    import is seen by neither; chunk order and the matrix are the single reader's."""
+    import threading
+
+    from django.db import connection, transaction
+
+    from apps.modeling.services import dataset
+    from tests.factories.tenants import TenantFactory
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the binary-record reader and a second connection are PostgreSQL's")
+    tenant = TenantFactory()
+    add_items(tenant, ["a", "b", "c", "d"])
+    keys = [grant_consent(tenant, f"s{n}") for n in range(40)]
+    for n, key in enumerate(keys):
+        add_events(tenant, f"s{n}", ["a", "b", "c", "d"][n % 4:], subject_key=key)
+    connection.cursor().execute("ANALYZE events_event")  # reltuples: the chunk count
+    mocker.patch.object(dataset, "_TWO_READERS_FROM", 0)
+    mocker.patch.object(dataset, "_CHUNK_BYTES", 30 * dataset._EVENT_RECORD.itemsize)
+    readers: list[tuple[str, list[int]]] = []
+    original = dataset._fetch_chunks_in_snapshot
+
+    def import_after_a_commit(snapshot, statement, params, chunks):
+        def write() -> None:
+            try:
+                add_events(tenant, "s0", ["a"] * 5, subject_key=keys[0])
+            finally:
+                connection.close()
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        writer.join()
+        readers.append((threading.current_thread().name, list(chunks)))
+        return original(snapshot, statement, params, chunks)
+
+    mocker.patch.object(dataset, "_fetch_chunks_in_snapshot", side_effect=import_after_a_commit)
+
+    two = snapshot_training_data(tenant=tenant)
+    assert readers == [(readers[0][0], [1, 3])]  # 100 events / 30 per chunk -> 4 chunks
+    assert readers[0][0].startswith("consent")
+    assert two.stats["events_aggregated_rows"] == 100
+    with transaction.atomic():  # in a caller's transaction: one reader
+        one = snapshot_training_data(tenant=tenant)
+    assert len(readers) == 1
+    assert one.stats["events_aggregated_rows"] == 105  # the late events, now committed
+    assert one.user_keys == two.user_keys
+    late = one.user_keys.index(keys[0])
+    assert one.matrix[late].sum() > two.matrix[late].sum()
+    others = np.arange(len(one.user_keys)) != late
+    assert (one.matrix[others] != two.matrix[others]).nnz == 0

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
+from itertools import zip_longest
 from typing import Any
 
 import numpy as np
@@ -173,27 +174,67 @@ WHERE tenant_id = %(tenant)s AND occurred_at >= %(since)s AND type = ANY(%(types
 """
 
 
-def _read_chunks(tenant: Tenant, type_codes: list[str], since: datetime
-                 ) -> tuple[list[bytes], int, int, int]:
-    """The tenant's events as fixed-width binary records, in ``id``-modulo chunks (each
-    under ``_CHUNK_BYTES``). (Two connections sharing an exported snapshot were measured
-    no faster on two cores: receiving the records costs the client about as much as
-    building them costs the server.)"""
-    from apps.core.db import binding_cursor
+#: From this many events (every tenant's, PostgreSQL's estimate) the chunks are built by two
+#: server processes at once: building the records is the server's work, one core per query.
+_TWO_READERS_FROM = 500_000
 
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass",
-                       [Event._meta.db_table])
-        estimate = max(float(cursor.fetchone()[0] or 0), 0.0)  # every tenant's rows
-    chunks = max(1, math.ceil(estimate * _EVENT_RECORD.itemsize / _CHUNK_BYTES))
-    statement = _READ_CHUNK.format(table=connection.ops.quote_name(Event._meta.db_table))
-    params = {"tenant": tenant.pk, "since": since, "types": type_codes, "chunks": chunks}
+_Chunk = tuple[bytes | None, int, int | None, int | None]
+
+
+def _fetch_chunks(statement: str, params: dict[str, Any], chunks: Sequence[int]
+                  ) -> list[_Chunk]:
+    from apps.core.db import binding_cursor
 
     with binding_cursor(binary_results=True) as cursor:
         results = []
-        for chunk in range(chunks):
+        for chunk in chunks:
             cursor.execute(statement, {**params, "chunk": chunk})
             results.append(cursor.fetchone())
+    return results
+
+
+def _fetch_chunks_in_snapshot(snapshot: str, statement: str, params: dict[str, Any],
+                              chunks: Sequence[int]) -> list[_Chunk]:
+    """:func:`_fetch_chunks` on this thread's own connection, in the reading transaction's
+    exported snapshot (so both readers see exactly the same events)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        cursor.execute("SET TRANSACTION SNAPSHOT %s", [snapshot])
+        cursor.execute("SET LOCAL synchronize_seqscans = off")
+        return _fetch_chunks(statement, params, chunks)
+
+
+def _read_chunks(tenant: Tenant, type_codes: list[str], since: datetime, *,
+                 beside: ThreadPoolExecutor | None = None,
+                 ) -> tuple[list[bytes], int, int, int]:
+    """The tenant's events as fixed-width binary records, in ``id``-modulo chunks (each
+    under ``_CHUNK_BYTES``), in order. Called in a ``REPEATABLE READ`` transaction; with
+    ``beside`` (the outermost transaction only) a large table's odd chunks are read on a
+    second connection in an exported snapshot of it, so two server processes build records
+    at once. Synchronized scans are off: each chunk's rows come in the table's physical
+    order, whatever else scans it, so the same table gives the same sums to the bit."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronize_seqscans = off")
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass",
+                       [Event._meta.db_table])
+        estimate = max(float(cursor.fetchone()[0] or 0), 0.0)  # every tenant's rows
+        chunks = max(1, math.ceil(estimate * _EVENT_RECORD.itemsize / _CHUNK_BYTES))
+        two_readers = beside is not None and estimate >= _TWO_READERS_FROM
+        snapshot = None
+        if two_readers:
+            chunks += chunks % 2
+            cursor.execute("SELECT pg_export_snapshot()")
+            snapshot = cursor.fetchone()[0]
+    statement = _READ_CHUNK.format(table=connection.ops.quote_name(Event._meta.db_table))
+    params = {"tenant": tenant.pk, "since": since, "types": type_codes, "chunks": chunks}
+
+    if snapshot is not None and beside is not None:
+        odd = beside.submit(_in_own_connection, _fetch_chunks_in_snapshot, snapshot,
+                            statement, params, range(1, chunks, 2))
+        even = _fetch_chunks(statement, params, range(0, chunks, 2))
+        results = [r for pair in zip_longest(even, odd.result()) for r in pair if r is not None]
+    else:
+        results = _fetch_chunks(statement, params, range(chunks))
     blobs = [blob for blob, _, _, _ in results if blob]
     count = sum(n for _, n, _, _ in results)
     shortest = min((low for _, _, low, _ in results if low is not None), default=64)
@@ -203,6 +244,7 @@ def _read_chunks(tenant: Tenant, type_codes: list[str], since: datetime
 
 def _read_postgres(tenant: Tenant, type_codes: list[str], since: datetime,
                    on_keys: Callable[[list[str]], None] | None = None,
+                   beside: ThreadPoolExecutor | None = None,
                    ) -> tuple[list[str], Arrays, int] | None:
     """PostgreSQL path: each event travels as one fixed-width record inside a few large
     ``bytea`` values that numpy reads in one call each; the server does no sorting,
@@ -215,6 +257,7 @@ def _read_postgres(tenant: Tenant, type_codes: list[str], since: datetime,
     portable path reads then. (A key in upper-case hex would come back in lower case and
     match no consent, so its events would be left out: pseudonymized keys are lower case.)
     ``on_keys`` gets the subject keys before the aggregation starts (no fallback after it).
+    ``beside`` lends a thread for a second reader (outermost transaction only).
     """
     outermost = not connection.in_atomic_block
     try:
@@ -224,7 +267,8 @@ def _read_postgres(tenant: Tenant, type_codes: list[str], since: datetime,
             if outermost:
                 with connection.cursor() as cursor:
                     cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            blobs, count, shortest, longest = _read_chunks(tenant, type_codes, since)
+            blobs, count, shortest, longest = _read_chunks(
+                tenant, type_codes, since, beside=beside if outermost else None)
     except DataError:  # decode(): a key that is not hexadecimal
         return None
     if not blobs:
@@ -322,8 +366,10 @@ def snapshot_training_data(
         if connection.vendor == "postgresql" and type_codes:
             # Consent is evaluated on a second connection while numpy aggregates, unless
             # the caller's transaction holds rows a second connection could not see.
-            read = _read_postgres(tenant, type_codes, since, on_keys=None
-                                  if connection.in_atomic_block else evaluate_beside)
+            alone = not connection.in_atomic_block
+            read = _read_postgres(tenant, type_codes, since,
+                                  on_keys=evaluate_beside if alone else None,
+                                  beside=beside if alone else None)
         if read is None:
             read = _stream_rows(events, type_index, progress)
         keys, (subj, item, typ, cnt, vsum, last), streamed = read
