@@ -89,7 +89,7 @@ class ModelingConfig(AppConfig):
         register_withdrawal_listener(_on_withdrawal)
         register_demo_seeder(seed_demo_model)
         # Serving's per-request state rides on the API-key query: no query of its own.
-        register_request_reading("serving_state", ServingState.objects.all,
+        register_request_reading("serving_state", ServingState,
                                  SERVING_STATE_FIELDS)
         post_save.connect(_item_saved, sender=Item, dispatch_uid="modeling.item_saved")
         post_save.connect(_audit_written, sender=AuditEvent,
