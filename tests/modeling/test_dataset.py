@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -225,10 +226,9 @@ def test_two_readers_share_one_snapshot_and_give_the_one_reader_matrix(mocker):
     keys = [grant_consent(tenant, f"s{n}") for n in range(40)]
     for n, key in enumerate(keys):
         add_events(tenant, f"s{n}", ["a", "b", "c", "d"][n % 4:], subject_key=key)
-    connection.cursor().execute("ANALYZE events_event")  # reltuples: the chunk count
-    mocker.patch.object(dataset, "_TWO_READERS_FROM", 0)
-    mocker.patch.object(dataset, "_CHUNK_BYTES", 30 * dataset._EVENT_RECORD.itemsize)
-    readers: list[tuple[str, list[int]]] = []
+    mocker.patch.object(dataset, "_TWO_READERS_FROM_BYTES", 0)
+    mocker.patch.object(dataset, "_CHUNK_BYTES", 1)  # a chunk per table block
+    readers: list[tuple[str, list[dict[str, str]]]] = []
     original = dataset._fetch_chunks_in_snapshot
 
     def import_after_a_commit(snapshot, statement, params, chunks):
@@ -247,8 +247,10 @@ def test_two_readers_share_one_snapshot_and_give_the_one_reader_matrix(mocker):
     mocker.patch.object(dataset, "_fetch_chunks_in_snapshot", side_effect=import_after_a_commit)
 
     two = snapshot_training_data(tenant=tenant)
-    assert readers == [(readers[0][0], [1, 3])]  # 100 events / 30 per chunk -> 4 chunks
-    assert readers[0][0].startswith("consent")
+    (thread, odd), = readers
+    assert thread.startswith("consent")
+    assert [chunk["low"] for chunk in odd] == [f"({n},0)" for n in range(1, 2 * len(odd), 2)]
+    assert odd[-1]["high"] == dataset._END_OF_TABLE
     assert two.stats["events_aggregated_rows"] == 100
     with transaction.atomic():  # in a caller's transaction: one reader
         one = snapshot_training_data(tenant=tenant)
@@ -259,3 +261,26 @@ def test_two_readers_share_one_snapshot_and_give_the_one_reader_matrix(mocker):
     assert one.matrix[late].sum() > two.matrix[late].sum()
     others = np.arange(len(one.user_keys)) != late
     assert (one.matrix[others] != two.matrix[others]).nnz == 0
+
+
+@pytest.mark.parametrize("pages", [0, 1, 15_903, 15_904, 15_905, 133_000, 1_000_000])
+@pytest.mark.parametrize("even", [False, True])
+def test_block_ranges_cover_the_table_in_order_and_bound_every_chunk(pages, even):
+    from apps.modeling.services.dataset import (
+        _CHUNK_BYTES,
+        _END_OF_TABLE,
+        _EVENT_RECORD,
+        _MAX_ROWS_PER_PAGE,
+        _block_ranges,
+    )
+
+    ranges = _block_ranges(pages, even=even)
+    block = [(int(r["low"][1:].split(",")[0]), int(r["high"][1:].split(",")[0]))
+             for r in ranges]
+    assert block[0][0] == 0
+    assert ranges[-1]["high"] == _END_OF_TABLE
+    assert all(a[1] == b[0] for a, b in pairwise(block))
+    assert all((high - low) * _MAX_ROWS_PER_PAGE * _EVENT_RECORD.itemsize <= _CHUNK_BYTES
+               for low, high in block[:-1])
+    assert block[-1][0] <= max(pages, 1)  # the open range starts at the table's end at most
+    assert not even or len(ranges) % 2 == 0

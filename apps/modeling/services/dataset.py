@@ -170,31 +170,48 @@ SELECT string_agg(decode(subject_key, 'hex') || int8send(item_id)
        count(*), min(octet_length(subject_key)), max(octet_length(subject_key))
 FROM {table}
 WHERE tenant_id = %(tenant)s AND occurred_at >= %(since)s AND type = ANY(%(types)s)
-      AND id %% %(chunks)s = %(chunk)s
+      AND ctid >= %(low)s::tid AND ctid < %(high)s::tid
 """
+#: PostgreSQL's MaxHeapTuplesPerPage (8 kB pages): a block range of n pages never holds more
+#: than n times this many rows, whichever tenants they belong to.
+_MAX_ROWS_PER_PAGE = 291
+_END_OF_TABLE = f"({2**32 - 1},0)"  # beyond the last possible block
 
-
-#: From this many events (every tenant's, PostgreSQL's estimate) the chunks are built by two
-#: server processes at once: building the records is the server's work, one core per query.
-_TWO_READERS_FROM = 500_000
+#: From this size of the events table (every tenant's) the chunks are built by two server
+#: processes at once: building the records is the server's work, one core per query.
+_TWO_READERS_FROM_BYTES = 64 << 20
 
 _Chunk = tuple[bytes | None, int, int | None, int | None]
 
 
-def _fetch_chunks(statement: str, params: dict[str, Any], chunks: Sequence[int]
+def _block_ranges(pages: int, *, even: bool) -> list[dict[str, str]]:
+    """Consecutive block ranges of the events table (``low``/``high`` tids), each small
+    enough that its records stay under ``_CHUNK_BYTES``, the last one open-ended. A range is
+    a TID range scan (PostgreSQL 14+), so the chunks together read the table once."""
+    per_chunk = max(1, _CHUNK_BYTES // (_MAX_ROWS_PER_PAGE * _EVENT_RECORD.itemsize))
+    count = max(1, math.ceil(pages / per_chunk))
+    if even:
+        count += count % 2
+    size = max(1, math.ceil(pages / count))
+    ranges = [{"low": f"({n * size},0)", "high": f"({(n + 1) * size},0)"} for n in range(count)]
+    ranges[-1]["high"] = _END_OF_TABLE  # pages added since are read too
+    return ranges
+
+
+def _fetch_chunks(statement: str, params: dict[str, Any], chunks: Sequence[dict[str, str]]
                   ) -> list[_Chunk]:
     from apps.core.db import binding_cursor
 
     with binding_cursor(binary_results=True) as cursor:
         results = []
         for chunk in chunks:
-            cursor.execute(statement, {**params, "chunk": chunk})
+            cursor.execute(statement, {**params, **chunk})
             results.append(cursor.fetchone())
     return results
 
 
 def _fetch_chunks_in_snapshot(snapshot: str, statement: str, params: dict[str, Any],
-                              chunks: Sequence[int]) -> list[_Chunk]:
+                              chunks: Sequence[dict[str, str]]) -> list[_Chunk]:
     """:func:`_fetch_chunks` on this thread's own connection, in the reading transaction's
     exported snapshot (so both readers see exactly the same events)."""
     with transaction.atomic(), connection.cursor() as cursor:
@@ -207,34 +224,33 @@ def _fetch_chunks_in_snapshot(snapshot: str, statement: str, params: dict[str, A
 def _read_chunks(tenant: Tenant, type_codes: list[str], since: datetime, *,
                  beside: ThreadPoolExecutor | None = None,
                  ) -> tuple[list[bytes], int, int, int]:
-    """The tenant's events as fixed-width binary records, in ``id``-modulo chunks (each
-    under ``_CHUNK_BYTES``), in order. Called in a ``REPEATABLE READ`` transaction; with
-    ``beside`` (the outermost transaction only) a large table's odd chunks are read on a
-    second connection in an exported snapshot of it, so two server processes build records
-    at once. Synchronized scans are off: each chunk's rows come in the table's physical
-    order, whatever else scans it, so the same table gives the same sums to the bit."""
+    """The tenant's events as fixed-width binary records, in chunks of consecutive table
+    blocks (:func:`_block_ranges`), in order. Called in a ``REPEATABLE READ`` transaction;
+    with ``beside`` (the outermost transaction only) a large table's odd chunks are read on
+    a second connection in an exported snapshot of it, so two server processes build
+    records at once. Synchronized scans are off: rows come in the table's physical order,
+    whatever else scans it, so the same table gives the same sums to the bit."""
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL synchronize_seqscans = off")
-        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass",
-                       [Event._meta.db_table])
-        estimate = max(float(cursor.fetchone()[0] or 0), 0.0)  # every tenant's rows
-        chunks = max(1, math.ceil(estimate * _EVENT_RECORD.itemsize / _CHUNK_BYTES))
-        two_readers = beside is not None and estimate >= _TWO_READERS_FROM
+        cursor.execute("SELECT pg_relation_size(%s::regclass), "
+                       "current_setting('block_size')::int", [Event._meta.db_table])
+        size, block = cursor.fetchone()
+        two_readers = beside is not None and size >= _TWO_READERS_FROM_BYTES
+        chunks = _block_ranges(size // block, even=two_readers)
         snapshot = None
         if two_readers:
-            chunks += chunks % 2
             cursor.execute("SELECT pg_export_snapshot()")
             snapshot = cursor.fetchone()[0]
     statement = _READ_CHUNK.format(table=connection.ops.quote_name(Event._meta.db_table))
-    params = {"tenant": tenant.pk, "since": since, "types": type_codes, "chunks": chunks}
+    params = {"tenant": tenant.pk, "since": since, "types": type_codes}
 
     if snapshot is not None and beside is not None:
         odd = beside.submit(_in_own_connection, _fetch_chunks_in_snapshot, snapshot,
-                            statement, params, range(1, chunks, 2))
-        even = _fetch_chunks(statement, params, range(0, chunks, 2))
+                            statement, params, chunks[1::2])
+        even = _fetch_chunks(statement, params, chunks[0::2])
         results = [r for pair in zip_longest(even, odd.result()) for r in pair if r is not None]
     else:
-        results = _fetch_chunks(statement, params, range(chunks))
+        results = _fetch_chunks(statement, params, chunks)
     blobs = [blob for blob, _, _, _ in results if blob]
     count = sum(n for _, n, _, _ in results)
     shortest = min((low for _, _, low, _ in results if low is not None), default=64)
