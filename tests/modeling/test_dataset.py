@@ -226,6 +226,7 @@ def test_two_readers_share_one_snapshot_and_give_the_one_reader_matrix(mocker):
     keys = [grant_consent(tenant, f"s{n}") for n in range(40)]
     for n, key in enumerate(keys):
         add_events(tenant, f"s{n}", ["a", "b", "c", "d"][n % 4:], subject_key=key)
+    connection.cursor().execute("ANALYZE events_event")  # the planner reads the table
     mocker.patch.object(dataset, "_TWO_READERS_FROM_BYTES", 0)
     mocker.patch.object(dataset, "_CHUNK_BYTES", 1)  # a chunk per table block
     readers: list[tuple[str, list[dict[str, str]]]] = []
@@ -284,3 +285,37 @@ def test_block_ranges_cover_the_table_in_order_and_bound_every_chunk(pages, even
                for low, high in block[:-1])
     assert block[-1][0] <= max(pages, 1)  # the open range starts at the table's end at most
     assert not even or len(ranges) % 2 == 0
+
+
+def test_a_small_share_of_a_large_table_is_read_through_an_index_in_one_chunk(
+        tenant, other_tenant, mocker):
+    """Block ranges suit a tenant the planner reads from the table; a small tenant is read
+    in one query through an index (a range each would walk the whole index each time)."""
+    from django.db import connection
+
+    from apps.modeling.services import dataset
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the binary-record reader is PostgreSQL's")
+    add_items(other_tenant, ["x"])
+    with connection.cursor() as cursor:
+        cursor.execute("""
+            INSERT INTO events_event (created_at, updated_at, event_id, subject_key, type,
+                                      value, occurred_at, properties, tenant_id, item_id)
+            SELECT now(), now(), 'e' || g, md5(g::text) || md5(g::text), 'purchase', NULL,
+                   now() - interval '1 day', '{}', %s, (SELECT id FROM events_item
+                                                        WHERE tenant_id = %s)
+            FROM generate_series(1, 30000) g""", [other_tenant.pk, other_tenant.pk])
+    add_items(tenant, ["a", "b"])
+    for n in range(10):
+        add_events(tenant, f"s{n}", ["a", "b"])
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE events_event")
+    mocker.patch.object(dataset, "_CHUNK_BYTES", 1)  # would be a chunk per block
+    fetched = mocker.spy(dataset, "_fetch_chunks")
+    (_, _, _), codes, since = _portable(tenant)
+    keys, _, events = dataset._read_postgres(tenant, codes, since)
+    assert events == 20
+    assert len(keys) == 10
+    (_, _, chunks), = (call.args for call in fetched.call_args_list)
+    assert chunks == [{"low": "(0,0)", "high": dataset._END_OF_TABLE}]

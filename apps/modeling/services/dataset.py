@@ -221,28 +221,50 @@ def _fetch_chunks_in_snapshot(snapshot: str, statement: str, params: dict[str, A
         return _fetch_chunks(statement, params, chunks)
 
 
+def _scans_the_table(statement: str, params: dict[str, Any]) -> bool:
+    """Does the planner read the whole unchunked query from the table itself, rather than
+    through an index (the tenant is a small share of the table)? Only then are block ranges
+    the right chunks: through an index, each range would walk the tenant's whole index."""
+    whole = {**params, "low": "(0,0)", "high": _END_OF_TABLE}
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {statement}", whole)
+        nodes = [cursor.fetchone()[0][0]["Plan"]]
+    while nodes:
+        node = nodes.pop()
+        if node.get("Relation Name") == Event._meta.db_table:
+            return node["Node Type"] in ("Seq Scan", "Tid Range Scan")
+        nodes.extend(node.get("Plans", []))
+    return False
+
+
 def _read_chunks(tenant: Tenant, type_codes: list[str], since: datetime, *,
                  beside: ThreadPoolExecutor | None = None,
                  ) -> tuple[list[bytes], int, int, int]:
-    """The tenant's events as fixed-width binary records, in chunks of consecutive table
-    blocks (:func:`_block_ranges`), in order. Called in a ``REPEATABLE READ`` transaction;
-    with ``beside`` (the outermost transaction only) a large table's odd chunks are read on
-    a second connection in an exported snapshot of it, so two server processes build
-    records at once. Synchronized scans are off: rows come in the table's physical order,
-    whatever else scans it, so the same table gives the same sums to the bit."""
+    """The tenant's events as fixed-width binary records, in order. Called in a
+    ``REPEATABLE READ`` transaction.
+
+    When the planner reads the tenant's events from the table (it is a large share of it),
+    the chunks are consecutive block ranges (:func:`_block_ranges`): with ``beside`` (the
+    outermost transaction only) a large table's odd chunks are read on a second connection
+    in an exported snapshot, so two server processes build records at once. Through an
+    index, it is one chunk. Synchronized scans are off: rows come in the table's physical
+    order, whatever else scans it, so the same table gives the same sums to the bit."""
+    statement = _READ_CHUNK.format(table=connection.ops.quote_name(Event._meta.db_table))
+    params = {"tenant": tenant.pk, "since": since, "types": type_codes}
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL synchronize_seqscans = off")
         cursor.execute("SELECT pg_relation_size(%s::regclass), "
                        "current_setting('block_size')::int", [Event._meta.db_table])
         size, block = cursor.fetchone()
-        two_readers = beside is not None and size >= _TWO_READERS_FROM_BYTES
-        chunks = _block_ranges(size // block, even=two_readers)
-        snapshot = None
-        if two_readers:
+    in_ranges = _scans_the_table(statement, params)
+    two_readers = in_ranges and beside is not None and size >= _TWO_READERS_FROM_BYTES
+    chunks = (_block_ranges(size // block, even=two_readers) if in_ranges
+              else [{"low": "(0,0)", "high": _END_OF_TABLE}])
+    snapshot = None
+    if two_readers:
+        with connection.cursor() as cursor:
             cursor.execute("SELECT pg_export_snapshot()")
             snapshot = cursor.fetchone()[0]
-    statement = _READ_CHUNK.format(table=connection.ops.quote_name(Event._meta.db_table))
-    params = {"tenant": tenant.pk, "since": since, "types": type_codes}
 
     if snapshot is not None and beside is not None:
         odd = beside.submit(_in_own_connection, _fetch_chunks_in_snapshot, snapshot,
