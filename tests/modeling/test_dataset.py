@@ -319,3 +319,35 @@ def test_a_small_share_of_a_large_table_is_read_through_an_index_in_one_chunk(
     assert len(keys) == 10
     (_, _, chunks), = (call.args for call in fetched.call_args_list)
     assert chunks == [{"low": "(0,0)", "high": dataset._END_OF_TABLE}]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_stable_groups_is_a_stable_sort_of_the_keys(seed):
+    from apps.modeling.services.dataset import _stable_groups
+
+    rng = np.random.default_rng(seed)
+    key = rng.integers(0, [50, 2**40, 2**62][seed % 3], size=5000)
+    order, starts = _stable_groups(key)
+    assert np.array_equal(order, np.argsort(key, kind="stable"))
+    ordered = key[order]
+    assert np.array_equal(starts, np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]))
+
+
+@pytest.mark.parametrize("collide", ["none", "top_bits_in_order", "top_bits_interleaved"])
+def test_subjects_are_numbered_in_key_order_whatever_the_prefixes_share(collide):
+    from apps.modeling.services.dataset import _number_subjects
+
+    rng = np.random.default_rng(1)
+    distinct = np.unique(rng.integers(0, 2**63, size=300, dtype=np.int64).astype(np.uint64)
+                         << np.uint64(1))
+    if collide != "none":  # two subjects equal in all but the lowest bit
+        distinct = np.unique(np.r_[distinct, distinct[7] | np.uint64(1)])
+    events = rng.integers(0, len(distinct), size=4000)
+    if collide == "top_bits_in_order":  # every event of one comes before the other's
+        twins = np.isin(distinct[events], [distinct[7], distinct[7] | np.uint64(1)])
+        events[twins] = np.sort(events[twins])
+    prefix = distinct[events]
+    subject, sample = _number_subjects(prefix)
+    expected = np.searchsorted(np.unique(prefix), prefix)
+    assert np.array_equal(subject, expected)
+    assert np.array_equal(prefix[sample], np.unique(prefix))

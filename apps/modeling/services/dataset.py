@@ -121,17 +121,22 @@ def _stable_groups(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(order, starts)``: the permutation that sorts the non-negative ``key`` stably and
     where each run of equal keys starts in it. Stable, so sums over a group add up in input
     order whatever else is in the input (an erased subject's rows do not change the bits of
-    anyone else's weights: the unlearning oracle). Appending the position makes every sort
-    key unique, which gives the stable order at the speed of numpy's default sort."""
+    anyone else's weights: the unlearning oracle). The position is packed into the low bits
+    of each key, which makes keys unique (so any sort is stable) and lets numpy sort values
+    instead of arguments: five times faster than ``argsort`` at millions of rows."""
     n = len(key)
     if (key[1:] >= key[:-1]).all():  # already in order (the snapshot's second grouping)
         starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
         return np.arange(n, dtype=np.int64), starts
-    if int(key.max()) < (2**62) // n:
-        order = np.argsort(key * n + np.arange(n, dtype=np.int64))
+    shift = max(int(n - 1).bit_length(), 1)
+    if int(key.max()) < 1 << (62 - shift):
+        packed = np.sort((key.astype(np.int64, copy=False) << shift)
+                         | np.arange(n, dtype=np.int64))
+        order = packed & ((1 << shift) - 1)
+        ordered = packed >> shift
     else:
         order = np.argsort(key, kind="stable")
-    ordered = key[order]
+        ordered = key[order]
     starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
     return order, starts
 
@@ -155,10 +160,11 @@ def _aggregate(subject: np.ndarray, item: np.ndarray, typ: np.ndarray, value: np
 
 
 #: One event as the PostgreSQL path ships it (see :func:`_read_postgres`): the subject key
-#: as the 32 bytes its 64 hex characters spell, item pk, value, time, type index.
-#: (Bytes, not "S32": numpy's byte strings drop trailing NUL bytes.)
-_EVENT_RECORD = np.dtype([("subject", "u1", (32,)), ("item", ">i8"), ("value", ">f8"),
-                          ("at", ">i8"), ("type", ">i2")])
+#: as the 32 bytes its 64 hex characters spell (four big-endian words: numpy's byte strings
+#: drop trailing NUL bytes), item pk, value, time, type index.
+_KEY_WORDS = ("k0", "k1", "k2", "k3")
+_EVENT_RECORD = np.dtype([*((word, ">u8") for word in _KEY_WORDS), ("item", ">i8"),
+                          ("value", ">f8"), ("at", ">i8"), ("type", ">i2")])
 _POSTGRES_EPOCH = 946_684_800  # timestamptz_send counts microseconds from 2000-01-01 UTC
 _CHUNK_BYTES = 256 << 20        # far below the 1 GB a PostgreSQL value may hold
 
@@ -280,6 +286,31 @@ def _read_chunks(tenant: Tenant, type_codes: list[str], since: datetime, *,
     return blobs, count, shortest, longest
 
 
+def _number_subjects(prefix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Number each event's subject in key order from the first 8 bytes of its key:
+    ``(subject per event, one event of each subject)``. (Two subjects sharing those bytes
+    get one number: the caller checks every whole key.) One sort of values: the top bits of
+    the prefix with the position packed below them; if two subjects also shared the top
+    bits, the sorted prefixes could come out of order, and the exact (slower) numbering
+    takes over."""
+    n = len(prefix)
+    shift = max(int(n - 1).bit_length(), 1)
+    top = (prefix >> np.uint64(shift + 1)).astype(np.int64)  # 63 - shift bits
+    packed = np.sort((top << shift) | np.arange(n, dtype=np.int64))
+    order = packed & ((1 << shift) - 1)
+    ordered = prefix[order]
+    if not (ordered[1:] >= ordered[:-1]).all():
+        distinct = np.unique(prefix)
+        subject = np.searchsorted(distinct, prefix).astype(np.int64)
+        sample = np.empty(len(distinct), dtype=np.int64)
+        sample[subject] = np.arange(n)
+        return subject, sample
+    first = np.concatenate(([True], ordered[1:] != ordered[:-1]))
+    subject = np.empty(n, dtype=np.int64)
+    subject[order] = np.cumsum(first) - 1
+    return subject, order[first]
+
+
 def _read_postgres(tenant: Tenant, type_codes: list[str], since: datetime,
                    on_keys: Callable[[list[str]], None] | None = None,
                    beside: ThreadPoolExecutor | None = None,
@@ -288,8 +319,8 @@ def _read_postgres(tenant: Tenant, type_codes: list[str], since: datetime,
     ``bytea`` values that numpy reads in one call each; the server does no sorting,
     grouping or joining and Python builds no object per event (psycopg hands a ``COPY``
     over one row at a time, which costs more than everything else here). Subjects are
-    numbered in their keys' order: the first 8 bytes as a number, every row's whole key
-    checked against its number's.
+    numbered in their keys' order (:func:`_number_subjects`), every row's whole key checked
+    against its number's; each field is cast to native order while the chunks are joined.
 
     ``None`` when a key is not 64 hex characters or two keys share 16 leading ones: the
     portable path reads then. (A key in upper-case hex would come back in lower case and
@@ -314,25 +345,26 @@ def _read_postgres(tenant: Tenant, type_codes: list[str], since: datetime,
         return [], (empty_i, empty_i, empty_i, empty_f, empty_f, empty_f), 0
     if shortest != 64 or longest != 64:
         return None
-    rows = np.concatenate([np.frombuffer(blob, dtype=_EVENT_RECORD) for blob in blobs])
-    if len(rows) != count:
+    records = [np.frombuffer(blob, dtype=_EVENT_RECORD) for blob in blobs]
+
+    def column(name: str, dtype: Any) -> np.ndarray:  # native order, cast while copied
+        return np.concatenate([r[name] for r in records], dtype=dtype)
+
+    if sum(len(r) for r in records) != count:
         raise RuntimeError("event records and counts disagree")  # never misattribute
-    key_words = np.ascontiguousarray(rows["subject"]).view(">u8")  # (events, 4) numbers
-    prefix = key_words[:, 0].astype(np.uint64)
-    distinct = np.unique(prefix)
-    subject = np.searchsorted(distinct, prefix)
-    sample = np.empty(len(distinct), dtype=np.int64)
-    sample[subject] = np.arange(len(rows))  # one row of each subject
-    if not np.array_equal(key_words, key_words[sample][subject]):
+    words = [column(word, np.uint64) for word in _KEY_WORDS]
+    subject, sample = _number_subjects(words[0])
+    if not all(np.array_equal(word, word[sample][subject]) for word in words):
         return None
-    keys = [key.tobytes().hex() for key in key_words[sample]]
+    keys = [key.tobytes().hex()
+            for key in np.stack([word[sample] for word in words], axis=1).astype(">u8")]
     if on_keys is not None:
         on_keys(keys)
     # Microseconds since 1970, then one division: the same float as datetime.timestamp().
-    at = (rows["at"] + _POSTGRES_EPOCH * 1_000_000).astype(np.float64) / 1e6
-    arrays = _aggregate(subject.astype(np.int64), rows["item"].astype(np.int64),
-                        rows["type"].astype(np.int64), rows["value"].astype(np.float64), at)
-    return keys, arrays, len(rows)
+    at = (column("at", np.int64) + _POSTGRES_EPOCH * 1_000_000).astype(np.float64) / 1e6
+    arrays = _aggregate(subject, column("item", np.int64), column("type", np.int64),
+                        column("value", np.float64), at)
+    return keys, arrays, count
 
 
 def _allowed_subjects(tenant: Tenant, keys: list[str], purposes: set[str]
