@@ -73,14 +73,15 @@ def fit_pipeline(
 
     base_als, base_bm25 = base_params(cfg)
     allowed = frozenset(cfg.algorithms)
-    # Evaluations run in a thread beside the fits and the fold-in, which use one core.
+    # Evaluations run in a thread beside the fits and the fold-in, which use one core; the
+    # popularity baseline's first, during the first fit.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="evaluate") as evaluations:
+        baseline = evaluations.submit(algorithms.evaluate_popularity, train, test, users)
         started = time.perf_counter()
         fitted = algorithms.fit_candidates(
             train, test, users, base_als=base_als, base_bm25=base_bm25,
             budget_s=cfg.search_seconds, evaluations=evaluations, allowed=allowed,
             on_iteration=on_iteration)
-        baseline = evaluations.submit(algorithms.evaluate_popularity, train, test, users)
         timings["fits_s"] = time.perf_counter() - started
         fitted_als = [c for c in fitted if c.algorithm == Algorithm.ALS]
         folded = None
