@@ -30,6 +30,7 @@ from apps.consent.models import (
     Purpose,
     SubjectState,
 )
+from apps.core.compiled import run_compiled
 from apps.core.db import fetch_rows_matching
 from apps.core.exceptions import ApplicationError
 from apps.tenants.config_memo import memoize_tenant_config
@@ -102,6 +103,8 @@ class _StateRow(NamedTuple):
 
 _STATE_FIELDS = ("subject_key", "purpose_id", "granted", "notice__version",
                  "notice__effective_at", "source", "method", "captured_at")
+_PLAIN_STATE_FIELDS = ("subject_key", "purpose_id", "granted", "captured_at")
+_FLAG_FIELDS = ("subject_key", "level", "restricted", "objected")
 
 
 # --- Tenant policy -------------------------------------------------------------------------
@@ -159,15 +162,20 @@ class _Flags(NamedTuple):
 
 def _subject_flags(tenant: Tenant, keys: Sequence[str]) -> dict[str, _Flags]:
     """Flags of many subjects as plain tuples: the hot path (one ingestion batch) does not
-    pay for building model instances."""
+    pay for building model instances. One subject (a request's consent check) runs a
+    statement compiled once per process."""
+    if len(keys) == 1:
+        rows = run_compiled(
+            "consent.subject_flags", lambda tenant_id, key: (
+                SubjectState.objects.for_tenant(tenant_id).filter(subject_key=key).order_by()
+                .values_list(*_FLAG_FIELDS)), tenant.pk, keys[0])
+        return {key: _Flags(*flags) for key, *flags in rows}
     found: dict[str, _Flags] = {}
     for chunk in _chunks(keys):
         rows = fetch_rows_matching(
-            SubjectState.objects.for_tenant(tenant).order_by()
-            .values_list("subject_key", "level", "restricted", "objected"),
+            SubjectState.objects.for_tenant(tenant).order_by().values_list(*_FLAG_FIELDS),
             field="subject_key", values=chunk)
-        found.update((key, _Flags(level, restricted, objected))
-                     for key, level, restricted, objected in rows)
+        found.update((key, _Flags(*flags)) for key, *flags in rows)
     return found
 
 
@@ -183,25 +191,31 @@ def _state_rows(tenant: Tenant, keys: Sequence[str], purpose_ids: Collection[int
                 *, proof: bool = True) -> dict[str, dict[int, _StateRow]]:
     """Current-state rows of many subjects. ``proof=False`` (the batch path, when no
     purpose awaits renewal) skips the notice join and the source columns a decision does
-    not need."""
+    not need. One subject runs a statement compiled once per process (all its purposes:
+    a handful of rows, filtered here)."""
     found: dict[str, dict[int, _StateRow]] = {}
     if not purpose_ids:
         return found
-    for chunk in _chunks(keys):
-        rows = (ConsentState.objects.for_tenant(tenant).filter(purpose_id__in=purpose_ids)
-                .order_by())
+    fields = _STATE_FIELDS if proof else _PLAIN_STATE_FIELDS
+    if len(keys) == 1:
+        wanted = set(purpose_ids)
+        rows: Iterable[tuple[Any, ...]] = (row for row in run_compiled(
+            f"consent.state_rows.{'proof' if proof else 'plain'}", lambda tenant_id, key: (
+                ConsentState.objects.for_tenant(tenant_id).filter(subject_key=key).order_by()
+                .values_list(*fields)), tenant.pk, keys[0]) if row[1] in wanted)
+    else:
+        queryset = (ConsentState.objects.for_tenant(tenant).filter(purpose_id__in=purpose_ids)
+                    .order_by().values_list(*fields))
+        rows = (row for chunk in _chunks(keys)
+                for row in fetch_rows_matching(queryset, field="subject_key", values=chunk))
+    for row in rows:
         if proof:
-            for key, purpose_id, granted, version, effective_at, source, method, at in (
-                    fetch_rows_matching(rows.values_list(*_STATE_FIELDS),
-                                        field="subject_key", values=chunk)):
-                found.setdefault(key, {})[purpose_id] = _StateRow(
-                    purpose_id, granted, version, effective_at, source, method, at)
+            key, purpose_id, granted, version, effective_at, source, method, at = row
+            state = _StateRow(purpose_id, granted, version, effective_at, source, method, at)
         else:
-            for key, purpose_id, granted, at in fetch_rows_matching(
-                    rows.values_list("subject_key", "purpose_id", "granted", "captured_at"),
-                    field="subject_key", values=chunk):
-                found.setdefault(key, {})[purpose_id] = _StateRow(
-                    purpose_id, granted, None, None, "", "", at)
+            key, purpose_id, granted, at = row
+            state = _StateRow(purpose_id, granted, None, None, "", "", at)
+        found.setdefault(key, {})[purpose_id] = state
     return found
 
 
