@@ -246,8 +246,20 @@ def test_two_readers_share_one_snapshot_and_give_the_one_reader_matrix(mocker):
         return original(snapshot, statement, params, chunks)
 
     mocker.patch.object(dataset, "_fetch_chunks_in_snapshot", side_effect=import_after_a_commit)
+    settings_seen: list[tuple[str, str]] = []
+    fetch = dataset._fetch_chunks
+
+    def fetch_noting_the_settings(*args):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('plan_cache_mode'), "
+                           "current_setting('synchronize_seqscans')")
+            settings_seen.append(cursor.fetchone())
+        return fetch(*args)
+
+    mocker.patch.object(dataset, "_fetch_chunks", side_effect=fetch_noting_the_settings)
 
     two = snapshot_training_data(tenant=tenant)
+    assert settings_seen == [("force_custom_plan", "off")] * 2  # both readers
     (thread, odd), = readers
     assert thread.startswith("consent")
     assert [chunk["low"] for chunk in odd] == [f"({n},0)" for n in range(1, 2 * len(odd), 2)]
