@@ -302,6 +302,12 @@ def measure_serving(tenant: Any, consenting: list[str], args: argparse.Namespace
     rng = np.random.default_rng(7)
     _, raw_key = create_api_key(tenant=tenant, name="bench in-process",
                                 scopes=["recommendations:read"])
+
+    def authenticated(_: Any) -> Any:
+        """What a request has after API-key authentication (untimed): its tenant, loaded
+        with the key, carrying the serving state that lookup read."""
+        return authenticate_api_key(raw_key).tenant
+
     for algorithm in ("als", "bm25"):
         tenant.settings = {**tenant.settings, "model_algorithms": [algorithm],
                            "model_search_seconds": 0, "model_activation_tolerance": 1.0}
@@ -322,11 +328,6 @@ def measure_serving(tenant: Any, consenting: list[str], args: argparse.Namespace
         item_ids = [x for x in model.catalog.external_ids.tolist() if x]
         sessions = [list(rng.choice(item_ids, 5)) for _ in range(args.requests)]
         probes = list(rng.choice(item_ids, args.requests))
-        # What a request has after API-key authentication (untimed): its tenant, loaded
-        # with the key, carrying the serving state that lookup read.
-        def authenticated(_: Any) -> Any:
-            return authenticate_api_key(raw_key).tenant
-
         figures = {
             "user_scoring_only": latency(lambda r, m=model: score_subject(m, r, n=10), rows),
             "consent_check_only": latency(lambda t, k: get_subject_consent_views(

@@ -35,7 +35,8 @@ class RequestReading:
     def subqueries(self) -> dict[str, RawSQL]:
         """One scalar subquery per field, scoped to the authenticating key's tenant: it
         cannot reach another tenant's row. Raw SQL because it is built on every request
-        and Django compiles a ``Subquery`` ten times slower than it runs."""
+        and Django took ~1.6 ms to compile three ``Subquery`` annotations per request,
+        against ~0.35 ms for these (the database answers them in microseconds)."""
         quote = connection.ops.quote_name
         table = quote(self.model._meta.db_table)
         tenant = f"{quote(ApiKey._meta.db_table)}.{quote('tenant_id')}"
