@@ -84,13 +84,17 @@ def _by(kind: str):
 
 def _submit(driver, selector: str = "main button[type=submit]", by: str = "CSS_SELECTOR"
             ) -> None:
-    """Click and wait until the next page replaced this one."""
+    """Click and wait until the next page replaced this one. While the old page is torn
+    down, ChromeDriver may answer a probe of it with "unhandled inspector error" (its
+    context is gone) rather than a stale element: keep polling then (seen once in CI)."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     page = driver.find_element(_by("TAG_NAME"), "html")
     driver.find_element(_by(by), selector).click()
-    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(page))
+    WebDriverWait(driver, 30, ignored_exceptions=(WebDriverException,)).until(
+        expected_conditions.staleness_of(page))
     WebDriverWait(driver, 30).until(
         lambda d: d.find_elements(_by("CSS_SELECTOR"), "footer"))
 
