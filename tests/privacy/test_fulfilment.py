@@ -20,7 +20,7 @@ from apps.events.models import Event
 from apps.privacy import registry
 from apps.privacy.models import DataExport, ErasureTombstone, FulfilmentJob, PrivacyRequest
 from apps.privacy.services import open_download, run_fulfilment
-from apps.privacy.services.fulfilment import EXPORT_SCHEMA
+from apps.privacy.services.export import EXPORT_SCHEMA
 from tests.db_search import columns_containing
 from tests.factories.privacy import make_request, seed_subject
 

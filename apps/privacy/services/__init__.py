@@ -1,22 +1,22 @@
 """Writes of the privacy app (STYLE S1). Public names live here; the modules hold the code."""
 
 from apps.privacy.services.erasure_check import ErasureCheck, check_subject, verify_erasure
-from apps.privacy.services.fulfilment import (
-    apply_consent_flags,
-    apply_rectification,
+from apps.privacy.services.export import (
     delete_export_files,
-    enqueue_fulfilment,
     export_link,
     open_download,
     reissue_download_link,
-    run_fulfilment,
 )
+from apps.privacy.services.flags import apply_consent_flags
+from apps.privacy.services.fulfilment import run_fulfilment
+from apps.privacy.services.jobs import enqueue_fulfilment
 from apps.privacy.services.maintenance import (
     replay_erasures,
     run_housekeeping,
     send_deadline_reminders,
 )
 from apps.privacy.services.notifications import Contact, looks_like_email
+from apps.privacy.services.rectification import apply_rectification
 from apps.privacy.services.requests import (
     COMPLAINT_RIGHTS,
     TRANSITIONS,

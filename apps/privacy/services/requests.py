@@ -297,11 +297,9 @@ def dispatch_fulfilment(*, privacy_request: PrivacyRequest, actor: Any = None) -
     """Fulfil a verified request: consent flags and rectifications at once, in this
     transaction; access, portability and erasure by a durable job sent after commit. A
     rectification without details waits for the subject's corrections in the portal."""
-    from apps.privacy.services.fulfilment import (
-        apply_consent_flags,
-        apply_rectification,
-        enqueue_fulfilment,
-    )
+    from apps.privacy.services.flags import apply_consent_flags
+    from apps.privacy.services.jobs import enqueue_fulfilment
+    from apps.privacy.services.rectification import apply_rectification
 
     pr = privacy_request
     if pr.kind in FLAG_KINDS:
@@ -370,7 +368,7 @@ def reject_privacy_request(*, privacy_request: PrivacyRequest, reason: str,
     pr.save(update_fields=["rejection_reason", "updated_at"])
     notify_subject(pr, "rejected", {"reason": reason,
                                     "complaint": COMPLAINT_RIGHTS.get(pr.regime, "")})
-    from apps.privacy.services.fulfilment import cancel_jobs
+    from apps.privacy.services.jobs import cancel_jobs
 
     cancel_jobs(privacy_request=pr)
     return transition_privacy_request(pr, to=Status.REJECTED, actor=actor)
@@ -401,7 +399,7 @@ def fulfil_now(*, privacy_request: PrivacyRequest, actor: Any = None) -> Privacy
 def resend(*, privacy_request: PrivacyRequest, actor: Any = None, origin: str = "") -> str:
     """Admin action: send again what the requester is waiting for: a fresh verification
     link, a fresh download link, or the acknowledgment. Returns what was sent."""
-    from apps.privacy.services.fulfilment import reissue_download_link
+    from apps.privacy.services.export import reissue_download_link
     from apps.privacy.services.verification import start_email_verification
 
     with transaction.atomic():
