@@ -15,6 +15,7 @@ from rest_framework.response import Response
 
 from apps.core.apis import TenantApi
 from apps.core.exceptions import ApplicationError
+from apps.privacy.kinds import find_kind, kind_values
 from apps.privacy.models import PrivacyRequest
 from apps.privacy.selectors import get_privacy_request
 from apps.privacy.services import COMPLAINT_RIGHTS, create_privacy_request, export_link
@@ -59,7 +60,8 @@ class PrivacyRequestOutputSerializer(serializers.Serializer):
                 "complaint": COMPLAINT_RIGHTS.get(pr.regime, "")}
 
     def get_download(self, pr: PrivacyRequest) -> dict[str, Any] | None:
-        if pr.kind not in {PrivacyRequest.Kind.ACCESS, PrivacyRequest.Kind.PORTABILITY} or (
+        policy = find_kind(pr.kind)
+        if policy is None or not policy.produces_export or (
                 pr.status != PrivacyRequest.Status.COMPLETED):
             return None
         request = self.context.get("request")
@@ -82,10 +84,15 @@ class PrivacyRequestCreateApi(TenantApi):
     required_scope = Scope.PRIVACY_WRITE
 
     class InputSerializer(serializers.Serializer):
-        kind = serializers.ChoiceField(choices=PrivacyRequest.Kind.values)
+        # The kinds table's, read when the serializer is made (the schema lists them too).
+        kind = serializers.ChoiceField(choices=[])
         subject = serializers.CharField(max_length=SUBJECT_ID_MAX_LENGTH, trim_whitespace=False)
         regime = serializers.ChoiceField(choices=PrivacyRequest.Regime.values, required=False)
         details = serializers.DictField(required=False)
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.fields["kind"].choices = kind_values()
 
         def to_internal_value(self, data: Any) -> Any:
             if isinstance(data, dict):

@@ -7,32 +7,25 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
+from apps.privacy.kinds import all_kinds, kind_choices
 from apps.privacy.models import PrivacyRequest
 
-PORTAL_KINDS: list[tuple[str, str, str]] = [
-    ("access", "Get a copy of my data",
-     "A file with everything held about you, and what it is used for."),
-    ("portability", "Take my data elsewhere",
-     "The same copy, in machine-readable files (JSON and CSV)."),
-    ("erasure", "Delete my data", "Everything held about you is deleted."),
-    ("rectification", "Correct my data",
-     "Change your choices, or remove interactions from your history."),
-    ("restriction", "Stop using my data, but keep it",
-     "Your data is kept but not used for anything (GDPR Art. 18)."),
-    ("objection", "Stop personalizing for me",
-     "Your data is no longer used to personalize what you see (GDPR Art. 21)."),
-    ("opt_out", "Do not sell or share my personal information",
-     "Applied at once; no verification needed (CCPA)."),
-    ("limit_sensitive", "Limit the use of my sensitive personal information",
-     "Applied at once; no verification needed (CCPA)."),
-]
+
+def portal_kinds() -> list[tuple[str, str, str]]:
+    """What the portal offers, from the kinds table: (value, label, hint)."""
+    return [(k.value, k.portal_label, k.portal_hint) for k in all_kinds()]
+
+
+def _portal_kind_choices() -> list[tuple[str, str]]:
+    return [(value, label) for value, label, _ in portal_kinds()]
+
 
 REGIMES = [("gdpr", "In the EU, the EEA or the UK (GDPR)"),
            ("ccpa", "In California (CCPA)")]
 
 
 class PortalRequestForm(forms.Form):
-    kind = forms.ChoiceField(choices=[(k, label) for k, label, _ in PORTAL_KINDS],
+    kind = forms.ChoiceField(choices=_portal_kind_choices,
                              error_messages={"required": "Choose what you would like us to do.",
                                              "invalid_choice": "Choose one of the options."})
     regime = forms.ChoiceField(choices=REGIMES, error_messages={
@@ -60,7 +53,7 @@ class LogRequestForm(forms.Form):
     """Staff log a request received by mail or phone."""
 
     tenant = forms.ModelChoiceField(queryset=None, required=True)  # set by the admin view
-    kind = forms.ChoiceField(choices=PrivacyRequest.Kind.choices)
+    kind = forms.ChoiceField(choices=kind_choices)
     regime = forms.ChoiceField(choices=PrivacyRequest.Regime.choices)
     channel = forms.ChoiceField(choices=[(PrivacyRequest.Channel.MAIL, "Mail"),
                                          (PrivacyRequest.Channel.PHONE, "Phone")])

@@ -20,7 +20,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.core.exceptions import ApplicationError
-from apps.privacy.forms import PORTAL_KINDS, REGIMES, PortalRequestForm, VerifyForm
+from apps.privacy.forms import REGIMES, PortalRequestForm, VerifyForm, portal_kinds
+from apps.privacy.kinds import RequestKind, find_kind, get_kind
 from apps.privacy.models import PortalSession, PrivacyRequest
 from apps.privacy.selectors import (
     get_request_by_reference,
@@ -30,16 +31,18 @@ from apps.privacy.selectors import (
 from apps.privacy.services import (
     COMPLAINT_RIGHTS,
     Contact,
-    apply_rectification,
     close_portal_session,
+    correct_subject_data,
     create_privacy_request,
     export_link,
+    find_pending_rectification,
     get_portal_session,
     looks_like_email,
     open_download,
     open_portal_session,
     redeem_signed_token,
     start_email_verification,
+    submit_rectification,
     verify_with_token,
 )
 from apps.privacy.services.notifications import decrypt_contact
@@ -52,7 +55,6 @@ logger = logging.getLogger("privacy.portal")
 
 COOKIE = "discreet_portal"
 IDENTIFIER_SETTING = "privacy_portal_identifier"  # "email" (default) or "account"
-Kind = PrivacyRequest.Kind
 Status = PrivacyRequest.Status
 
 
@@ -123,13 +125,26 @@ def _url(name: str, tenant: Tenant, **kwargs: Any) -> str:
 
 
 def _kind_labels() -> dict[str, str]:
-    return {k: label for k, label, _ in PORTAL_KINDS}
+    return {value: label for value, label, _ in portal_kinds()}
+
+
+def _policy(pr: PrivacyRequest) -> RequestKind | None:
+    return find_kind(pr.kind)
+
+
+def _next_page(tenant: Tenant, pr: PrivacyRequest) -> str:
+    """Where a subject goes once their request is verified: to "my data", with the request,
+    when it waits for details they give there (a rectification); else its status page."""
+    policy = _policy(pr)
+    if policy is not None and policy.carries_details:
+        return _url("my_data", tenant) + f"?request={pr.reference}"
+    return _url("status", tenant, reference=pr.reference)
 
 
 def _home_context(tenant: Tenant, form: PortalRequestForm | None,
                   session: PortalSession | None) -> dict[str, Any]:
     return {
-        "form": form, "kinds": PORTAL_KINDS, "regimes": REGIMES,
+        "form": form, "kinds": portal_kinds(), "regimes": REGIMES,
         "selected_kind": (form.data.get("kind") if form is not None and form.is_bound else ""),
         "selected_regime": (form.data.get("regime") if form is not None and form.is_bound
                             else tenant.default_regime),
@@ -172,17 +187,14 @@ def make_request(request: HttpRequest, slug: str) -> HttpResponse:
             subject_key=session.subject_key, contact=decrypt_contact(session.contact_ciphertext),
             verification=PrivacyRequest.Verification.PORTAL_SESSION, actor="subject",
             origin=origin)
-        target = (_url("my_data", tenant) + f"?request={pr.reference}"
-                  if kind == Kind.RECTIFICATION else _url("status", tenant,
-                                                           reference=pr.reference))
-        return HttpResponseRedirect(target)
+        return HttpResponseRedirect(_next_page(tenant, pr))
     identifier = form.cleaned_data["identifier"]
     if not allow("identifier", f"{tenant.pk}:{identifier.lower()}"):
         return _too_many(request, tenant)
     is_email = looks_like_email(identifier)
     account_only = tenant_setting(tenant, IDENTIFIER_SETTING, "email") == "account"
     contact = Contact(identifier=identifier, email=identifier if is_email else "")
-    if kind in {Kind.OPT_OUT, Kind.LIMIT_SENSITIVE}:
+    if not get_kind(kind).needs_verification:
         create_privacy_request(
             tenant=tenant, kind=kind, regime=regime, channel=PrivacyRequest.Channel.PORTAL,
             subject_key=pseudonymize(tenant, identifier), contact=contact, actor="subject",
@@ -240,11 +252,9 @@ def verify(request: HttpRequest, slug: str) -> HttpResponse:
             "reference": request.POST.get("r", "")[:32], "token": "",
             "error": "This code is not valid or has expired. Check the email, or make the "
                      "request again to get a new one."}, 400)
-    target = (_url("my_data", tenant) + f"?request={pr.reference}"
-              if pr.kind == Kind.RECTIFICATION else _url("status", tenant,
-                                                         reference=pr.reference))
-    response = HttpResponseRedirect(target)
-    if pr.kind != Kind.ERASURE:
+    response = HttpResponseRedirect(_next_page(tenant, pr))
+    policy = _policy(pr)
+    if policy is not None and not policy.erases_subject:
         # A session would hold the key of a subject being erased; the receipt needs none.
         raw = open_portal_session(tenant=tenant, subject_key=pr.subject_key,
                                   method=PrivacyRequest.Verification.EMAIL_LINK,
@@ -301,17 +311,19 @@ def status(request: HttpRequest, slug: str, reference: str) -> HttpResponse:
         return _message(request, tenant, "Request not found",
                         "There is no request at this address.", 404)
     owner = session is not None and session.subject_key == pr.subject_key
+    policy = _policy(pr)
     context: dict[str, Any] = {
         "pr": pr, "owner": owner, "kind_label": _kind_labels().get(pr.kind, pr.kind),
         "complaint": COMPLAINT_RIGHTS.get(pr.regime, ""),
     }
-    if pr.status == Status.COMPLETED and (owner or pr.kind == Kind.ERASURE):
+    if pr.status == Status.COMPLETED and (owner or (policy is not None
+                                                    and policy.erases_subject)):
         # An erasure receipt holds counts only, about a pseudonym that no longer points at
         # anyone: the reference (sent to the requester alone) is enough to see it.
         context["receipt"] = pr.result.get("receipt")
     if owner and pr.status == Status.COMPLETED:
         context["applied"] = pr.result.get("applied") or pr.result.get("rectification")
-        if pr.kind in {Kind.ACCESS, Kind.PORTABILITY}:
+        if policy is not None and policy.produces_export:
             link = export_link(privacy_request=pr, origin="")
             context["download"] = link
     return _page(request, tenant, "status.html", context)
@@ -354,23 +366,10 @@ def _needs_verification(request: HttpRequest, tenant: Tenant) -> HttpResponse:
 
 
 def _pending_rectification(tenant: Tenant, session: PortalSession,
-                           reference: str) -> PrivacyRequest | None:
-    pr = get_request_by_reference(tenant=tenant, reference=reference)
-    if (pr is None or pr.subject_key != session.subject_key or pr.kind != Kind.RECTIFICATION
-            or pr.status != Status.VERIFIED):
-        return None
-    return pr
-
-
-def _rectify(pending: PrivacyRequest, payload: dict[str, Any]) -> None:
-    from apps.privacy.services.requests import lock_request, validate_payload
-
-    changes = validate_payload(Kind.RECTIFICATION, {k: v for k, v in payload.items()
-                                                    if v is not None})
-    with transaction.atomic():
-        locked = lock_request(pending)
-        if locked.status == Status.VERIFIED:
-            apply_rectification(privacy_request=locked, actor="subject", payload=changes)
+                           request: HttpRequest) -> PrivacyRequest | None:
+    reference = request.GET.get("request") or request.POST.get("request") or ""
+    return find_pending_rectification(tenant=tenant, subject_key=session.subject_key,
+                                      reference=reference)
 
 
 @require_http_methods(["GET", "POST"])
@@ -384,8 +383,7 @@ def preferences(request: HttpRequest, slug: str) -> HttpResponse:
     session = _require_session(request, tenant)
     if session is None:
         return _needs_verification(request, tenant)
-    reference = request.GET.get("request") or request.POST.get("request") or ""
-    pending = _pending_rectification(tenant, session, reference) if reference else None
+    pending = _pending_rectification(tenant, session, request)
     detail = get_subject_consent(tenant=tenant, subject_key=session.subject_key)
     error, saved = "", False
     if request.method == "POST":
@@ -397,7 +395,8 @@ def preferences(request: HttpRequest, slug: str) -> HttpResponse:
             level = None
         try:
             if pending is not None:
-                _rectify(pending, {"consents": decisions, "level": level})
+                submit_rectification(privacy_request=pending,
+                                     changes={"consents": decisions, "level": level})
             elif decisions or level is not None:
                 record_consents(tenant=tenant, subject_key=session.subject_key,
                                 decisions=decisions, level=level, source="portal",
@@ -428,24 +427,17 @@ def my_data(request: HttpRequest, slug: str) -> HttpResponse:
     session = _require_session(request, tenant)
     if session is None:
         return _needs_verification(request, tenant)
-    reference = request.GET.get("request") or request.POST.get("request") or ""
-    pending = _pending_rectification(tenant, session, reference) if reference else None
+    pending = _pending_rectification(tenant, session, request)
     if request.method == "POST":
         chosen = [e for e in request.POST.getlist("event") if e][:1000]
         if not chosen:
             error = "Choose at least one interaction to remove."
         else:
-            if pending is None:
-                pending = create_privacy_request(
-                    tenant=tenant, kind=Kind.RECTIFICATION, regime=tenant.default_regime,
-                    channel=PrivacyRequest.Channel.PORTAL, subject_key=session.subject_key,
-                    contact=decrypt_contact(session.contact_ciphertext), actor="subject",
-                    payload={"delete_events": chosen},
-                    verification=PrivacyRequest.Verification.PORTAL_SESSION,
-                    origin=_origin(request))
-            else:
-                _rectify(pending, {"delete_events": chosen})
-            return HttpResponseRedirect(_url("status", tenant, reference=pending.reference))
+            pr = correct_subject_data(
+                tenant=tenant, subject_key=session.subject_key,
+                changes={"delete_events": chosen}, pending=pending,
+                contact=decrypt_contact(session.contact_ciphertext), origin=_origin(request))
+            return HttpResponseRedirect(_url("status", tenant, reference=pr.reference))
     else:
         error = ""
     events = list(list_subject_events(tenant=tenant, subject_key=session.subject_key)

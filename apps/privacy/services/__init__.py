@@ -1,4 +1,10 @@
-"""Writes of the privacy app (STYLE S1). Public names live here; the modules hold the code."""
+"""Writes of the privacy app (STYLE S1). Public names live here; the modules hold the code.
+
+What each kind of request needs is declared in :mod:`apps.privacy.kinds`; the modules below
+read that table: ``requests`` (receiving and staff actions), ``lifecycle`` (statuses),
+``verification``, ``deadlines``, ``fulfilment`` (dispatch and the job runner), and by
+responsibility ``erasure``, ``export``, ``flags``, ``rectification`` (with ``jobs``).
+"""
 
 from apps.privacy.services.erasure_check import ErasureCheck, check_subject, verify_erasure
 from apps.privacy.services.export import (
@@ -7,26 +13,34 @@ from apps.privacy.services.export import (
     open_download,
     reissue_download_link,
 )
-from apps.privacy.services.flags import apply_consent_flags
-from apps.privacy.services.fulfilment import run_fulfilment
+from apps.privacy.services.flags import (
+    apply_limit_sensitive,
+    apply_objection,
+    apply_opt_out,
+    apply_restriction,
+)
+from apps.privacy.services.fulfilment import dispatch_fulfilment, run_fulfilment
 from apps.privacy.services.jobs import enqueue_fulfilment
+from apps.privacy.services.lifecycle import TRANSITIONS, transition_privacy_request
 from apps.privacy.services.maintenance import (
     replay_erasures,
     run_housekeeping,
     send_deadline_reminders,
 )
 from apps.privacy.services.notifications import Contact, looks_like_email
-from apps.privacy.services.rectification import apply_rectification
+from apps.privacy.services.rectification import (
+    apply_rectification,
+    correct_subject_data,
+    find_pending_rectification,
+    submit_rectification,
+)
 from apps.privacy.services.requests import (
     COMPLAINT_RIGHTS,
-    TRANSITIONS,
     create_privacy_request,
     extend_privacy_request,
     fulfil_now,
     reject_privacy_request,
     resend,
-    transition_privacy_request,
-    verify_privacy_request,
 )
 from apps.privacy.services.verification import (
     close_portal_session,
@@ -37,6 +51,7 @@ from apps.privacy.services.verification import (
     rotate_signing_secret,
     sign_portal_token,
     start_email_verification,
+    verify_privacy_request,
     verify_with_session,
     verify_with_token,
 )
@@ -46,15 +61,21 @@ __all__ = [
     "TRANSITIONS",
     "Contact",
     "ErasureCheck",
-    "apply_consent_flags",
+    "apply_limit_sensitive",
+    "apply_objection",
+    "apply_opt_out",
     "apply_rectification",
+    "apply_restriction",
     "check_subject",
     "close_portal_session",
+    "correct_subject_data",
     "create_privacy_request",
     "delete_export_files",
+    "dispatch_fulfilment",
     "enqueue_fulfilment",
     "export_link",
     "extend_privacy_request",
+    "find_pending_rectification",
     "fulfil_now",
     "get_portal_session",
     "get_signing_secret",
@@ -72,6 +93,7 @@ __all__ = [
     "send_deadline_reminders",
     "sign_portal_token",
     "start_email_verification",
+    "submit_rectification",
     "transition_privacy_request",
     "verify_erasure",
     "verify_privacy_request",

@@ -1,12 +1,7 @@
-"""The clocks of a request, per regime and kind. Pure functions of UTC datetimes (DESIGN
-"Time"): tests freeze time and check the boundaries.
-
-* GDPR Art. 12(3): answer within one month of receipt; extendable by two further months
-  when necessary, telling the subject why within the first month.
-* CCPA regulations §7021: acknowledge within 10 business days; answer within 45 calendar
-  days, extendable once by 45 more with notice to the consumer within the first 45.
-* CCPA §7026(f), §7027(g): opt-out of sale/sharing and "limit" requests within 15 business
-  days (whatever the regime: they are applied at once anyway).
+"""The clocks of a request. Pure functions of UTC datetimes (DESIGN "Time"): tests freeze
+time and check the boundaries. Which clock a kind has under each regime (GDPR Art. 12(3),
+CCPA regulations §7021, §7026(f), §7027(g)) is declared in the kinds table
+(:mod:`apps.privacy.kinds`); this module only counts.
 
 Business days are Monday to Friday in UTC, minus the tenant's holidays
 (``Tenant.settings["privacy_holidays"]``: a list of ISO dates).
@@ -19,17 +14,11 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-GDPR_MONTHS = 1
-GDPR_EXTENSION_MONTHS = 2
-CCPA_ACK_BUSINESS_DAYS = 10
-CCPA_DAYS = 45
-CCPA_EXTENSION_DAYS = 45
-OPT_OUT_BUSINESS_DAYS = 15
+from apps.privacy.kinds import ClockRule, get_kind
+
 #: An open request with this many days left or fewer is "at risk" (tenant setting
 #: ``privacy_at_risk_days`` overrides).
 DEFAULT_AT_RISK_DAYS = 7
-
-IMMEDIATE_KINDS = frozenset({"opt_out", "limit_sensitive"})
 
 
 def add_months(moment: datetime, months: int) -> datetime:
@@ -80,15 +69,28 @@ class Clock:
 
 def compute_clock(*, regime: str, kind: str, received_at: datetime,
                   holidays: Collection[date] = ()) -> Clock:
-    if kind in IMMEDIATE_KINDS:
-        return Clock(add_business_days(received_at, OPT_OUT_BUSINESS_DAYS, holidays),
-                     None, None, None)
-    if regime == "ccpa":
-        due = received_at + timedelta(days=CCPA_DAYS)
-        return Clock(due, add_business_days(received_at, CCPA_ACK_BUSINESS_DAYS, holidays),
-                     due + timedelta(days=CCPA_EXTENSION_DAYS), due)
-    due = add_months(received_at, GDPR_MONTHS)
-    return Clock(due, None, add_months(received_at, GDPR_MONTHS + GDPR_EXTENSION_MONTHS), due)
+    """The clock of a ``kind`` request received at ``received_at`` under ``regime``, as
+    the kinds table declares it (an unknown kind or unmapped regime is refused)."""
+    return clock_of(get_kind(kind).clock(regime), received_at, holidays)
+
+
+def clock_of(rule: ClockRule, received_at: datetime, holidays: Collection[date] = ()) -> Clock:
+    def after(units: int) -> datetime:
+        if rule.unit == "months":
+            return add_months(received_at, units)
+        if rule.unit == "business_days":
+            return add_business_days(received_at, units, holidays)
+        if rule.unit == "days":
+            return received_at + timedelta(days=units)
+        raise ValueError(f"unknown clock unit {rule.unit!r}")
+
+    due = after(rule.answer)
+    ack = (None if rule.acknowledge_business_days is None
+           else add_business_days(received_at, rule.acknowledge_business_days, holidays))
+    if rule.extension is None:
+        return Clock(due, ack, None, None)
+    # Counted from receipt: 31 Jan + 1 + 2 months is 30 April, not 28 April.
+    return Clock(due, ack, after(rule.answer + rule.extension), due)
 
 
 def days_left(due_at: datetime, now: datetime) -> int:

@@ -16,17 +16,25 @@ from apps.audit import services as audit
 from apps.core.jobs import fail_job, finish_job
 from apps.privacy.models import ErasureTombstone, FulfilmentJob, PrivacyRequest
 from apps.privacy.registry import SubjectDataHandler, erasure_describers, subject_handlers
-from apps.privacy.services.jobs import run_step, steps_of
-from apps.privacy.services.notifications import notify_subject
-from apps.privacy.services.requests import (
+from apps.privacy.services.jobs import begin_job, run_step, steps_of
+from apps.privacy.services.lifecycle import (
     CONSENT_SOURCES,
     Status,
     lock_request,
     transition_privacy_request,
 )
+from apps.privacy.services.notifications import notify_subject
 from apps.tenants.models import Tenant
 
 logger = logging.getLogger("privacy.fulfilment")
+
+
+def erase_subject(*, job: FulfilmentJob) -> None:
+    """The erasure kind's job (kinds table): erase the request's subject everywhere, check
+    that nothing is left, and send the receipt. Resumable: see :mod:`.jobs`."""
+    pr = begin_job(job, on_start=begin_erasure)
+    if pr is not None:
+        run_erasure(job, pr)
 
 
 def begin_erasure(pr: PrivacyRequest) -> None:

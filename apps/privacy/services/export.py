@@ -25,16 +25,17 @@ from django.utils import timezone
 from apps.audit import services as audit
 from apps.core.exceptions import ApplicationError
 from apps.core.jobs import finish_job
+from apps.privacy.kinds import kind_values
 from apps.privacy.models import DataExport, FulfilmentJob, PrivacyRequest
 from apps.privacy.registry import SubjectDataHandler, retention_rule, subject_handlers
-from apps.privacy.services.jobs import run_step, steps_of
-from apps.privacy.services.notifications import download_url, notify_subject
-from apps.privacy.services.requests import (
-    Kind,
+from apps.privacy.services.jobs import begin_job, run_step, steps_of
+from apps.privacy.services.lifecycle import (
     Status,
     lock_request,
     transition_privacy_request,
+    wipe_contact,
 )
+from apps.privacy.services.notifications import download_url, notify_subject
 from apps.tenants.crypto import decrypt_secret, encrypt_secret
 from apps.tenants.models import Tenant
 
@@ -195,6 +196,14 @@ def _package(pr: PrivacyRequest) -> dict[str, Any]:
     return {"size": export.size, "sha256": export.sha256}
 
 
+def export_subject_data(*, job: FulfilmentJob) -> None:
+    """The access and portability kinds' job (kinds table): every handler's export, the
+    package, and the download link to the subject. Resumable: see :mod:`.jobs`."""
+    pr = begin_job(job)
+    if pr is not None:
+        run_export(job, pr)
+
+
 def run_export(job: FulfilmentJob, pr: PrivacyRequest) -> None:
     for handler in subject_handlers():
         run_step(job, f"export:{handler.name}",
@@ -296,8 +305,6 @@ def delete_export_files(*, tenant: Tenant, subject_key: str | None = None,
     """Delete export files: the subject's (erasure), or every expired one (housekeeping,
     ``subject_key`` None). The row stays (it is part of the request's record); the contact
     is wiped with the file, as nothing more can be sent."""
-    from apps.privacy.services.requests import wipe_contact
-
     now = now or timezone.now()
     exports = DataExport.objects.for_tenant(tenant).filter(deleted_at__isnull=True)
     if subject_key is None:
@@ -317,7 +324,8 @@ def delete_export_files(*, tenant: Tenant, subject_key: str | None = None,
         deleted += 1
     if subject_key is not None:  # parts of an export interrupted by the erasure
         for pr in PrivacyRequest.objects.for_tenant(tenant).filter(
-                subject_key=subject_key, kind__in=[Kind.ACCESS, Kind.PORTABILITY]):
+                subject_key=subject_key,
+                kind__in=kind_values(predicate=lambda k: k.produces_export)):
             _delete_tree(export_dir(pr))
     return deleted
 

@@ -1,61 +1,57 @@
-"""Fulfilment: running the job of one access, portability or erasure request.
+"""Fulfilment: what happens once a request is verified, read from the kinds table.
 
-Access, portability and erasure run in a :class:`FulfilmentJob` (a durable job, DESIGN
-"Tasks"; steps and checkpoints: :mod:`apps.privacy.services.jobs`). The work itself lives by
-responsibility: :mod:`~apps.privacy.services.erasure`, :mod:`~apps.privacy.services.export`;
-restriction, objection, opt-out and limit (:mod:`~apps.privacy.services.flags`) and
-rectification (:mod:`~apps.privacy.services.rectification`) are applied at once through the
-consent (and events) services in the transaction that verifies the request.
+A kind's fulfil function (:mod:`apps.privacy.kinds`) either runs at once, in the transaction
+that verifies the request (restriction, objection, opt-out, limit: :mod:`.flags`;
+rectification: :mod:`.rectification`), or in a durable :class:`FulfilmentJob` sent after
+commit (access and portability: :mod:`.export`; erasure: :mod:`.erasure`; steps and
+checkpoints: :mod:`.jobs`). Nothing here knows a kind by name: a kind the table does not
+hold is refused.
 """
 
 from __future__ import annotations
 
-from django.db import transaction
+from typing import Any
 
-from apps.core.jobs import fail_job, finish_job
+from apps.core.exceptions import ApplicationError
+from apps.core.jobs import fail_job
+from apps.privacy.kinds import get_kind
 from apps.privacy.models import FulfilmentJob, PrivacyRequest
-from apps.privacy.services.erasure import begin_erasure, erase_with_handler, run_erasure
-from apps.privacy.services.export import (
-    EXPORT_ROOT,
-    EXPORT_TTL,
-    delete_export_files,
-    run_export,
-)
-from apps.privacy.services.requests import (
-    Kind,
-    Status,
-    lock_request,
-    transition_privacy_request,
-)
+from apps.privacy.services.erasure import erase_with_handler
+from apps.privacy.services.export import EXPORT_ROOT, EXPORT_TTL, delete_export_files
+from apps.privacy.services.jobs import enqueue_fulfilment
 
-# Imported from here by modules outside this split (the subject-data rework owns them:
+# Still imported from here by modules outside this change (owned by the subject-data rework:
 # ``maintenance``, ``erasure_check``, ``handlers``, ``retention.categories``); their home is
-# ``erasure``/``export``.
-__all__ = ["EXPORT_ROOT", "EXPORT_TTL", "delete_export_files", "erase_with_handler",
-           "run_fulfilment"]
+# ``erasure``/``export``, and these names go once those imports point there.
+__all__ = ["EXPORT_ROOT", "EXPORT_TTL", "delete_export_files", "dispatch_fulfilment",
+           "erase_with_handler", "run_fulfilment"]
+
+
+def dispatch_fulfilment(*, privacy_request: PrivacyRequest, actor: Any = None) -> None:
+    """Fulfil a verified (locked) request, inside the caller's transaction: the kind's
+    fulfil function at once, or its durable job, sent to the worker after commit. A kind
+    the table does not hold is refused (``ApplicationError``), which rolls the caller's
+    transaction back."""
+    policy = get_kind(privacy_request.kind)
+    if policy.as_job:
+        enqueue_fulfilment(privacy_request=privacy_request, actor=actor)
+    else:
+        policy.fulfil_function(privacy_request=privacy_request, actor=actor)
 
 
 def run_fulfilment(*, job: FulfilmentJob) -> FulfilmentJob:
-    """Run (or resume) one claimed job. Idempotent: finished steps are skipped, a closed
-    request finishes the job without work, an unverified one fails it without releasing or
-    erasing anything."""
-    with transaction.atomic():
-        pr = lock_request(job.privacy_request)
-        if pr.status in PrivacyRequest.CLOSED_STATUSES:
-            finish_job(job, outcome=f"request already {pr.status}")
-            return job
-        if pr.status == Status.VERIFIED:
-            transition_privacy_request(pr, to=Status.IN_PROGRESS)
-            if pr.kind == Kind.ERASURE:
-                begin_erasure(pr)
-        elif pr.status != Status.IN_PROGRESS:
-            # Unverified requests release nothing and erase nothing.
-            fail_job(job, f"request is {pr.status}, not verified", retryable=False)
-            return job
-    if pr.kind == Kind.ERASURE:
-        run_erasure(job, pr)
-    elif pr.kind in {Kind.ACCESS, Kind.PORTABILITY}:
-        run_export(job, pr)
-    else:
-        fail_job(job, f"no job work for {pr.kind} requests", retryable=False)
+    """Run (or resume) one claimed job with its kind's job function. Idempotent: finished
+    steps are skipped, a closed request finishes the job without work, an unverified one
+    fails it without releasing or erasing anything. A job whose kind has no job work in the
+    table fails for good."""
+    kind = job.privacy_request.kind
+    try:
+        policy = get_kind(kind)
+        if not policy.as_job:
+            raise ApplicationError(f"no job work for {kind} requests", code="unmapped_kind")
+        work = policy.fulfil_function
+    except ApplicationError as exc:
+        fail_job(job, exc.message, retryable=False)
+        return job
+    work(job=job)
     return job

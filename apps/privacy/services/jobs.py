@@ -17,8 +17,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from apps.core.jobs import enqueue_job, fail_job
+from apps.core.jobs import enqueue_job, fail_job, finish_job
 from apps.privacy.models import FulfilmentJob, PrivacyRequest
+from apps.privacy.services.lifecycle import lock_request, transition_privacy_request
 
 ACTIVE_JOB = [FulfilmentJob.Status.PENDING, FulfilmentJob.Status.RUNNING]
 
@@ -84,3 +85,25 @@ def steps_of(pr: PrivacyRequest) -> dict[str, dict[str, Any]]:
                 if name in merged and "count" in merged[name]:
                     merged[name] = {**merged[name], "count": merged[name]["count"] + count}
     return merged
+
+
+def begin_job(job: FulfilmentJob, *,
+              on_start: Callable[[PrivacyRequest], None] | None = None) -> PrivacyRequest | None:
+    """Lock the job's request and bring it into work: the request, or ``None`` when there is
+    nothing to do (the job is then finished or failed). A verified request moves to
+    ``in_progress`` and ``on_start`` runs in that same transaction; a closed one finishes
+    the job without work; an unverified one fails it, releasing and erasing nothing."""
+    with transaction.atomic():
+        pr = lock_request(job.privacy_request)
+        if pr.status in PrivacyRequest.CLOSED_STATUSES:
+            finish_job(job, outcome=f"request already {pr.status}")
+            return None
+        if pr.status == PrivacyRequest.Status.VERIFIED:
+            transition_privacy_request(pr, to=PrivacyRequest.Status.IN_PROGRESS)
+            if on_start is not None:
+                on_start(pr)
+        elif pr.status != PrivacyRequest.Status.IN_PROGRESS:
+            # Unverified requests release nothing and erase nothing.
+            fail_job(job, f"request is {pr.status}, not verified", retryable=False)
+            return None
+    return pr

@@ -1,14 +1,11 @@
-"""The lifecycle of a privacy request (STYLE S3, S12).
-
-Statuses move only through :func:`transition_privacy_request`, along :data:`TRANSITIONS`,
-and every move writes an audit entry in the same transaction. Audit entries about requests
-point at the request (which is kept as proof), never pass the subject key: an erasure deletes
-the subject's audit token last, and nothing written afterwards may bring it back.
+"""Receiving a privacy request and the staff's actions on it (STYLE S3, S12): create,
+extend, reject, fulfil now, resend. What a kind needs (verification, clock, details,
+fulfilment) is read from the kinds table (:mod:`apps.privacy.kinds`); statuses move through
+:mod:`~apps.privacy.services.lifecycle`.
 """
 
 from __future__ import annotations
 
-import logging
 import secrets
 from collections.abc import Mapping
 from datetime import datetime
@@ -20,39 +17,29 @@ from rest_framework import status as http
 
 from apps.audit import services as audit
 from apps.core.exceptions import ApplicationError
+from apps.privacy.kinds import find_kind, get_kind
 from apps.privacy.models import PrivacyRequest
 from apps.privacy.services.deadlines import (
     DEFAULT_AT_RISK_DAYS,
     compute_clock,
     parse_holidays,
 )
+from apps.privacy.services.export import reissue_download_link
+from apps.privacy.services.fulfilment import dispatch_fulfilment
+from apps.privacy.services.jobs import cancel_jobs
+from apps.privacy.services.lifecycle import (
+    audit_details,
+    lock_request,
+    transition_privacy_request,
+)
 from apps.privacy.services.notifications import Contact, encrypt_contact, notify_subject
+from apps.privacy.services.verification import start_email_verification, verify_privacy_request
 from apps.tenants.models import Tenant
 from apps.tenants.services import tenant_setting
 
-logger = logging.getLogger("privacy.requests")
-
-Kind = PrivacyRequest.Kind
 Status = PrivacyRequest.Status
 Channel = PrivacyRequest.Channel
 Verification = PrivacyRequest.Verification
-
-TRANSITIONS: dict[str, frozenset[str]] = {
-    Status.RECEIVED: frozenset({Status.VERIFYING, Status.VERIFIED, Status.REJECTED}),
-    Status.VERIFYING: frozenset({Status.VERIFYING, Status.VERIFIED, Status.REJECTED}),
-    Status.VERIFIED: frozenset({Status.IN_PROGRESS, Status.REJECTED}),
-    Status.IN_PROGRESS: frozenset({Status.COMPLETED, Status.REJECTED}),
-    Status.COMPLETED: frozenset(),
-    Status.REJECTED: frozenset(),
-}
-
-#: Kinds applied at once through the consent services, without a fulfilment job.
-FLAG_KINDS = frozenset({Kind.RESTRICTION, Kind.OBJECTION, Kind.OPT_OUT, Kind.LIMIT_SENSITIVE})
-#: Kinds that run every registered handler in a fulfilment job.
-JOB_KINDS = frozenset({Kind.ACCESS, Kind.PORTABILITY, Kind.ERASURE})
-#: CCPA: opt-out and limit requests need no verification (regulations §7026(d), §7027(e)).
-NO_VERIFICATION_KINDS = frozenset({Kind.OPT_OUT, Kind.LIMIT_SENSITIVE})
-EXPORT_KINDS = frozenset({Kind.ACCESS, Kind.PORTABILITY})
 
 HOLIDAYS_SETTING = "privacy_holidays"
 AT_RISK_SETTING = "privacy_at_risk_days"
@@ -66,9 +53,6 @@ COMPLAINT_RIGHTS = {
             "California Attorney General (oag.ca.gov/privacy) if you believe your rights "
             "were not respected.",
 }
-
-CONSENT_SOURCES = {Channel.PORTAL: "portal", Channel.API: "api", Channel.MAIL: "admin",
-                   Channel.PHONE: "admin"}
 
 
 def holidays_of(tenant: Tenant) -> frozenset:
@@ -85,78 +69,6 @@ def _validate_choice(value: str, choices: Any, code: str, what: str) -> str:
         raise ApplicationError(f"Unknown {what} '{value}'.", code=code,
                                details={"allowed": list(choices.values)})
     return value
-
-
-def _audit_details(pr: PrivacyRequest, **extra: Any) -> dict[str, Any]:
-    return {"kind": pr.kind, "regime": pr.regime, "channel": pr.channel,
-            "reference": pr.reference[:8], **extra}
-
-
-def transition_privacy_request(
-    privacy_request: PrivacyRequest, *, to: str, actor: Any = None,
-    details: Mapping[str, Any] | None = None,
-) -> PrivacyRequest:
-    """Move a (locked) request to ``to`` if :data:`TRANSITIONS` allows it, stamp the time and
-    write the audit entry. Closing (completed/rejected) empties the payload; the contact is
-    wiped too unless an export still has to reach the requester."""
-    current = privacy_request.status
-    if to not in TRANSITIONS[current]:
-        raise ApplicationError(
-            f"A {current} request cannot become {to}.", code="invalid_transition",
-            status_code=http.HTTP_409_CONFLICT, details={"status": current, "to": to})
-    now = timezone.now()
-    pr = privacy_request
-    pr.status = to
-    fields = ["status", "updated_at"]
-    if to == Status.VERIFIED:
-        pr.verified_at = now
-        fields.append("verified_at")
-    elif to == Status.IN_PROGRESS:
-        pr.started_at = pr.started_at or now
-        fields.append("started_at")
-    elif to == Status.COMPLETED:
-        pr.completed_at = now
-        fields.append("completed_at")
-    elif to == Status.REJECTED:
-        pr.rejected_at = now
-        fields.append("rejected_at")
-    if to in PrivacyRequest.CLOSED_STATUSES:
-        pr.closed_at = now
-        pr.payload = {}
-        fields += ["closed_at", "payload"]
-        keep_contact = to == Status.COMPLETED and pr.kind in EXPORT_KINDS
-        if not keep_contact:
-            _wipe_contact(pr, fields, now)
-    pr.save(update_fields=fields)
-    audit.record(pr.tenant, f"privacy.request_{to}", actor, pr,
-                 _audit_details(pr, previous=current, **(details or {})))
-    logger.info("privacy.request_%s id=%s", to, pr.pk)
-    return pr
-
-
-def _wipe_contact(pr: PrivacyRequest, fields: list[str], now: datetime) -> None:
-    if pr.contact_ciphertext and bytes(pr.contact_ciphertext):
-        pr.contact_ciphertext = b""
-        pr.contact_wiped_at = now
-        fields += ["contact_ciphertext", "contact_wiped_at"]
-
-
-def wipe_contact(*, privacy_request: PrivacyRequest, actor: Any = None) -> PrivacyRequest:
-    """Forget how to reach the requester (nothing more will be sent)."""
-    fields: list[str] = []
-    _wipe_contact(privacy_request, fields, timezone.now())
-    if fields:
-        privacy_request.save(update_fields=[*fields, "updated_at"])
-        audit.record(privacy_request.tenant, "privacy.contact_wiped", actor, privacy_request,
-                     _audit_details(privacy_request))
-    return privacy_request
-
-
-def lock_request(privacy_request: PrivacyRequest) -> PrivacyRequest:
-    """Re-read the request under ``select_for_update`` (call inside a transaction)."""
-    return (PrivacyRequest.objects.for_tenant(privacy_request.tenant_id)
-            .select_for_update(of=("self",)).select_related("tenant")
-            .get(pk=privacy_request.pk))
 
 
 def _new_reference() -> str:
@@ -183,14 +95,18 @@ def create_privacy_request(
     """Record a request and start its clock; then move it as far as it can go at once:
 
     * ``verification`` given (API: the tenant attests; a verified portal session; staff):
-      verified, then fulfilled (flag kinds at once, export/erasure by a job after commit);
-    * opt-out and limit requests need no verification: applied at once;
+      verified, then fulfilled by the kind's fulfil function (at once, or by a job after
+      commit);
+    * a kind that needs no verification (CCPA opt-out and limit): fulfilled at once;
     * otherwise it waits in ``received`` (the portal then starts email verification).
+
+    A kind the table does not hold, a regime it has no clock for and details the kind does
+    not carry are refused before anything is stored.
 
     ``subject_key`` is the pseudonym (the raw id never reaches this layer, except inside
     ``contact``, which is stored encrypted).
     """
-    _validate_choice(kind, Kind, "invalid_kind", "kind")
+    policy = get_kind(kind)
     regime = regime or tenant.default_regime
     _validate_choice(regime, PrivacyRequest.Regime, "invalid_regime", "regime")
     _validate_choice(channel, Channel, "invalid_channel", "channel")
@@ -203,7 +119,8 @@ def create_privacy_request(
                                code="invalid_received_at")
     clock = compute_clock(regime=regime, kind=kind, received_at=received,
                           holidays=holidays_of(tenant))
-    payload = validate_payload(kind, payload or {})
+    payload = policy.clean_details(payload or {})
+    policy.ensure_resolvable()
     pr = PrivacyRequest(
         tenant=tenant, reference=_new_reference(), kind=kind, regime=regime, channel=channel,
         subject_key=subject_key, payload=payload, received_at=received, due_at=clock.due_at,
@@ -219,9 +136,9 @@ def create_privacy_request(
     pr.full_clean(exclude=["tenant", "contact_ciphertext", "logged_by"])
     pr.save()
     audit.record(tenant, "privacy.request_received", actor, pr,
-                 _audit_details(pr, due_at=pr.due_at.isoformat(),
+                 audit_details(pr, due_at=pr.due_at.isoformat(),
                                 logged_by_staff=logged_by is not None))
-    if verification is None and kind in NO_VERIFICATION_KINDS:
+    if verification is None and not policy.needs_verification:
         verification = Verification.NOT_REQUIRED
     if verification is not None and verification != Verification.NONE:
         verify_privacy_request(privacy_request=pr, method=verification, actor=actor)
@@ -236,79 +153,6 @@ def _acknowledge(pr: PrivacyRequest, actor: Any) -> None:
     if notify_subject(pr, "received") and pr.acknowledged_at is None:
         pr.acknowledged_at = timezone.now()
         pr.save(update_fields=["acknowledged_at", "updated_at"])
-
-
-def validate_payload(kind: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-    """Rectification carries what to change; other kinds carry nothing."""
-    if not payload:
-        return {}
-    if kind != Kind.RECTIFICATION:
-        raise ApplicationError("Only rectification requests carry details.",
-                               code="unexpected_details")
-    allowed = {"consents", "level", "delete_events"}
-    unknown = sorted(set(payload) - allowed)
-    if unknown:
-        raise ApplicationError("Unknown rectification details.", code="invalid_details",
-                               details={"unknown": unknown, "allowed": sorted(allowed)})
-    consents = payload.get("consents", {})
-    if not isinstance(consents, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, bool) for k, v in consents.items()):
-        raise ApplicationError("'consents' maps purpose keys to true or false.",
-                               code="invalid_details")
-    level = payload.get("level")
-    if level is not None and not isinstance(level, str):
-        raise ApplicationError("'level' is a string.", code="invalid_details")
-    events = payload.get("delete_events", [])
-    if (not isinstance(events, list) or len(events) > 1000
-            or not all(isinstance(e, str) and 0 < len(e) <= 128 for e in events)):
-        raise ApplicationError("'delete_events' is a list of at most 1000 event ids.",
-                               code="invalid_details")
-    cleaned: dict[str, Any] = {}
-    if consents:
-        cleaned["consents"] = dict(consents)
-    if level is not None:
-        cleaned["level"] = level
-    if events:
-        cleaned["delete_events"] = sorted(set(events))
-    return cleaned
-
-
-def verify_privacy_request(*, privacy_request: PrivacyRequest, method: str,
-                           actor: Any = None) -> PrivacyRequest:
-    """Mark the requester's identity as established and start fulfilment. Idempotent: an
-    already verified (or later) request is returned unchanged."""
-    with transaction.atomic():
-        pr = lock_request(privacy_request)
-        if pr.status not in {Status.RECEIVED, Status.VERIFYING}:
-            return pr
-        pr.verification_method = method
-        pr.save(update_fields=["verification_method", "updated_at"])
-        transition_privacy_request(pr, to=Status.VERIFIED, actor=actor,
-                                   details={"method": method})
-        if pr.acknowledged_at is None and method in {Verification.TENANT_ATTESTED,
-                                                     Verification.NOT_REQUIRED}:
-            pr.acknowledged_at = timezone.now()
-            pr.save(update_fields=["acknowledged_at", "updated_at"])
-        dispatch_fulfilment(privacy_request=pr, actor=actor)
-    return pr
-
-
-def dispatch_fulfilment(*, privacy_request: PrivacyRequest, actor: Any = None) -> None:
-    """Fulfil a verified request: consent flags and rectifications at once, in this
-    transaction; access, portability and erasure by a durable job sent after commit. A
-    rectification without details waits for the subject's corrections in the portal."""
-    from apps.privacy.services.flags import apply_consent_flags
-    from apps.privacy.services.jobs import enqueue_fulfilment
-    from apps.privacy.services.rectification import apply_rectification
-
-    pr = privacy_request
-    if pr.kind in FLAG_KINDS:
-        apply_consent_flags(privacy_request=pr, actor=actor)
-    elif pr.kind == Kind.RECTIFICATION:
-        if pr.payload:
-            apply_rectification(privacy_request=pr, actor=actor)
-    elif pr.kind in JOB_KINDS:
-        enqueue_fulfilment(privacy_request=pr, actor=actor)
 
 
 @transaction.atomic
@@ -346,7 +190,7 @@ def extend_privacy_request(*, privacy_request: PrivacyRequest, reason: str,
     pr.save(update_fields=["extended_at", "extension_reason", "due_at", "updated_at"])
     notify_subject(pr, "extended", {"reason": reason})
     audit.record(pr.tenant, "privacy.request_extended", actor, pr,
-                 _audit_details(pr, previous_due_at=previous.isoformat(),
+                 audit_details(pr, previous_due_at=previous.isoformat(),
                                 due_at=pr.due_at.isoformat()))
     return pr
 
@@ -361,36 +205,39 @@ def reject_privacy_request(*, privacy_request: PrivacyRequest, reason: str,
     if not reason:
         raise ApplicationError("A rejection needs a reason for the subject.",
                                code="reason_required")
-    if pr.status == Status.IN_PROGRESS and pr.kind == Kind.ERASURE:
+    policy = find_kind(pr.kind)
+    if pr.status == Status.IN_PROGRESS and policy is not None and policy.erases_subject:
         raise ApplicationError("An erasure under way cannot be rejected.",
                                code="erasure_in_progress", status_code=http.HTTP_409_CONFLICT)
     pr.rejection_reason = reason
     pr.save(update_fields=["rejection_reason", "updated_at"])
     notify_subject(pr, "rejected", {"reason": reason,
                                     "complaint": COMPLAINT_RIGHTS.get(pr.regime, "")})
-    from apps.privacy.services.jobs import cancel_jobs
-
     cancel_jobs(privacy_request=pr)
     return transition_privacy_request(pr, to=Status.REJECTED, actor=actor)
 
 
 def fulfil_now(*, privacy_request: PrivacyRequest, actor: Any = None) -> PrivacyRequest:
     """Admin action: (re)start fulfilment of a verified or stalled request. A request not yet
-    verified is refused: nothing is released or erased before verification."""
+    verified is refused: nothing is released or erased before verification. A request whose
+    kind carries details, still waiting for them (a rectification the subject never
+    completed in the portal), is closed as completed by staff, who made the change by other
+    means; its outcome is recorded under the kind's name, as its fulfil function does."""
     with transaction.atomic():
         pr = lock_request(privacy_request)
         if pr.status not in {Status.VERIFIED, Status.IN_PROGRESS}:
             raise ApplicationError("Only a verified request can be fulfilled.",
                                    code="not_verified", status_code=http.HTTP_409_CONFLICT)
-        if pr.kind == Kind.RECTIFICATION and not pr.payload:
+        policy = get_kind(pr.kind)
+        if policy.carries_details and not pr.payload:
             transition_privacy_request(pr, to=Status.IN_PROGRESS, actor=actor)
-            pr.result = {**pr.result, "rectification": {"note": "completed by staff"}}
+            pr.result = {**pr.result, pr.kind: {"note": "completed by staff"}}
             pr.save(update_fields=["result", "updated_at"])
             notify_subject(pr, "completed")
             transition_privacy_request(pr, to=Status.COMPLETED, actor=actor)
         else:
             audit.record(pr.tenant, "privacy.fulfilment_requested", actor, pr,
-                         _audit_details(pr))
+                         audit_details(pr))
             dispatch_fulfilment(privacy_request=pr, actor=actor)
     pr.refresh_from_db()
     return pr
@@ -399,9 +246,6 @@ def fulfil_now(*, privacy_request: PrivacyRequest, actor: Any = None) -> Privacy
 def resend(*, privacy_request: PrivacyRequest, actor: Any = None, origin: str = "") -> str:
     """Admin action: send again what the requester is waiting for: a fresh verification
     link, a fresh download link, or the acknowledgment. Returns what was sent."""
-    from apps.privacy.services.export import reissue_download_link
-    from apps.privacy.services.verification import start_email_verification
-
     with transaction.atomic():
         pr = lock_request(privacy_request)
         if origin and not pr.origin:
@@ -413,7 +257,7 @@ def resend(*, privacy_request: PrivacyRequest, actor: Any = None, origin: str = 
         if pr.status in {Status.RECEIVED, Status.VERIFYING}:
             start_email_verification(privacy_request=pr, actor=actor)
             sent = "verification"
-        elif pr.status == Status.COMPLETED and pr.kind in EXPORT_KINDS:
+        elif pr.status == Status.COMPLETED and _produces_export(pr):
             reissue_download_link(privacy_request=pr, actor=actor)
             sent = "download"
         elif pr.is_open:
@@ -422,5 +266,10 @@ def resend(*, privacy_request: PrivacyRequest, actor: Any = None, origin: str = 
         else:
             raise ApplicationError("Nothing to resend for this request.",
                                    code="nothing_to_resend", status_code=http.HTTP_409_CONFLICT)
-        audit.record(pr.tenant, "privacy.resent", actor, pr, _audit_details(pr, sent=sent))
+        audit.record(pr.tenant, "privacy.resent", actor, pr, audit_details(pr, sent=sent))
     return sent
+
+
+def _produces_export(pr: PrivacyRequest) -> bool:
+    policy = find_kind(pr.kind)
+    return policy is not None and policy.produces_export

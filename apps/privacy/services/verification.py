@@ -38,21 +38,19 @@ from apps.privacy.models import (
     SignedLinkUse,
     VerificationChallenge,
 )
+from apps.privacy.services.fulfilment import dispatch_fulfilment
+from apps.privacy.services.lifecycle import lock_request, transition_privacy_request
 from apps.privacy.services.notifications import (
     Contact,
     encrypt_contact,
     notify_subject,
     verify_url,
 )
-from apps.privacy.services.requests import (
-    Status,
-    Verification,
-    lock_request,
-    transition_privacy_request,
-    verify_privacy_request,
-)
 from apps.tenants.crypto import decrypt_secret, encrypt_secret
 from apps.tenants.models import Tenant
+
+Status = PrivacyRequest.Status
+Verification = PrivacyRequest.Verification
 
 TOKEN_TTL = timedelta(minutes=60)
 MAX_ATTEMPTS = 5
@@ -64,6 +62,27 @@ MIN_JTI_LENGTH = 22  # base64url characters: 132 bits
 
 def _hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
+
+
+def verify_privacy_request(*, privacy_request: PrivacyRequest, method: str,
+                           actor: Any = None) -> PrivacyRequest:
+    """Mark the requester's identity as established and start fulfilment (the kind's fulfil
+    function: at once, in this transaction, or by a job after commit). Idempotent: an
+    already verified (or later) request is returned unchanged."""
+    with transaction.atomic():
+        pr = lock_request(privacy_request)
+        if pr.status not in {Status.RECEIVED, Status.VERIFYING}:
+            return pr
+        pr.verification_method = method
+        pr.save(update_fields=["verification_method", "updated_at"])
+        transition_privacy_request(pr, to=Status.VERIFIED, actor=actor,
+                                   details={"method": method})
+        if pr.acknowledged_at is None and method in {Verification.TENANT_ATTESTED,
+                                                     Verification.NOT_REQUIRED}:
+            pr.acknowledged_at = timezone.now()
+            pr.save(update_fields=["acknowledged_at", "updated_at"])
+        dispatch_fulfilment(privacy_request=pr, actor=actor)
+    return pr
 
 
 # --- Emailed one-time links ----------------------------------------------------------------
