@@ -14,7 +14,8 @@ RETRYABLE = (OperationalError, InterfaceError, TimeoutError)
 @shared_task(acks_late=True, autoretry_for=RETRYABLE, retry_backoff=5, retry_backoff_max=300,
              retry_jitter=True, max_retries=10, soft_time_limit=600, time_limit=660)
 def fulfil_privacy_request_task(tenant_id: int, job_id: int) -> None:
-    """Run one fulfilment job (access/portability export or erasure).
+    """Run one fulfilment job (a kind the kinds table runs as a job: access/portability
+    export, erasure).
 
     Idempotent by per-handler checkpoints, so ``acks_late`` is safe: a redelivery after a
     killed worker, or the sweeper's re-send of a lost message, resumes after the last

@@ -45,9 +45,8 @@ def cancel_jobs(*, privacy_request: PrivacyRequest) -> int:
     return cancelled
 
 
-
 def run_step(job: FulfilmentJob, name: str, work: Callable[[], dict[str, Any]],
-              on_done: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+             on_done: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run ``work`` unless checkpoint ``name`` exists; the work, its checkpoint and
     ``on_done`` (the audit entry) commit together. Returns the checkpoint."""
     with transaction.atomic():

@@ -11,6 +11,11 @@
   A link lives at most :data:`SIGNED_LINK_MAX_TTL` and works once (its ``jti`` is recorded).
 * **Portal session**: either proof opens a short session (cookie of 256 random bits, stored
   hashed) for the preference center, "my data" and further requests.
+
+Whichever proof it is, :func:`verify_privacy_request` records it and hands the request to
+its kind's fulfilment (:func:`~apps.privacy.services.fulfilment.dispatch_fulfilment`).
+Kinds the table declares without verification (CCPA opt-out and limit) are verified as
+``not_required`` when they are made.
 """
 
 from __future__ import annotations
