@@ -37,13 +37,8 @@ from django.utils import timezone
 from apps.audit import services as audit
 from apps.core.exceptions import ApplicationError
 from apps.core.jobs import enqueue_job, fail_job, finish_job
+from apps.core.subject_data import SubjectDataStore, retention_notice, subject_data_stores
 from apps.privacy.models import DataExport, ErasureTombstone, FulfilmentJob, PrivacyRequest
-from apps.privacy.registry import (
-    SubjectDataHandler,
-    erasure_describers,
-    retention_rule,
-    subject_handlers,
-)
 from apps.privacy.services.notifications import download_url, notify_subject
 from apps.privacy.services.requests import (
     CONSENT_SOURCES,
@@ -179,21 +174,23 @@ def _model_versions(data: Any) -> list[str]:
 
 
 def _describe(pr: PrivacyRequest) -> dict[str, Any]:
-    """Before anything is erased: what the receipt must name afterwards. Registered
-    describers (by handler name), plus, for a handler without one that keeps data outside
-    tables (``models=()``: model artifacts, files), the model versions its export lists."""
+    """Before anything is erased: what the receipt must name afterwards. The stores'
+    erasure describers (by store name), plus, for a store without one that keeps data
+    outside tables (``models=()``: model artifacts, files), the model versions its export
+    lists."""
     details: dict[str, Any] = {}
     versions: list[str] = []
-    for name, describer in erasure_describers().items():
+    for store in subject_data_stores():
+        if store.describe_erasure is None:
+            continue
         try:
-            details[name] = describer(pr.tenant, pr.subject_key)
+            details[store.name] = store.describe_erasure(pr.tenant, pr.subject_key)
         except Exception:  # a description is for the receipt; it must not block erasure
-            logger.exception("privacy.erasure_describer_failed name=%s", name)
-            details[name] = {"error": "could not be described"}
-        versions += _model_versions(details[name])
-    described = erasure_describers()
-    for handler in subject_handlers():
-        if handler.models or handler.name in described:
+            logger.exception("privacy.erasure_describer_failed name=%s", store.name)
+            details[store.name] = {"error": "could not be described"}
+        versions += _model_versions(details[store.name])
+    for handler in subject_data_stores():
+        if handler.models or handler.describe_erasure is not None:
             continue
         try:
             versions += _model_versions(handler.export(pr.tenant, pr.subject_key))
@@ -203,19 +200,19 @@ def _describe(pr: PrivacyRequest) -> dict[str, Any]:
             "model_versions": list(dict.fromkeys(versions))}
 
 
-def erase_with_handler(handler: SubjectDataHandler, tenant: Tenant, subject_key: str) -> int:
+def erase_with_handler(handler: SubjectDataStore, tenant: Tenant, subject_key: str) -> int:
     return int(handler.erase(tenant, subject_key) or 0)
 
 
 def _run_erasure(job: FulfilmentJob, pr: PrivacyRequest) -> None:
     tenant = pr.tenant
     _run_step(job, "describe", lambda: _describe(pr))
-    for handler in subject_handlers():
-        def work(h: SubjectDataHandler = handler) -> dict[str, Any]:
+    for handler in subject_data_stores():
+        def work(h: SubjectDataStore = handler) -> dict[str, Any]:
             return {"count": erase_with_handler(h, tenant, pr.subject_key),
                     "category": h.category}
 
-        def audit_step(step: dict[str, Any], h: SubjectDataHandler = handler) -> None:
+        def audit_step(step: dict[str, Any], h: SubjectDataStore = handler) -> None:
             audit.record(tenant, "privacy.erasure_step", None, pr,
                          {"handler": h.name, "category": h.category, "count": step["count"],
                           "reference": pr.reference[:8]})
@@ -262,7 +259,7 @@ def _sweep(job: FulfilmentJob, pr: PrivacyRequest) -> None:
     """Run every handler's erase again (each is idempotent); the counts are kept beside the
     checkpoints and added to the receipt."""
     counts: dict[str, int] = {}
-    for handler in subject_handlers():
+    for handler in subject_data_stores():
         with transaction.atomic():
             counts[handler.name] = erase_with_handler(handler, pr.tenant, pr.subject_key)
     with transaction.atomic():
@@ -280,7 +277,7 @@ def build_receipt(pr: PrivacyRequest, check: dict[str, Any]) -> dict[str, Any]:
     """What was erased: categories and counts, model versions touched, when, and the
     verification that found nothing left. Holds no identifier."""
     steps = _steps_of(pr)
-    handlers = {h.name: h for h in subject_handlers()}
+    handlers = {h.name: h for h in subject_data_stores()}
     categories = [
         {"handler": name, "category": step.get("category", handlers.get(name, name)),
          "count": int(step.get("count", 0))}
@@ -315,7 +312,7 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
 
-def _part_path(pr: PrivacyRequest, handler: SubjectDataHandler) -> str:
+def _part_path(pr: PrivacyRequest, handler: SubjectDataStore) -> str:
     return f"{_export_dir(pr)}/parts/{_safe(handler.name)}.json"
 
 
@@ -337,7 +334,7 @@ def _rows(data: Any) -> list[Any]:
     return [] if data is None else [{"value": data}]
 
 
-def _export_part(pr: PrivacyRequest, handler: SubjectDataHandler) -> dict[str, Any]:
+def _export_part(pr: PrivacyRequest, handler: SubjectDataStore) -> dict[str, Any]:
     data = handler.export(pr.tenant, pr.subject_key)
     encoded = json.dumps(data, cls=DjangoJSONEncoder).encode()
     _write(_part_path(pr, handler), encoded)
@@ -392,19 +389,16 @@ def recommender_logic(tenant: Tenant) -> str:
                             {"tenant": tenant, "weights": weights}).strip()
 
 
-def _retention(tenant: Tenant, handler: SubjectDataHandler) -> dict[str, Any]:
-    rule = retention_rule(tenant, handler.name)
-    if rule is None:
-        return {"text": "Kept while you use the service, and deleted when you ask us to "
-                        "erase your data.", "days": None}
-    return {"text": rule.text, "days": rule.days}
+def _retention(tenant: Tenant, handler: SubjectDataStore) -> dict[str, Any]:
+    notice = retention_notice(handler, tenant)
+    return {"text": notice.text, "days": notice.days}
 
 
 def _package(pr: PrivacyRequest) -> dict[str, Any]:
     tenant = pr.tenant
     now = timezone.now()
     categories, files = [], {}
-    for handler in subject_handlers():
+    for handler in subject_data_stores():
         path = _part_path(pr, handler)
         with default_storage.open(path, "rb") as part:
             data = json.loads(part.read())
@@ -449,7 +443,7 @@ def _package(pr: PrivacyRequest) -> dict[str, Any]:
         sha256=hashlib.sha256(content).hexdigest(), token_hash=_token_hash(token),
         token_ciphertext=encrypt_secret(token.encode()),
         link_expires_at=now + EXPORT_TTL, expires_at=now + EXPORT_TTL)
-    for handler in subject_handlers():
+    for handler in subject_data_stores():
         part = _part_path(pr, handler)
         if default_storage.exists(part):
             default_storage.delete(part)
@@ -460,7 +454,7 @@ def _package(pr: PrivacyRequest) -> dict[str, Any]:
 
 
 def _run_export(job: FulfilmentJob, pr: PrivacyRequest) -> None:
-    for handler in subject_handlers():
+    for handler in subject_data_stores():
         _run_step(job, f"export:{handler.name}",
                   lambda h=handler: _export_part(pr, h))
     _run_step(job, "export:package", lambda: _package(pr))
