@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from apps.audit.models import AuditEvent
+from apps.core.subject_data import get_subject_data_store, subject_data_stores
 from apps.modeling.config import modeling_settings
 from apps.modeling.models import ModelVersion, ServingState
 from apps.modeling.services import (
@@ -18,7 +19,6 @@ from apps.modeling.services import (
 from apps.modeling.services.algorithms import holdout_split, make_als
 from apps.modeling.services.dataset import snapshot_training_data
 from apps.modeling.services.training import fit_pipeline
-from apps.core.subject_data import get_subject_data_store, subject_data_stores
 from apps.privacy.services.erasure_check import erasure_verifiers
 from tests.factories.events import grant_consent
 from tests.factories.modeling import add_events, configure, planted_dataset

@@ -15,10 +15,10 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
-from apps.core.jobs import DurableJob, sweep_stuck_jobs
-from apps.events.models import Event
 from apps.core import subject_data
+from apps.core.jobs import DurableJob, sweep_stuck_jobs
 from apps.core.subject_data import subject_data_stores
+from apps.events.models import Event
 from apps.privacy.models import DataExport, ErasureTombstone, FulfilmentJob, PrivacyRequest
 from apps.privacy.services import open_download, run_fulfilment
 from apps.privacy.services.fulfilment import EXPORT_SCHEMA
