@@ -34,7 +34,6 @@ from apps.tenants.models import Tenant
 logger = logging.getLogger("privacy.erasure_check")
 
 
-
 def exempt_columns() -> frozenset[tuple[str, str]]:
     """(table, column) pairs that keep the subject key by law: the subject field of every
     store kept as proof (the request record, CCPA regulations §7101, GDPR Art. 5(2); the

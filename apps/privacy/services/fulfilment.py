@@ -181,21 +181,18 @@ def _describe(pr: PrivacyRequest) -> dict[str, Any]:
     details: dict[str, Any] = {}
     versions: list[str] = []
     for store in subject_data_stores():
-        if store.describe_erasure is None:
-            continue
-        try:
-            details[store.name] = store.describe_erasure(pr.tenant, pr.subject_key)
-        except Exception:  # a description is for the receipt; it must not block erasure
-            logger.exception("privacy.erasure_describer_failed name=%s", store.name)
-            details[store.name] = {"error": "could not be described"}
-        versions += _model_versions(details[store.name])
-    for handler in subject_data_stores():
-        if handler.models or handler.describe_erasure is not None:
-            continue
-        try:
-            versions += _model_versions(handler.export(pr.tenant, pr.subject_key))
-        except Exception:
-            logger.exception("privacy.erasure_describe_failed handler=%s", handler.name)
+        if store.describe_erasure is not None:
+            try:
+                details[store.name] = store.describe_erasure(pr.tenant, pr.subject_key)
+            except Exception:  # a description is for the receipt; it must not block erasure
+                logger.exception("privacy.erasure_describer_failed name=%s", store.name)
+                details[store.name] = {"error": "could not be described"}
+            versions += _model_versions(details[store.name])
+        elif not store.models:
+            try:
+                versions += _model_versions(store.export(pr.tenant, pr.subject_key))
+            except Exception:
+                logger.exception("privacy.erasure_describe_failed handler=%s", store.name)
     return {"details": json.loads(json.dumps(details, cls=DjangoJSONEncoder)),
             "model_versions": list(dict.fromkeys(versions))}
 
