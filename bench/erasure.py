@@ -227,15 +227,15 @@ def erase(tenant_id: int, subject: str) -> dict[str, Any]:
 
 
 def rows_left(tenant_id: int, subject_key: str) -> tuple[int, list[str]]:
-    from apps.privacy.registry import subject_bearing_models, subject_field_of
+    from apps.core.subject_data import subject_bearing_models, subject_field_of
     from apps.privacy.services import check_subject
-    from apps.privacy.services.erasure_check import EXEMPT_COLUMNS
+    from apps.privacy.services.erasure_check import exempt_columns
     from apps.tenants.models import Tenant
 
     left = 0
     for model in subject_bearing_models():
         field = subject_field_of(model)
-        if (model._meta.db_table, model._meta.get_field(field).column) in EXEMPT_COLUMNS:
+        if (model._meta.db_table, model._meta.get_field(field).column) in exempt_columns():
             continue
         left += model._default_manager.filter(tenant_id=tenant_id,
                                               **{field: subject_key}).count()

@@ -384,6 +384,13 @@ def has_usable_consent(*, tenant: Tenant, subject_key: str, purpose: str) -> boo
     return can_use(tenant=tenant, subject_key=subject_key, purpose=purpose)
 
 
+def list_restricted_subjects(*, tenant: Tenant) -> QuerySet[SubjectState]:
+    """Subjects whose processing is restricted (GDPR Art. 18): their data is kept and left
+    out of processing; retention excludes them with ``Exists(...filter(subject_key=...))``
+    (served by the unique (tenant, subject_key) index)."""
+    return SubjectState.objects.for_tenant(tenant).filter(restricted=True)
+
+
 # --- Detail for the API and the admin ------------------------------------------------------
 
 

@@ -10,9 +10,8 @@ class EventsConfig(AppConfig):
 
         from apps.core.demo import register_demo_seeder
         from apps.events.demo import seed_demo_events
-        from apps.events.models import Event, EventProperty, EventType, Item, ItemAttribute
+        from apps.events.models import EventProperty, EventType, Item, ItemAttribute
         from apps.events.services import provision_event_schema
-        from apps.privacy.registry import model_handler, register_subject_handler
         from apps.tenants.config_memo import watch_tenant_config
         from apps.tenants.services import register_tenant_provisioner
 
@@ -29,10 +28,4 @@ class EventsConfig(AppConfig):
         watch_tenant_config(Item, saves=False)  # its memoized pk is gone with the row
         auditlog.register(ItemAttribute)
         auditlog.register(Item)
-        # Events are subject data: exported and erased with the subject (GDPR Art. 15/17).
-        register_subject_handler(model_handler(
-            Event, category="interaction events",
-            export_fields=["event_id", "item__external_id", "type", "value", "occurred_at",
-                           "properties", "created_at"],
-        ))
         register_demo_seeder(seed_demo_events)

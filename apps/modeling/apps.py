@@ -57,19 +57,7 @@ class ModelingConfig(AppConfig):
         from apps.modeling.blas import pin_blas_threads
         from apps.modeling.demo import seed_demo_model
         from apps.modeling.models import ServingState
-        from apps.modeling.services import (
-            artifacts_holding_subject,
-            erase_subject,
-            export_subject,
-        )
-        from apps.modeling.services.erasure import describe_subject
         from apps.modeling.services.serving import SERVING_STATE_FIELDS
-        from apps.privacy.registry import (
-            SubjectDataHandler,
-            register_erasure_describer,
-            register_erasure_verifier,
-            register_subject_handler,
-        )
         from apps.tenants.request_readings import register_request_reading
 
         # Web processes run BLAS single-threaded like the worker (platform_site/celery.py):
@@ -77,15 +65,7 @@ class ModelingConfig(AppConfig):
         pin_blas_threads()
         # Activations and retirements write domain audit entries themselves (with the
         # actor), so ModelVersion is not registered with django-auditlog.
-        # Subject data lives only inside artifacts (id maps, factors, interactions): no
-        # table of this app has a subject field. Runs before the event handler (order 50)
-        # so the active model forgets the subject first.
-        register_subject_handler(SubjectDataHandler(
-            name="modeling.artifacts",
-            category="recommendation models trained on your activity",
-            export=export_subject, erase=erase_subject, models=(), order=50))
-        register_erasure_verifier("modeling.artifacts", artifacts_holding_subject)
-        register_erasure_describer("modeling.artifacts", describe_subject)
+        # Its subject data (the artifacts) is declared in apps/modeling/subject_data.py.
         register_withdrawal_listener(_on_withdrawal)
         register_demo_seeder(seed_demo_model)
         # Serving's per-request state rides on the API-key query: no query of its own.

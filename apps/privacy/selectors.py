@@ -11,8 +11,8 @@ from django.db.models import Count, Min, QuerySet
 from django.utils import timezone
 
 from apps.core.exceptions import ApplicationError
+from apps.core.subject_data import retention_notice, subject_data_stores
 from apps.privacy.models import FulfilmentJob, PrivacyRequest
-from apps.privacy.registry import retention_rule, subject_field_of, subject_handlers
 from apps.privacy.services.deadlines import days_left, due_state
 from apps.privacy.services.requests import at_risk_days
 from apps.tenants.models import Tenant
@@ -116,27 +116,26 @@ class CategorySummary:
 
 
 def get_subject_data_summary(*, tenant: Tenant, subject_key: str) -> list[CategorySummary]:
-    """What is held about one subject: per category, rows and retention (for "my data" and
-    the admin). Counts rows of each handler's models; nothing is exported."""
+    """What is held about one subject: per store, rows and retention (for "my data" and
+    the admin). Counts rows of each store's models; nothing is exported."""
     summary = []
-    for handler in subject_handlers():
+    for store in subject_data_stores():
         total: int | None = None
         oldest = None
-        for label in handler.models:
+        for label in store.models:
             model = apps.get_model(label)
-            rows = model.objects.for_tenant(tenant).filter(
-                **{subject_field_of(model): subject_key})
+            rows = model.objects.for_tenant(tenant).filter(**{store.subject_field: subject_key})
             stats = rows.aggregate(n=Count("pk"), first=Min("created_at")) if hasattr(
                 model, "created_at") else rows.aggregate(n=Count("pk"))
             total = (total or 0) + stats["n"]
             first = stats.get("first")
             if first is not None and (oldest is None or first < oldest):
                 oldest = first
-        rule = retention_rule(tenant, handler.name)
-        text = rule.text if rule else "Kept while you use the service."
-        delete_by = (oldest + timedelta(days=rule.days)
-                     if rule and rule.days and oldest is not None else None)
-        summary.append(CategorySummary(handler.name, handler.category, total, text, delete_by))
+        notice = retention_notice(store, tenant)
+        delete_by = (oldest + timedelta(days=notice.days)
+                     if notice.days and oldest is not None else None)
+        summary.append(CategorySummary(store.name, store.category, total, notice.text,
+                                       delete_by))
     return summary
 
 

@@ -15,8 +15,8 @@ from django.utils.html import format_html, format_html_join
 
 from apps.core.admin import ReadOnlyTenantScopedAdmin, TenantScopedAdmin, writable_tenant_ids
 from apps.core.exceptions import ApplicationError
+from apps.retention.categories import get_retention_category
 from apps.retention.models import RetentionPolicy, RetentionReceipt, RetentionRun
-from apps.retention.registry import get_retention_category
 from apps.retention.selectors import (
     get_last_finished_run,
     get_next_run_at,

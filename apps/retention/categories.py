@@ -1,20 +1,23 @@
-"""The built-in retention categories, registered by ``RetentionConfig.ready``: interaction
-events, inactive subjects, the consent ledger, export files, closed privacy requests,
-erasure tombstones, model artifacts and audit entries.
+"""The retention categories: one per store that owns its expiry (declared in the apps'
+``subject_data`` modules: interaction events, the consent ledger, export files, closed
+privacy requests, erasure tombstones) and the retention app's own rules that are not one
+store (inactive subjects, model artifacts, audit entries).
 
 Each category finds what is expired with one predicate on indexed columns and deletes it in
 batches of at most ``batch_size`` rows per statement, each batch in its own short
 transaction (the caller's), so a run never holds long locks and never blocks ingestion.
-Counting uses the same predicate, which is why a dry run reports exactly what the run then
-deletes. The order matters and is part of that guarantee:
+Counting uses the same predicate (a store's declared ``expired`` rows, less the rows of
+restricted subjects when the store is frozen by a restriction), which is why a dry run
+reports exactly what the run then deletes. The order matters and is part of that guarantee:
 
 1. ``events`` first: every event older than the cutoff goes.
 2. ``inactive_subjects`` uses the events period (DESIGN: subjects inactive for the event
    retention period are removed entirely). A subject is inactive when they have no event,
    no consent change, no portal visit and no privacy request since the cutoff (and no open
-   request). They are found through the models this category governs (consent state, audit
-   token, portal sessions, ...) and erased through the privacy registry's handlers for those
-   models, so the ledger proof stays and ages out under its own rule.
+   request, and no restriction). They are found through the stores whose retention
+   category is this one (consent state, audit token, portal sessions, ...) and erased
+   through those stores' declarations, so the ledger proof stays and ages out under its
+   own rule.
 3. ``consent_ledger``: a subject's whole ledger goes 5 years after their last change.
 4. ``exports`` (before the requests they belong to), ``closed_privacy_requests``,
    ``erasure_tombstones``, ``model_artifacts``.
@@ -26,18 +29,23 @@ deletes. The order matters and is part of that guarantee:
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.apps import apps
 from django.db import models
 from django.db.models import Exists, OuterRef
 
-from apps.retention.registry import (
+from apps.core.subject_data import (
+    Expiry,
+    Frozen,
+    ModelEffect,
     PurgeResult,
-    RetentionCategory,
-    category_models,
-    register_retention_category,
+    SubjectDataStore,
+    stores_governed_by,
+    subject_data_stores,
 )
 from apps.tenants.models import Tenant
 
@@ -45,54 +53,116 @@ logger = logging.getLogger("retention.categories")
 
 EVENTS = "events"
 INACTIVE_SUBJECTS = "inactive_subjects"
-CONSENT_LEDGER = "consent_ledger"
 AUDIT_ENTRIES = "audit_entries"
-EXPORTS = "exports"
-CLOSED_REQUESTS = "closed_privacy_requests"
-TOMBSTONES = "erasure_tombstones"
 MODEL_ARTIFACTS = "model_artifacts"
 
 #: Candidate subjects examined per batch (each inactive one costs a few small deletes).
 SUBJECTS_PER_BATCH = 500
 
-
-# --- Events -------------------------------------------------------------------------------
-
-
-def _expired_events(tenant: Tenant, cutoff: datetime) -> models.QuerySet:
-    from apps.events.models import Event
-
-    # Served by event_tenant_time_idx (tenant, occurred_at).
-    return Event.objects.for_tenant(tenant).filter(occurred_at__lt=cutoff)
-
-
-def count_expired_events(tenant: Tenant, cutoff: datetime) -> int:
-    return _expired_events(tenant, cutoff).count()
+#: ``count(tenant, cutoff) -> int``: what a run with this cutoff would delete now.
+Counter = Callable[[Tenant, datetime], int]
+#: ``purge(tenant, cutoff, batch_size, state) -> PurgeResult``: delete one batch (at most
+#: ``batch_size`` rows per statement) in the caller's transaction.
+Purger = Callable[[Tenant, datetime, int, dict[str, Any]], PurgeResult]
+#: ``after_purge(tenant, cutoff, deleted)``: called after commit when a category of a run has
+#: finished with ``deleted > 0`` (e.g. tell the models that data is gone).
+AfterPurge = Callable[[Tenant, datetime, int], None]
 
 
-def purge_expired_events(tenant: Tenant, cutoff: datetime, batch_size: int,
-                         state: dict[str, Any]) -> PurgeResult:
-    """One ``DELETE ... WHERE id IN (SELECT id ... LIMIT batch_size)``: row locks on at most
-    ``batch_size`` old rows, none on the rows ingestion is inserting."""
-    from apps.events.models import Event
+@dataclass(frozen=True)
+class RetentionCategory:
+    code: str                      # API and command name, e.g. "events"
+    label: str                     # for people
+    description: str               # what goes, measured from when, and why this default
+    default_days: int | None       # None: the period is not set on this category (follows)
+    count: Counter
+    purge: Purger
+    order: int = 100               # enforcement order within a run: lower first
+    unit: str = "rows"             # what ``N`` in ``category: N`` counts
+    follows: str | None = None     # the category whose period this one uses
+    after_purge: AfterPurge | None = None
+    #: False for a rule that is not a period (model artifacts: keep the newest versions);
+    #: its ``cutoff`` is then the run's time.
+    time_based: bool = True
+    #: False when another app fixes the period (it cannot be set through retention yet).
+    settable: bool = True
 
-    batch = _expired_events(tenant, cutoff).order_by().values("pk")[:batch_size]
-    deleted, _ = Event.objects.for_tenant(tenant).filter(pk__in=batch).delete()
-    return PurgeResult(deleted=deleted, done=deleted < batch_size)
+
+# --- A store's own category ---------------------------------------------------------------
+
+
+def _expired_rows(store: SubjectDataStore, expiry: Expiry, tenant: Tenant,
+                  cutoff: datetime) -> models.QuerySet:
+    """The store's expired rows, less those of restricted subjects when a restriction
+    freezes the store (GDPR Art. 18: kept, not deleted)."""
+    rows = expiry.expired(tenant, cutoff)
+    if isinstance(store.restrict, Frozen):
+        from apps.consent.selectors import list_restricted_subjects
+
+        restricted = list_restricted_subjects(tenant=tenant).filter(
+            subject_key=OuterRef(store.subject_field))
+        rows = rows.exclude(Exists(restricted))
+    return rows
+
+
+def _store_category(store: SubjectDataStore, expiry: Expiry) -> RetentionCategory:
+    def count(tenant: Tenant, cutoff: datetime) -> int:
+        return _expired_rows(store, expiry, tenant, cutoff).count()
+
+    def purge(tenant: Tenant, cutoff: datetime, batch_size: int,
+              state: dict[str, Any]) -> PurgeResult:
+        """One ``DELETE ... WHERE id IN (SELECT id ... LIMIT batch_size)``: row locks on at
+        most ``batch_size`` old rows, none on the rows being inserted. ``rows`` counts what
+        went with them (a request's challenges and jobs)."""
+        if expiry.purge is not None:
+            return expiry.purge(tenant, cutoff, batch_size, state)
+        expired = _expired_rows(store, expiry, tenant, cutoff)
+        model = expired.model
+        batch = expired.order_by().values("pk")[:batch_size]
+        rows, per_model = model.objects.for_tenant(tenant).filter(pk__in=batch).delete()
+        deleted = per_model.get(model._meta.label, 0)
+        return PurgeResult(deleted=deleted, done=deleted < batch_size, rows=rows)
+
+    code = store.retention.category
+    return RetentionCategory(
+        code=code, label=expiry.label, description=expiry.description,
+        default_days=expiry.default_days, count=count, purge=purge, order=expiry.order,
+        settable=expiry.settable,
+        after_purge=(_data_forgotten(code)
+                     if store.model_effect == ModelEffect.TRAINING_DATA else None),
+    )
+
+
+def _data_forgotten(code: str) -> AfterPurge:
+    """Rows the models are trained on, deleted by retention: data they must forget."""
+
+    def after_purge(tenant: Tenant, cutoff: datetime, deleted: int) -> None:
+        from apps.retention.services import notify_models_of_deleted_data
+
+        notify_models_of_deleted_data(tenant=tenant, cutoff=cutoff, deleted=deleted,
+                                      category=code)
+
+    return after_purge
 
 
 # --- Inactive subjects --------------------------------------------------------------------
 
 
 def _activity(tenant: Tenant, cutoff: datetime) -> list[models.QuerySet]:
-    """Querysets of a subject's activity since ``cutoff``, filtered by subject_key later:
+    """Querysets of what holds a subject since ``cutoff``, filtered by subject_key later:
     an event, a consent change, a privacy-portal visit, a privacy request received since
-    the cutoff or still open (a subject is never removed in the middle of a request)."""
+    the cutoff or still open (a subject is never removed in the middle of a request), and,
+    when the stores this rule removes are frozen by a restriction, the restriction itself
+    (GDPR Art. 18: kept, not deleted)."""
     from apps.consent.models import ConsentRecord
+    from apps.consent.selectors import list_restricted_subjects
     from apps.events.models import Event
     from apps.privacy.models import PortalSession, PrivacyRequest
 
+    held = [list_restricted_subjects(tenant=tenant)] if any(
+        isinstance(s.restrict, Frozen) for s in stores_governed_by(INACTIVE_SUBJECTS)) else []
     return [
+        *held,
         Event.objects.for_tenant(tenant).filter(occurred_at__gte=cutoff),
         ConsentRecord.objects.for_tenant(tenant).filter(captured_at__gte=cutoff),
         PortalSession.objects.for_tenant(tenant).filter(created_at__gte=cutoff),
@@ -103,22 +173,21 @@ def _activity(tenant: Tenant, cutoff: datetime) -> list[models.QuerySet]:
 
 
 def _presence_models() -> list[type[models.Model]]:
-    """Where an inactive subject can still be found: the models this category governs."""
+    """Where an inactive subject can still be found: the tables of the stores this rule
+    governs (keyed by ``subject_key``)."""
     found = []
-    for label in category_models(INACTIVE_SUBJECTS):
-        model = apps.get_model(label)
-        if any(f.name == "subject_key" for f in model._meta.get_fields()):
-            found.append(model)
+    for store in stores_governed_by(INACTIVE_SUBJECTS):
+        for label in store.models:
+            model = apps.get_model(label)
+            if any(f.name == "subject_key" for f in model._meta.get_fields()):
+                found.append(model)
     return found
 
 
-def _erasers() -> list[Any]:
-    """The privacy registry's handlers for the models this category governs (never the
-    ledger's: its proof is kept by the ledger rule)."""
-    from apps.privacy.registry import subject_handlers
-
-    governed = set(category_models(INACTIVE_SUBJECTS))
-    return [h for h in subject_handlers() if h.models and set(h.models) <= governed]
+def _erasers() -> list[SubjectDataStore]:
+    """The stores this rule governs, erased through their declarations (never the
+    ledger: its proof is kept by the ledger rule)."""
+    return [s for s in stores_governed_by(INACTIVE_SUBJECTS) if s.models]
 
 
 def count_inactive_subjects(tenant: Tenant, cutoff: datetime) -> int:
@@ -137,7 +206,7 @@ def count_inactive_subjects(tenant: Tenant, cutoff: datetime) -> int:
 def purge_inactive_subjects(tenant: Tenant, cutoff: datetime, batch_size: int,
                             state: dict[str, Any]) -> PurgeResult:
     """Examine the next chunk of subjects (keyset cursor ``state``: model index and last
-    subject key) and erase the inactive ones through the privacy handlers."""
+    subject key) and erase the inactive ones through their stores' declarations."""
     presence = _presence_models()
     index, after = int(state.get("model", 0)), str(state.get("after", ""))
     chunk = max(1, min(batch_size, SUBJECTS_PER_BATCH))
@@ -161,37 +230,11 @@ def purge_inactive_subjects(tenant: Tenant, cutoff: datetime, batch_size: int,
         erased_rows = 0
         erasers = _erasers()
         for subject_key in inactive:
-            for handler in erasers:
-                erased_rows += handler.erase(tenant, subject_key)
+            for store in erasers:
+                erased_rows += store.erase(tenant, subject_key)
         return PurgeResult(deleted=len(inactive), done=False, rows=erased_rows,
                            state={"model": index, "after": keys[-1]})
     return PurgeResult(deleted=0, done=True, rows=0, state={"model": index, "after": ""})
-
-
-# --- Consent ledger -----------------------------------------------------------------------
-
-
-def _expired_ledger(tenant: Tenant, cutoff: datetime) -> models.QuerySet:
-    from apps.consent.models import ConsentRecord
-
-    changed_since = ConsentRecord.objects.for_tenant(tenant).filter(
-        subject_key=OuterRef("subject_key"), captured_at__gte=cutoff)
-    # Served by consentrecord_subject_idx (tenant, subject_key, captured_at).
-    return (ConsentRecord.objects.for_tenant(tenant).filter(captured_at__lt=cutoff)
-            .exclude(Exists(changed_since)))
-
-
-def count_expired_ledger(tenant: Tenant, cutoff: datetime) -> int:
-    return _expired_ledger(tenant, cutoff).count()
-
-
-def purge_expired_ledger(tenant: Tenant, cutoff: datetime, batch_size: int,
-                         state: dict[str, Any]) -> PurgeResult:
-    from apps.consent.models import ConsentRecord
-
-    batch = _expired_ledger(tenant, cutoff).order_by().values("pk")[:batch_size]
-    deleted, _ = ConsentRecord.objects.for_tenant(tenant).filter(pk__in=batch).delete()
-    return PurgeResult(deleted=deleted, done=deleted < batch_size)
 
 
 # --- Audit entries ------------------------------------------------------------------------
@@ -219,90 +262,6 @@ def purge_expired_audit_entries(tenant: Tenant, cutoff: datetime, batch_size: in
     before = cutoff if last_batch else min(cutoff, boundary[0])
     deleted = prune_audit_events(tenant=tenant, before=before, batch_size=batch_size)
     return PurgeResult(deleted=deleted, done=last_batch or deleted == 0)
-
-
-# --- Export files -------------------------------------------------------------------------
-
-
-def _export_ttl() -> timedelta:
-    from apps.privacy.services.fulfilment import EXPORT_TTL
-
-    return EXPORT_TTL
-
-
-def _expired_exports(tenant: Tenant, cutoff: datetime) -> models.QuerySet:
-    """Export files still on disk whose expiry has passed. The privacy app sets each
-    export's ``expires_at`` (made + its ``EXPORT_TTL``, the 7 days of this policy), so with
-    ``cutoff = run time - 7 days`` this is ``expires_at <= run time``."""
-    from apps.privacy.models import DataExport
-
-    return DataExport.objects.for_tenant(tenant).filter(
-        deleted_at__isnull=True, expires_at__lte=cutoff + _export_ttl())
-
-
-def count_expired_exports(tenant: Tenant, cutoff: datetime) -> int:
-    return _expired_exports(tenant, cutoff).count()
-
-
-def purge_expired_exports(tenant: Tenant, cutoff: datetime, batch_size: int,
-                          state: dict[str, Any]) -> PurgeResult:
-    """Through the privacy app's ``delete_export_files`` (files, download tokens, contact;
-    the row stays with the request's record). A handful of files a day: one batch."""
-    from apps.privacy.services import delete_export_files
-
-    deleted = delete_export_files(tenant=tenant, now=cutoff + _export_ttl())
-    return PurgeResult(deleted=deleted, done=True)
-
-
-# --- Closed privacy requests --------------------------------------------------------------
-
-
-def _expired_requests(tenant: Tenant, cutoff: datetime) -> models.QuerySet:
-    from apps.privacy.models import PrivacyRequest
-
-    return PrivacyRequest.objects.for_tenant(tenant).filter(closed_at__lt=cutoff)
-
-
-def count_expired_requests(tenant: Tenant, cutoff: datetime) -> int:
-    return _expired_requests(tenant, cutoff).count()
-
-
-def purge_expired_requests(tenant: Tenant, cutoff: datetime, batch_size: int,
-                           state: dict[str, Any]) -> PurgeResult:
-    """Request records closed before the cutoff, with what hangs off them (verification
-    challenges, fulfilment jobs, the export row whose file the ``exports`` category deleted
-    earlier in the run); tombstones stay (their link is set to null)."""
-    from apps.privacy.models import PrivacyRequest
-
-    pks = list(_expired_requests(tenant, cutoff).order_by("closed_at", "pk")
-               .values_list("pk", flat=True)[:batch_size])
-    if not pks:
-        return PurgeResult(deleted=0, done=True, rows=0)
-    rows, per_model = PrivacyRequest.objects.for_tenant(tenant).filter(pk__in=pks).delete()
-    deleted = per_model.get(PrivacyRequest._meta.label, 0)
-    return PurgeResult(deleted=deleted, done=len(pks) < batch_size, rows=rows)
-
-
-# --- Erasure tombstones -------------------------------------------------------------------
-
-
-def _expired_tombstones(tenant: Tenant, cutoff: datetime) -> models.QuerySet:
-    from apps.privacy.models import ErasureTombstone
-
-    return ErasureTombstone.objects.for_tenant(tenant).filter(erased_at__lt=cutoff)
-
-
-def count_expired_tombstones(tenant: Tenant, cutoff: datetime) -> int:
-    return _expired_tombstones(tenant, cutoff).count()
-
-
-def purge_expired_tombstones(tenant: Tenant, cutoff: datetime, batch_size: int,
-                             state: dict[str, Any]) -> PurgeResult:
-    from apps.privacy.models import ErasureTombstone
-
-    batch = _expired_tombstones(tenant, cutoff).order_by().values("pk")[:batch_size]
-    deleted, _ = ErasureTombstone.objects.for_tenant(tenant).filter(pk__in=batch).delete()
-    return PurgeResult(deleted=deleted, done=deleted < batch_size)
 
 
 # --- Model artifacts ----------------------------------------------------------------------
@@ -344,88 +303,59 @@ def purge_expired_artifacts(tenant: Tenant, cutoff: datetime, batch_size: int,
     return PurgeResult(deleted=deleted, done=len(doomed) <= batch_size)
 
 
-# --- Registration -------------------------------------------------------------------------
+# --- Every category ------------------------------------------------------------------------
 
 
-def register_builtin_categories() -> None:
-    register_retention_category(RetentionCategory(
-        code=EVENTS, label="Interaction events",
-        description="Events older than the period (by occurred_at) are deleted; models "
-                    "trained on them are retrained. Default 365 days.",
-        default_days=365, models=("events.Event",),
-        count=count_expired_events, purge=purge_expired_events, order=10,
-        after_purge=_events_forgotten,
-    ))
-    register_retention_category(RetentionCategory(
-        code=INACTIVE_SUBJECTS, label="Inactive subjects",
-        description="Subjects with no event and no consent change for the events period "
-                    "are removed entirely (consent state, audit link, ...), except the "
-                    "consent ledger, kept as proof under its own rule.",
-        default_days=None, follows=EVENTS, unit="subjects",
-        models=("consent.ConsentState", "consent.SubjectState", "audit.SubjectAuditToken",
-                "privacy.PortalSession"),
-        count=count_inactive_subjects, purge=purge_inactive_subjects, order=20,
-        after_purge=_subjects_forgotten,
-    ))
-    register_retention_category(RetentionCategory(
-        code=CONSENT_LEDGER, label="Consent ledger",
-        description="A subject's consent records (proof of consent, GDPR Art. 7(1)) are "
-                    "deleted 5 years after their last change. Default 1826 days.",
-        default_days=5 * 365 + 1, models=("consent.ConsentRecord",),
-        count=count_expired_ledger, purge=purge_expired_ledger, order=30,
-    ))
-    register_retention_category(RetentionCategory(
-        code=EXPORTS, label="Data exports",
-        description="Export files of access and portability requests are deleted when they "
-                    "expire, 7 days after they are made (the privacy app's expiry; the row "
-                    "stays with the request's record).",
-        default_days=_export_ttl().days, settable=False, models=("privacy.DataExport",),
-        count=count_expired_exports, purge=purge_expired_exports, order=40,
-    ))
-    register_retention_category(RetentionCategory(
-        code=CLOSED_REQUESTS, label="Closed privacy requests",
-        description="Records of privacy requests are deleted this long after they were "
-                    "closed. Default 24 months (CCPA regulations §7101; 731 days).",
-        default_days=731, models=("privacy.PrivacyRequest",),
-        count=count_expired_requests, purge=purge_expired_requests, order=50,
-    ))
-    register_retention_category(RetentionCategory(
-        code=TOMBSTONES, label="Erasure tombstones",
-        description="The record that a subject was erased (a pseudonym), replayed after a "
-                    "restore, is deleted this long after the erasure. Keep it at least as "
-                    "long as your oldest backup. Default 3 years (1096 days).",
-        default_days=3 * 365 + 1, models=("privacy.ErasureTombstone",),
-        count=count_expired_tombstones, purge=purge_expired_tombstones, order=60,
-    ))
-    register_retention_category(RetentionCategory(
-        code=MODEL_ARTIFACTS, label="Model artifacts",
-        description="The active model version's artifact and the two before it are kept; "
-                    "older artifacts are destroyed (version rows and metrics stay).",
-        default_days=None, time_based=False, unit="artifacts",
-        models=("modeling.ModelVersion",),
-        count=count_expired_artifacts, purge=purge_expired_artifacts, order=70,
-    ))
-    register_retention_category(RetentionCategory(
-        code=AUDIT_ENTRIES, label="Audit entries",
-        description="Audit entries older than the period are pruned; the chain still "
-                    "verifies from a checkpoint. Default 3 years (1096 days).",
-        default_days=3 * 365 + 1, models=("audit.AuditEvent",),
-        count=count_expired_audit_entries, purge=purge_expired_audit_entries, order=1000,
-    ))
+def _own_categories() -> list[RetentionCategory]:
+    """The rules that are not one store's."""
+    return [
+        RetentionCategory(
+            code=INACTIVE_SUBJECTS, label="Inactive subjects",
+            description="Subjects with no event and no consent change for the events period "
+                        "are removed entirely (consent state, audit link, ...), except the "
+                        "consent ledger, kept as proof under its own rule.",
+            default_days=None, follows=EVENTS, unit="subjects",
+            count=count_inactive_subjects, purge=purge_inactive_subjects, order=20,
+            after_purge=_data_forgotten(INACTIVE_SUBJECTS),
+        ),
+        RetentionCategory(
+            code=MODEL_ARTIFACTS, label="Model artifacts",
+            description="The active model version's artifact and the two before it are "
+                        "kept; older artifacts are destroyed (version rows and metrics "
+                        "stay).",
+            default_days=None, time_based=False, unit="artifacts",
+            count=count_expired_artifacts, purge=purge_expired_artifacts, order=70,
+        ),
+        RetentionCategory(
+            code=AUDIT_ENTRIES, label="Audit entries",
+            description="Audit entries older than the period are pruned; the chain still "
+                        "verifies from a checkpoint. Default 3 years (1096 days).",
+            default_days=3 * 365 + 1,
+            count=count_expired_audit_entries, purge=purge_expired_audit_entries, order=1000,
+        ),
+    ]
 
 
-def _events_forgotten(tenant: Tenant, cutoff: datetime, deleted: int) -> None:
-    """Events deleted by retention are data the models must forget (issue 7)."""
-    from apps.retention.services import notify_models_of_deleted_data
+def retention_categories() -> list[RetentionCategory]:
+    """Every category, in enforcement order: the stores' own and the retention app's."""
+    categories = _own_categories()
+    for store in subject_data_stores():
+        expiry = store.retention.expiry
+        if isinstance(expiry, Expiry):
+            categories.append(_store_category(store, expiry))
+    return sorted(categories, key=lambda c: (c.order, c.code))
 
-    notify_models_of_deleted_data(tenant=tenant, cutoff=cutoff, deleted=deleted,
-                                  category=EVENTS)
+
+def get_retention_category(code: str) -> RetentionCategory | None:
+    return next((c for c in retention_categories() if c.code == code), None)
 
 
-def _subjects_forgotten(tenant: Tenant, cutoff: datetime, deleted: int) -> None:
-    """Removed subjects' factor rows go with the next retrain (they have no data left to
-    train on); until then serving does not personalize for them (no consent state)."""
-    from apps.retention.services import notify_models_of_deleted_data
-
-    notify_models_of_deleted_data(tenant=tenant, cutoff=cutoff, deleted=deleted,
-                                  category=INACTIVE_SUBJECTS)
+def undefined_retention_categories() -> list[str]:
+    """Stores whose retention category is neither theirs nor the retention app's, and
+    categories that two stores claim (GDPR Art. 5(1)(e): every store has one period)."""
+    codes = [c.code for c in retention_categories()]
+    problems = [f"{s.name}: no category '{s.retention.category}'"
+                for s in subject_data_stores() if s.retention.category not in codes]
+    problems += [f"category '{code}' defined twice" for code in sorted(set(codes))
+                 if codes.count(code) > 1]
+    return problems

@@ -17,12 +17,12 @@ from rest_framework import status
 
 from apps.core.exceptions import ApplicationError
 from apps.core.jobs import DurableJob
-from apps.retention.models import RetentionPolicy, RetentionRun
-from apps.retention.registry import (
+from apps.retention.categories import (
     RetentionCategory,
     get_retention_category,
     retention_categories,
 )
+from apps.retention.models import RetentionPolicy, RetentionRun
 from apps.tenants.config_memo import memoize_tenant_config
 from apps.tenants.models import Tenant
 from apps.tenants.services import tenant_setting

@@ -22,8 +22,12 @@ from django.utils import timezone
 from apps.audit.services import record
 from apps.core.exceptions import ApplicationError
 from apps.core.jobs import claim_job, enqueue_job, fail_job, finish_job
+from apps.retention.categories import (
+    RetentionCategory,
+    get_retention_category,
+    retention_categories,
+)
 from apps.retention.models import RetentionPolicy, RetentionReceipt, RetentionRun
-from apps.retention.registry import RetentionCategory, get_retention_category, retention_categories
 from apps.retention.selectors import (
     MAX_PAUSE_SECONDS,
     PolicyView,

@@ -1,4 +1,4 @@
-"""Events are subject data: exported and erased through the privacy registry, and the raw
+"""Events are subject data: exported and erased through their declaration, and the raw
 subject id never reaches a table or a log line."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import logging
 
 from django.db import connection
 
+from apps.core.subject_data import subject_data_stores, undeclared_subject_models
 from apps.events.models import Event
 from apps.events.services import ingest_events
-from apps.privacy.registry import subject_handlers, uncovered_subject_models
 from apps.tenants.services import pseudonymize
 from tests.factories.events import EventFactory, event_payload, grant_consent
 
@@ -17,11 +17,28 @@ RAW_ID = "raw.subject+4711@example.org"
 
 
 def handler():
-    return next(h for h in subject_handlers() if "events.Event" in h.models)
+    return next(s for s in subject_data_stores() if "events.Event" in s.models)
 
 
-def test_events_are_covered_by_a_subject_handler():
-    assert "events.Event" not in uncovered_subject_models()
+def test_events_are_covered_by_a_declaration():
+    assert "events.Event" not in undeclared_subject_models()
+
+
+def test_a_correction_deletes_the_chosen_events_of_that_subject_only(tenant):
+    from apps.core.subject_data import Correction
+
+    key = pseudonymize(tenant, "alice")
+    EventFactory(tenant=tenant, subject_key=key, event_id="wrong")
+    EventFactory(tenant=tenant, subject_key=key, event_id="right")
+    EventFactory(tenant=tenant, subject_key="other" * 8, event_id="theirs")
+
+    outcome = handler().rectify(tenant, key, Correction({"delete_events": ["wrong", "theirs"]},
+                                                        "api"))
+
+    assert outcome == {"events_deleted": 1}
+    assert sorted(Event.objects.for_tenant(tenant).values_list("event_id", flat=True)) == [
+        "right", "theirs"]
+    assert handler().rectify(tenant, key, Correction({"level": "full"}, "api")) == {}
 
 
 def test_export_returns_the_subjects_events_of_that_tenant_only(tenant, other_tenant):

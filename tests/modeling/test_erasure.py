@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from apps.audit.models import AuditEvent
+from apps.core.subject_data import get_subject_data_store, subject_data_stores
 from apps.modeling.config import modeling_settings
 from apps.modeling.models import ModelVersion, ServingState
 from apps.modeling.services import (
@@ -18,7 +19,7 @@ from apps.modeling.services import (
 from apps.modeling.services.algorithms import holdout_split, make_als
 from apps.modeling.services.dataset import snapshot_training_data
 from apps.modeling.services.training import fit_pipeline
-from apps.privacy.registry import erasure_verifiers, subject_handlers
+from apps.privacy.services.erasure_check import erasure_verifiers
 from tests.factories.events import grant_consent
 from tests.factories.modeling import add_events, configure, planted_dataset
 
@@ -29,8 +30,8 @@ def _load(version: ModelVersion) -> artifacts.Artifact:
 
 
 def _erase_everywhere(tenant, subject_key: str) -> None:
-    """What the privacy app's erasure does: every registered handler, in order."""
-    for handler in subject_handlers():
+    """What the privacy app's erasure does: every declared store, in order."""
+    for handler in subject_data_stores():
         handler.erase(tenant, subject_key)
 
 
@@ -49,8 +50,8 @@ def heavy(tenant):
     return planted
 
 
-def test_the_handler_and_verifier_are_registered():
-    assert "modeling.artifacts" in {h.name for h in subject_handlers()}
+def test_the_store_and_its_verifier_are_declared():
+    assert "modeling.artifacts" in {h.name for h in subject_data_stores()}
     assert "modeling.artifacts" in erasure_verifiers()
 
 
@@ -97,7 +98,7 @@ def test_erasure_removes_the_subject_from_every_artifact_and_recomputes_touched_
     assert key not in str(entry.details)
     # A retrain is pending; the second erasure call finds nothing.
     assert ServingState.objects.for_tenant(tenant).get().retrain_requested_at is not None
-    assert subject_handlers()[0].erase(tenant, key) == 0
+    assert subject_data_stores()[0].erase(tenant, key) == 0
 
 
 def test_unlearning_oracle_the_retrain_equals_training_from_scratch_without_them(
@@ -154,16 +155,14 @@ def test_serving_forgets_the_subject_at_once(heavy, api, django_capture_on_commi
     train_model(tenant=heavy.tenant)
     assert api.get("/api/v1/recommendations", {"subject": "heavy"}).json()["personalized"]
     with django_capture_on_commit_callbacks(execute=True):
-        subject_handlers()[0].erase(heavy.tenant, heavy.keys["heavy"])  # model only
+        subject_data_stores()[0].erase(heavy.tenant, heavy.keys["heavy"])  # model only
     body = api.get("/api/v1/recommendations", {"subject": "heavy"}).json()
     assert body["personalized"] is False
     assert body["reason"] == "unknown_subject"
 
 
 def test_the_erasure_describer_names_the_versions_for_the_receipt(heavy):
-    from apps.privacy.registry import erasure_describers
-
     train_model(tenant=heavy.tenant)
-    describe = erasure_describers()["modeling.artifacts"]
+    describe = get_subject_data_store("modeling.artifacts").describe_erasure
     assert describe(heavy.tenant, heavy.keys["heavy"]) == {"model_versions": ["v1"]}
     assert describe(heavy.tenant, "0" * 64) == {"model_versions": []}

@@ -15,14 +15,16 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
+from apps.core import subject_data
 from apps.core.jobs import DurableJob, sweep_stuck_jobs
+from apps.core.subject_data import subject_data_stores
 from apps.events.models import Event
-from apps.privacy import registry
 from apps.privacy.models import DataExport, ErasureTombstone, FulfilmentJob, PrivacyRequest
 from apps.privacy.services import open_download, run_fulfilment
 from apps.privacy.services.export import EXPORT_SCHEMA
 from tests.db_search import columns_containing
 from tests.factories.privacy import make_request, seed_subject
+from tests.subject_data import declared, throwaway_store
 
 EXEMPT = {"privacy_privacyrequest.subject_key", "privacy_erasuretombstone.subject_key"}
 
@@ -103,19 +105,19 @@ def test_an_erasure_removes_the_subject_everywhere_but_the_proof(tenant, oncommi
     assert not bytes(pr.contact_ciphertext or b"")
     assert pr.contact_wiped_at is not None
     steps = AuditEvent.objects.for_tenant(tenant).filter(action="privacy.erasure_step")
-    assert steps.count() == len(registry.subject_handlers())
+    assert steps.count() == len(subject_data_stores())
     assert all(e.subject_token == "" for e in steps)
 
 
 def _counting(name: str, monkeypatch) -> list[int]:
     calls: list[int] = []
-    original = registry._handlers[name]
+    original = subject_data.get_subject_data_store(name)
 
     def erase(tenant, subject_key):
         calls.append(1)
         return original.erase(tenant, subject_key)
 
-    monkeypatch.setitem(registry._handlers, name, dataclasses.replace(original, erase=erase))
+    monkeypatch.setitem(subject_data._stores, name, dataclasses.replace(original, erase=erase))
     return calls
 
 
@@ -131,10 +133,7 @@ def test_a_crashed_erasure_resumes_after_the_last_finished_handler(tenant, oncom
             raise RuntimeError("worker lost")
         return 0
 
-    registry.register_subject_handler(registry.SubjectDataHandler(
-        name="test.flaky", category="test", export=lambda t, k: [], erase=flaky, models=(),
-        order=150))
-    try:
+    with declared(throwaway_store("test.flaky", category="test", erase=flaky)):
         with oncommit():
             pr = make_request(tenant, "erasure", "alice@example.com")
         job = FulfilmentJob.objects.get(privacy_request=pr)
@@ -144,8 +143,6 @@ def test_a_crashed_erasure_resumes_after_the_last_finished_handler(tenant, oncom
         assert not Event.objects.filter(subject_key=key).exists()
         with oncommit():
             assert sweep_stuck_jobs(now=timezone.now() + timedelta(hours=1))["requeued"] == 1
-    finally:
-        registry._handlers.pop("test.flaky", None)
     pr.refresh_from_db()
     job.refresh_from_db()
     assert pr.status == "completed"
@@ -171,13 +168,10 @@ def test_running_a_finished_job_again_does_nothing(tenant, oncommit, monkeypatch
 
 def test_an_erasure_that_leaves_anything_behind_is_not_completed(tenant, oncommit):
     seed_subject(tenant, "alice@example.com")
-    registry.register_erasure_verifier("test.stubborn",
-                                       lambda t, key: ["a copy in the test store"])
-    try:
-        with oncommit():
-            pr = make_request(tenant, "erasure", "alice@example.com")
-    finally:
-        registry._erasure_verifiers.pop("test.stubborn")
+    stubborn = throwaway_store("test.stubborn",
+                               verify_erased=lambda t, key: ["a copy in the test store"])
+    with declared(stubborn), oncommit():
+        pr = make_request(tenant, "erasure", "alice@example.com")
     pr.refresh_from_db()
     assert pr.status == "in_progress"
     assert pr.erasure_check["hits"] == ["test.stubborn: a copy in the test store"]
@@ -229,13 +223,10 @@ def test_a_rejected_request_cancels_its_job(tenant, oncommit):
 
 def test_the_receipt_names_the_model_versions_describers_report(tenant, oncommit):
     seed_subject(tenant, "alice@example.com")
-    registry.register_erasure_describer("test.models",
-                                        lambda t, key: {"model_versions": ["v7", "v8"]})
-    try:
-        with oncommit():
-            pr = make_request(tenant, "erasure", "alice@example.com")
-    finally:
-        registry._erasure_describers.pop("test.models")
+    models = throwaway_store("test.models", order=10,
+                             describe_erasure=lambda t, key: {"model_versions": ["v7", "v8"]})
+    with declared(models), oncommit():
+        pr = make_request(tenant, "erasure", "alice@example.com")
     pr.refresh_from_db()
     assert pr.result["receipt"]["model_versions"][:2] == ["v7", "v8"]
     assert pr.result["receipt"]["details"]["test.models"] == {"model_versions": ["v7", "v8"]}

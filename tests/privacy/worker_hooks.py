@@ -1,6 +1,6 @@
 """Loaded only by the worker of the privacy integration tests (tests/privacy/worker_settings).
 
-Registers ``zz_test.linger``, a subject handler between the events (order 100) and the
+Declares ``zz_test.linger``, a subject-data store between the events (order 100) and the
 consent ledger (880). On its first run it writes ``PRIVACY_TEST_MARKER_DIR/started`` and
 sleeps, so the test can kill the worker there; once that file exists it does nothing. Each
 call is logged to ``calls`` (one line per call), so the test can count them.
@@ -12,7 +12,8 @@ import os
 import time
 from pathlib import Path
 
-from apps.privacy.registry import SubjectDataHandler, register_subject_handler
+from apps.core.subject_data import declare
+from tests.subject_data import throwaway_store
 
 
 def _linger(tenant, subject_key: str) -> int:
@@ -29,6 +30,5 @@ def _linger(tenant, subject_key: str) -> int:
     return 0
 
 
-register_subject_handler(SubjectDataHandler(
-    name="zz_test.linger", category="test step that lingers", export=lambda t, k: [],
-    erase=_linger, models=(), order=150))
+declare(throwaway_store("zz_test.linger", category="test step that lingers", erase=_linger,
+                        order=150))

@@ -9,8 +9,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from apps.events.models import Event
+from apps.retention.categories import retention_categories
 from apps.retention.models import RetentionRun
-from apps.retention.registry import retention_categories
 from tests.factories.retention import at, consent_at, events_at
 
 NOW = datetime(2031, 3, 1, 12, 0, tzinfo=UTC)

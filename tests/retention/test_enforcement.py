@@ -17,8 +17,8 @@ from apps.core.jobs import DurableJob
 from apps.events.models import Event
 from apps.modeling.models import ModelVersion
 from apps.privacy.models import DataExport, ErasureTombstone, PrivacyRequest
+from apps.retention.categories import retention_categories
 from apps.retention.models import RetentionReceipt, RetentionRun
-from apps.retention.registry import retention_categories
 from apps.retention.selectors import preview_retention, run_checkpoints
 from apps.retention.services import (
     claim_and_execute_retention_run,

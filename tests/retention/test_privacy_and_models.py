@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from django.core.files.storage import default_storage
 
 from apps.consent.models import ConsentState
+from apps.core.subject_data import get_subject_data_store, retention_notice
 from apps.modeling.models import ModelVersion, ServingState
 from apps.privacy.models import DataExport, ErasureTombstone, PrivacyRequest
-from apps.privacy.registry import retention_rule
 from apps.retention.services import enforce_retention_now, set_retention_policy
 from tests.factories.privacy import make_request
 from tests.factories.retention import (
@@ -144,6 +144,9 @@ def test_a_model_whose_window_starts_after_the_cutoff_is_left_alone(
 def test_subjects_see_the_tenants_retention_periods(tenant):
     set_retention_policy(tenant=tenant, category="events", days=90)
     set_retention_policy(tenant=tenant, category="closed_privacy_requests", days=1000)
+
+    def retention_rule(tenant, name):
+        return retention_notice(get_subject_data_store(name), tenant)
 
     assert retention_rule(tenant, "events.event").days == 90
     assert "90 days" in retention_rule(tenant, "events.event").text

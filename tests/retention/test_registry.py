@@ -1,25 +1,30 @@
-"""Every kind of subject data has a retention category (GDPR Art. 5(1)(e)), and the
-categories carry the issue's defaults."""
+"""Every kind of subject data has a retention category (GDPR Art. 5(1)(e)), derived from the
+subject-data declarations, and the categories carry the issue's defaults."""
 
 from __future__ import annotations
 
 from django.db import models
 from django.test.utils import isolate_apps
 
-from apps.privacy.registry import subject_bearing_models
-from apps.retention.registry import (
-    category_models,
-    cover_models,
-    retention_categories,
-    uncovered_subject_models,
+from apps.core.subject_data import (
+    RetentionRule,
+    stores_governed_by,
+    subject_bearing_models,
+    subject_data_stores,
+    undeclared_subject_models,
 )
+from apps.core.subject_data import not_applicable as na
+from apps.retention.categories import retention_categories, undefined_retention_categories
+from tests.subject_data import declared, throwaway_store
 
 
 def test_every_subject_bearing_model_is_governed_by_a_retention_category():
     assert subject_bearing_models(), "the walk found no subject models at all"
-    assert uncovered_subject_models() == [], (
-        "give these models a retention category (register_retention_category) or add them "
-        "to one (cover_models)")
+    assert undeclared_subject_models() == [], "declare these models in a subject_data module"
+    assert undefined_retention_categories() == [], (
+        "give these stores an Expiry of their own or the category of a retention rule")
+    governed = {s.retention.category for s in subject_data_stores()}
+    assert governed <= {c.code for c in retention_categories()}
 
 
 @isolate_apps("apps.retention")
@@ -33,14 +38,15 @@ def test_a_new_subject_model_without_a_category_is_reported():
         def __str__(self) -> str:
             return "forgotten"
 
-    assert "retention.Forgotten" in uncovered_subject_models(Forgotten._meta.apps)
-    cover_models("inactive_subjects", "retention.Forgotten")
-    try:
-        assert "retention.Forgotten" not in uncovered_subject_models(Forgotten._meta.apps)
-    finally:
-        from apps.retention import registry
-
-        registry._extra_models["inactive_subjects"].discard("retention.Forgotten")
+    assert "retention.Forgotten" in undeclared_subject_models(Forgotten._meta.apps)
+    store = throwaway_store("retention.forgotten", models=("retention.Forgotten",))
+    with declared(store):
+        assert "retention.Forgotten" not in undeclared_subject_models(Forgotten._meta.apps)
+        assert store in stores_governed_by("inactive_subjects")
+    nowhere = throwaway_store("retention.nowhere", retention=RetentionRule(
+        category="nowhere", text=lambda tenant, period: "?", expiry=na("test"), dated=False))
+    with declared(nowhere):
+        assert undefined_retention_categories() == ["retention.nowhere: no category 'nowhere'"]
 
 
 def test_categories_carry_the_documented_defaults_in_enforcement_order():
@@ -60,7 +66,9 @@ def test_categories_carry_the_documented_defaults_in_enforcement_order():
 
 
 def test_the_ledger_proof_is_not_erased_with_an_inactive_subject():
-    assert "consent.ConsentRecord" not in category_models("inactive_subjects")
+    governed = {label for s in stores_governed_by("inactive_subjects") for label in s.models}
+    assert "consent.SubjectState" in governed
+    assert "consent.ConsentRecord" not in governed
 
 
 def test_the_migration_provisions_existing_tenants_with_the_registry_defaults():

@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from apps.audit import services as audit
 from apps.core.jobs import fail_job, finish_job
+from apps.core.subject_data import SubjectDataStore, subject_data_stores
 from apps.privacy.models import ErasureTombstone, FulfilmentJob, PrivacyRequest
-from apps.privacy.registry import SubjectDataHandler, erasure_describers, subject_handlers
 from apps.privacy.services.jobs import begin_job, run_step, steps_of
 from apps.privacy.services.lifecycle import (
     CONSENT_SOURCES,
@@ -59,43 +59,42 @@ def _model_versions(data: Any) -> list[str]:
 
 
 def _describe(pr: PrivacyRequest) -> dict[str, Any]:
-    """Before anything is erased: what the receipt must name afterwards. Registered
-    describers (by handler name), plus, for a handler without one that keeps data outside
-    tables (``models=()``: model artifacts, files), the model versions its export lists."""
+    """Before anything is erased: what the receipt must name afterwards. The stores'
+    erasure describers (by store name), plus, for a store without one that keeps data
+    outside tables (``models=()``: model artifacts, files), the model versions its export
+    lists."""
     details: dict[str, Any] = {}
     versions: list[str] = []
-    for name, describer in erasure_describers().items():
-        try:
-            details[name] = describer(pr.tenant, pr.subject_key)
-        except Exception:  # a description is for the receipt; it must not block erasure
-            logger.exception("privacy.erasure_describer_failed name=%s", name)
-            details[name] = {"error": "could not be described"}
-        versions += _model_versions(details[name])
-    described = erasure_describers()
-    for handler in subject_handlers():
-        if handler.models or handler.name in described:
-            continue
-        try:
-            versions += _model_versions(handler.export(pr.tenant, pr.subject_key))
-        except Exception:
-            logger.exception("privacy.erasure_describe_failed handler=%s", handler.name)
+    for store in subject_data_stores():
+        if store.describe_erasure is not None:
+            try:
+                details[store.name] = store.describe_erasure(pr.tenant, pr.subject_key)
+            except Exception:  # a description is for the receipt; it must not block erasure
+                logger.exception("privacy.erasure_describer_failed name=%s", store.name)
+                details[store.name] = {"error": "could not be described"}
+            versions += _model_versions(details[store.name])
+        elif not store.models:
+            try:
+                versions += _model_versions(store.export(pr.tenant, pr.subject_key))
+            except Exception:
+                logger.exception("privacy.erasure_describe_failed handler=%s", store.name)
     return {"details": json.loads(json.dumps(details, cls=DjangoJSONEncoder)),
             "model_versions": list(dict.fromkeys(versions))}
 
 
-def erase_with_handler(handler: SubjectDataHandler, tenant: Tenant, subject_key: str) -> int:
+def erase_with_handler(handler: SubjectDataStore, tenant: Tenant, subject_key: str) -> int:
     return int(handler.erase(tenant, subject_key) or 0)
 
 
 def run_erasure(job: FulfilmentJob, pr: PrivacyRequest) -> None:
     tenant = pr.tenant
     run_step(job, "describe", lambda: _describe(pr))
-    for handler in subject_handlers():
-        def work(h: SubjectDataHandler = handler) -> dict[str, Any]:
+    for handler in subject_data_stores():
+        def work(h: SubjectDataStore = handler) -> dict[str, Any]:
             return {"count": erase_with_handler(h, tenant, pr.subject_key),
                     "category": h.category}
 
-        def audit_step(step: dict[str, Any], h: SubjectDataHandler = handler) -> None:
+        def audit_step(step: dict[str, Any], h: SubjectDataStore = handler) -> None:
             audit.record(tenant, "privacy.erasure_step", None, pr,
                          {"handler": h.name, "category": h.category, "count": step["count"],
                           "reference": pr.reference[:8]})
@@ -142,7 +141,7 @@ def _sweep(job: FulfilmentJob, pr: PrivacyRequest) -> None:
     """Run every handler's erase again (each is idempotent); the counts are kept beside the
     checkpoints and added to the receipt."""
     counts: dict[str, int] = {}
-    for handler in subject_handlers():
+    for handler in subject_data_stores():
         with transaction.atomic():
             counts[handler.name] = erase_with_handler(handler, pr.tenant, pr.subject_key)
     with transaction.atomic():
@@ -160,7 +159,7 @@ def build_receipt(pr: PrivacyRequest, check: dict[str, Any]) -> dict[str, Any]:
     """What was erased: categories and counts, model versions touched, when, and the
     verification that found nothing left. Holds no identifier."""
     steps = steps_of(pr)
-    handlers = {h.name: h for h in subject_handlers()}
+    handlers = {h.name: h for h in subject_data_stores()}
     categories = [
         {"handler": name, "category": step.get("category", handlers.get(name, name)),
          "count": int(step.get("count", 0))}

@@ -4,9 +4,10 @@
 
 * in every text, JSON and binary column of every table (one scan per table, done by the
   database), except the two columns that must keep it as proof: the request record's and
-  the tombstone's ``subject_key``;
-* through every verifier in the registry: the modeling app's artifacts, and the privacy
-  app's own for export files, caches and the Celery result backend.
+  the tombstone's ``subject_key`` (the stores kept as proof);
+* through the erasure verifier of every declared store outside the tables (the modeling
+  app's artifacts), and the privacy app's own checks of export files, caches and the Celery
+  result backend.
 
 The result is recorded on the request; an erasure is completed only when nothing is found.
 Internal ids other apps keep for the subject (e.g. a row index in a model artifact) are
@@ -26,18 +27,26 @@ from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.privacy.models import DataExport, ErasureTombstone, PrivacyRequest
-from apps.privacy.registry import erasure_verifiers
+from apps.core.subject_data import Verifier, subject_data_stores
+from apps.privacy.models import DataExport, PrivacyRequest
 from apps.tenants.models import Tenant
 
 logger = logging.getLogger("privacy.erasure_check")
 
-#: (table, column) pairs that keep the subject key by law: the request record (CCPA
-#: regulations §7101, GDPR Art. 5(2)) and the tombstone that replays the erasure.
-EXEMPT_COLUMNS = frozenset({
-    (PrivacyRequest._meta.db_table, "subject_key"),
-    (ErasureTombstone._meta.db_table, "subject_key"),
-})
+
+def exempt_columns() -> frozenset[tuple[str, str]]:
+    """(table, column) pairs that keep the subject key by law: the subject field of every
+    store kept as proof (the request record, CCPA regulations §7101, GDPR Art. 5(2); the
+    tombstone that replays the erasure)."""
+    from django.apps import apps
+
+    exempt = set()
+    for store in subject_data_stores():
+        if store.kept_as_proof:
+            for label in store.models:
+                meta = apps.get_model(label)._meta
+                exempt.add((meta.db_table, meta.get_field(store.subject_field).column))
+    return frozenset(exempt)
 
 # PostgreSQL types that cannot hold a 64-character hex string.
 _PG_SKIP_TYPES = frozenset({16, 20, 21, 23, 26, 700, 701, 1082, 1083, 1114, 1184, 1186,
@@ -87,10 +96,12 @@ def _table_conditions(cursor: Any, table: str, needle: str,
     return names, conditions, params
 
 
-def scan_tables(needle: str, *, exempt: frozenset[tuple[str, str]] = EXEMPT_COLUMNS
+def scan_tables(needle: str, *, exempt: frozenset[tuple[str, str]] | None = None
                 ) -> tuple[list[str], int]:
-    """``(["table.column", ...] holding needle, number of tables scanned)``. The database
-    does the search: one pass per table, nothing is fetched but the per-column counts."""
+    """``(["table.column", ...] holding needle, number of tables scanned)``, skipping the
+    ``exempt`` columns (default: :func:`exempt_columns`). The database does the search: one
+    pass per table, nothing is fetched but the per-column counts."""
+    exempt = exempt_columns() if exempt is None else exempt
     hits: list[str] = []
     with connection.cursor() as cursor:
         tables = connection.introspection.table_names(cursor)
@@ -107,12 +118,12 @@ def scan_tables(needle: str, *, exempt: frozenset[tuple[str, str]] = EXEMPT_COLU
     return hits, len(tables)
 
 
-# --- The privacy app's own verifiers (registered in apps.py) -----------------------------------
+# --- The privacy app's own checks --------------------------------------------------------------
 
 
 def export_files_verifier(tenant: Tenant, subject_key: str) -> list[str]:
     """No export file of the subject's requests is left, finished or partial."""
-    from apps.privacy.services.fulfilment import EXPORT_ROOT
+    from apps.privacy.services.export import EXPORT_ROOT
 
     found = []
     references = PrivacyRequest.objects.for_tenant(tenant).filter(
@@ -189,6 +200,20 @@ def celery_results_verifier(tenant: Tenant, subject_key: str) -> list[str]:
 
 
 # --- The service -------------------------------------------------------------------------------
+
+
+def erasure_verifiers() -> dict[str, Verifier]:
+    """Every check beside the table scan, by name: the declared stores' verifiers and the
+    privacy app's own (its export files, caches, the Celery result backend)."""
+    verifiers: dict[str, Verifier] = {
+        "privacy.caches": caches_verifier,
+        "privacy.celery_results": celery_results_verifier,
+        "privacy.export_files": export_files_verifier,
+    }
+    for store in subject_data_stores():
+        if callable(store.verify_erased):
+            verifiers[store.name] = store.verify_erased
+    return verifiers
 
 
 def check_subject(*, tenant: Tenant, subject_key: str) -> ErasureCheck:

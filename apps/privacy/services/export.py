@@ -25,9 +25,9 @@ from django.utils import timezone
 from apps.audit import services as audit
 from apps.core.exceptions import ApplicationError
 from apps.core.jobs import finish_job
+from apps.core.subject_data import SubjectDataStore, retention_notice, subject_data_stores
 from apps.privacy.kinds import kind_values
 from apps.privacy.models import DataExport, FulfilmentJob, PrivacyRequest
-from apps.privacy.registry import SubjectDataHandler, retention_rule, subject_handlers
 from apps.privacy.services.jobs import begin_job, run_step, steps_of
 from apps.privacy.services.lifecycle import (
     Status,
@@ -52,7 +52,7 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
 
-def _part_path(pr: PrivacyRequest, handler: SubjectDataHandler) -> str:
+def _part_path(pr: PrivacyRequest, handler: SubjectDataStore) -> str:
     return f"{export_dir(pr)}/parts/{_safe(handler.name)}.json"
 
 
@@ -74,7 +74,7 @@ def _rows(data: Any) -> list[Any]:
     return [] if data is None else [{"value": data}]
 
 
-def _export_part(pr: PrivacyRequest, handler: SubjectDataHandler) -> dict[str, Any]:
+def _export_part(pr: PrivacyRequest, handler: SubjectDataStore) -> dict[str, Any]:
     data = handler.export(pr.tenant, pr.subject_key)
     encoded = json.dumps(data, cls=DjangoJSONEncoder).encode()
     _write(_part_path(pr, handler), encoded)
@@ -129,19 +129,16 @@ def recommender_logic(tenant: Tenant) -> str:
                             {"tenant": tenant, "weights": weights}).strip()
 
 
-def _retention(tenant: Tenant, handler: SubjectDataHandler) -> dict[str, Any]:
-    rule = retention_rule(tenant, handler.name)
-    if rule is None:
-        return {"text": "Kept while you use the service, and deleted when you ask us to "
-                        "erase your data.", "days": None}
-    return {"text": rule.text, "days": rule.days}
+def _retention(tenant: Tenant, handler: SubjectDataStore) -> dict[str, Any]:
+    notice = retention_notice(handler, tenant)
+    return {"text": notice.text, "days": notice.days}
 
 
 def _package(pr: PrivacyRequest) -> dict[str, Any]:
     tenant = pr.tenant
     now = timezone.now()
     categories, files = [], {}
-    for handler in subject_handlers():
+    for handler in subject_data_stores():
         path = _part_path(pr, handler)
         with default_storage.open(path, "rb") as part:
             data = json.loads(part.read())
@@ -186,7 +183,7 @@ def _package(pr: PrivacyRequest) -> dict[str, Any]:
         sha256=hashlib.sha256(content).hexdigest(), token_hash=_token_hash(token),
         token_ciphertext=encrypt_secret(token.encode()),
         link_expires_at=now + EXPORT_TTL, expires_at=now + EXPORT_TTL)
-    for handler in subject_handlers():
+    for handler in subject_data_stores():
         part = _part_path(pr, handler)
         if default_storage.exists(part):
             default_storage.delete(part)
@@ -205,7 +202,7 @@ def export_subject_data(*, job: FulfilmentJob) -> None:
 
 
 def run_export(job: FulfilmentJob, pr: PrivacyRequest) -> None:
-    for handler in subject_handlers():
+    for handler in subject_data_stores():
         run_step(job, f"export:{handler.name}",
                   lambda h=handler: _export_part(pr, h))
     run_step(job, "export:package", lambda: _package(pr))

@@ -16,15 +16,7 @@ from apps.core.exceptions import ApplicationError
 from apps.core.jobs import fail_job
 from apps.privacy.kinds import get_kind
 from apps.privacy.models import FulfilmentJob, PrivacyRequest
-from apps.privacy.services.erasure import erase_with_handler
-from apps.privacy.services.export import EXPORT_ROOT, EXPORT_TTL, delete_export_files
 from apps.privacy.services.jobs import enqueue_fulfilment
-
-# Still imported from here by modules outside this change (owned by the subject-data rework:
-# ``maintenance``, ``erasure_check``, ``handlers``, ``retention.categories``); their home is
-# ``erasure``/``export``, and these names go once those imports point there.
-__all__ = ["EXPORT_ROOT", "EXPORT_TTL", "delete_export_files", "dispatch_fulfilment",
-           "erase_with_handler", "run_fulfilment"]
 
 
 def dispatch_fulfilment(*, privacy_request: PrivacyRequest, actor: Any = None) -> None:

@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.audit import services as audit
+from apps.core.subject_data import subject_data_stores
 from apps.privacy.models import (
     ErasureTombstone,
     PortalSession,
@@ -26,9 +27,9 @@ from apps.privacy.models import (
     SignedLinkUse,
     VerificationChallenge,
 )
-from apps.privacy.registry import subject_handlers
 from apps.privacy.services.deadlines import due_state
-from apps.privacy.services.fulfilment import delete_export_files, erase_with_handler
+from apps.privacy.services.erasure import erase_with_handler
+from apps.privacy.services.export import delete_export_files
 from apps.privacy.services.notifications import notify_staff
 from apps.privacy.services.requests import (
     Status,
@@ -43,8 +44,6 @@ logger = logging.getLogger("privacy.maintenance")
 UNVERIFIED_DAYS_SETTING = "privacy_unverified_reject_days"
 DEFAULT_UNVERIFIED_DAYS = 30
 REMINDER_INTERVAL = timedelta(hours=20)
-#: Handlers whose rows are proof the law requires: a replay leaves them alone.
-EXEMPT_HANDLERS = frozenset({"privacy.request", "privacy.tombstone"})
 
 
 def _open_requests() -> Any:
@@ -119,8 +118,9 @@ def run_housekeeping(*, now: datetime | None = None) -> dict[str, int]:
 
 def replay_erasures(*, tenant: Tenant | None = None, since: datetime | None = None
                     ) -> dict[str, int]:
-    """After a database or model restore: run every handler's erase again for each erased
-    subject key (tombstones), oldest first. Idempotent. Returns rows removed per handler."""
+    """After a database or model restore: run every store's erase again for each erased
+    subject key (tombstones), oldest first; stores kept as proof the law requires are left
+    alone. Idempotent. Returns rows removed per store."""
     tombstones = ErasureTombstone.objects.all()  # every tenant unless one is named
     if tenant is not None:
         tombstones = tombstones.for_tenant(tenant)
@@ -134,8 +134,8 @@ def replay_erasures(*, tenant: Tenant | None = None, since: datetime | None = No
         if key in seen:
             continue
         seen.add(key)
-        for handler in subject_handlers():
-            if handler.name in EXEMPT_HANDLERS:
+        for handler in subject_data_stores():
+            if handler.kept_as_proof:
                 continue
             with transaction.atomic():
                 count = erase_with_handler(handler, tombstone.tenant, tombstone.subject_key)

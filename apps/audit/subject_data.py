@@ -1,0 +1,53 @@
+"""The audit app's subject data: the token that links audit entries to a subject
+(DESIGN "Declarations"). Erasing it, last, after every other step has been audited, leaves
+the chain intact and the entries anonymous."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apps.audit.services import forget_subject_token
+from apps.core.subject_data import (
+    ModelEffect,
+    PeriodOf,
+    RetentionRule,
+    SubjectDataStore,
+    declare,
+    describe_period,
+    frozen,
+    not_applicable,
+)
+from apps.tenants.models import Tenant
+
+
+def _export(tenant: Tenant, subject_key: str) -> dict[str, Any]:
+    return {"note": "Operations on your data are recorded in a tamper-evident audit trail "
+                    "under a random token that is deleted when your data is erased."}
+
+
+def _erase(tenant: Tenant, subject_key: str) -> int:
+    return forget_subject_token(tenant=tenant, subject_key=subject_key)
+
+
+def _text(tenant: Tenant, period: PeriodOf) -> str:
+    return ("The link between you and the audit trail is deleted when your data is erased "
+            f"or after {describe_period(period('inactive_subjects'))} without any activity; "
+            "the audit entries it linked stay, anonymous, for "
+            f"{describe_period(period('audit_entries'))}.")
+
+
+declare(SubjectDataStore(
+    name="audit.subject_token",
+    category="audit trail link",
+    models=("audit.SubjectAuditToken",),
+    order=1000,
+    export=_export,
+    erase=_erase,
+    restrict=frozen("Kept, and not removed with inactive subjects; the token is never "
+                    "processed, only written beside audit entries."),
+    rectify=not_applicable("A random token: there is nothing in it to correct."),
+    retention=RetentionRule(
+        category="inactive_subjects", text=_text,
+        expiry=not_applicable("Removed with inactive subjects."), dated=False),
+    model_effect=ModelEffect.NONE,
+))

@@ -1,0 +1,71 @@
+"""The modeling app's subject data: the model artifacts (id maps, factors, interactions)
+trained on a subject's activity (DESIGN "Declarations"). No table of this app has a subject
+field. Erased before the events (order 50), so the active model forgets the subject first.
+
+The functions are the modeling services' public names, imported when called."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apps.core.subject_data import (
+    ModelEffect,
+    PeriodOf,
+    RetentionRule,
+    SubjectDataStore,
+    declare,
+    frozen,
+    not_applicable,
+)
+from apps.tenants.models import Tenant
+
+
+def _export(tenant: Tenant, subject_key: str) -> dict[str, Any]:
+    from apps.modeling.services import export_subject
+
+    return export_subject(tenant, subject_key)
+
+
+def _erase(tenant: Tenant, subject_key: str) -> int:
+    from apps.modeling.services import erase_subject
+
+    return erase_subject(tenant, subject_key)
+
+
+def _verify(tenant: Tenant, subject_key: str) -> list[str]:
+    from apps.modeling.services import artifacts_holding_subject
+
+    return artifacts_holding_subject(tenant, subject_key)
+
+
+def _describe(tenant: Tenant, subject_key: str) -> dict[str, Any]:
+    from apps.modeling.services.erasure import describe_subject
+
+    return describe_subject(tenant, subject_key)
+
+
+def _text(tenant: Tenant, period: PeriodOf) -> str:
+    return ("Recommendation models are retrained without the data deleted under these rules; "
+            "only the active model and the two before it are kept.")
+
+
+declare(SubjectDataStore(
+    name="modeling.artifacts",
+    category="recommendation models trained on your activity",
+    models=(),
+    order=50,
+    export=_export,
+    erase=_erase,
+    restrict=frozen("Serving does not personalize for the subject and training leaves "
+                    "their events out."),
+    rectify=not_applicable("Nothing is stored here but what is learnt from the other "
+                           "stores: a correction there reaches the model with a retrain."),
+    retention=RetentionRule(
+        category="model_artifacts", text=_text,
+        expiry=not_applicable("Kept by count, not by age: the retention app destroys all "
+                              "but the active version and the two before it."),
+        dated=False),
+    model_effect=ModelEffect.IS_MODEL,
+    verify_erased=_verify,
+    describe_erasure=_describe,
+))

@@ -1,0 +1,59 @@
+"""A restricted subject's data is frozen (GDPR Art. 18): kept, so retention deletes none of
+it, and the dry run counts exactly what the run then deletes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from apps.consent.models import ConsentRecord, SubjectState
+from apps.consent.services import set_restriction
+from apps.events.models import Event
+from apps.retention.selectors import preview_retention
+from apps.retention.services import enforce_retention_now
+from tests.factories.retention import at, consent_at, events_at
+
+NOW = datetime(2031, 3, 1, 12, 0, tzinfo=UTC)
+SECOND = timedelta(seconds=1)
+YEAR = timedelta(days=365)
+LONG_AGO = NOW - timedelta(days=2000)  # past the events, inactivity and ledger periods
+
+
+def _restricted(tenant, subject: str) -> str:
+    key = consent_at(tenant, subject, LONG_AGO)
+    with at(LONG_AGO + SECOND):
+        set_restriction(tenant=tenant, subject_key=key, restricted=True)
+    return key
+
+
+def test_retention_keeps_every_row_of_a_restricted_subject(tenant):
+    restricted = _restricted(tenant, "restricted")
+    free = consent_at(tenant, "free", LONG_AGO)
+    events_at(tenant, restricted, NOW - YEAR - SECOND, n=2)
+    events_at(tenant, free, NOW - YEAR - SECOND, n=3)
+
+    with at(NOW):
+        preview = preview_retention(tenant=tenant)
+        deleted = enforce_retention_now(tenant=tenant)
+
+    assert deleted["events"] == preview["events"] == 3
+    assert Event.objects.for_tenant(tenant).filter(subject_key=restricted).count() == 2
+    assert not Event.objects.for_tenant(tenant).filter(subject_key=free).exists()
+    # Not removed as inactive, and the ledger outlives its five years while restricted.
+    assert deleted["inactive_subjects"] == preview["inactive_subjects"] == 1
+    assert SubjectState.objects.for_tenant(tenant).filter(subject_key=restricted,
+                                                          restricted=True).exists()
+    assert ConsentRecord.objects.for_tenant(tenant).filter(subject_key=restricted).exists()
+    assert not ConsentRecord.objects.for_tenant(tenant).filter(subject_key=free).exists()
+
+
+def test_lifting_the_restriction_lets_retention_delete_again(tenant):
+    restricted = _restricted(tenant, "restricted")
+    events_at(tenant, restricted, NOW - YEAR - SECOND, n=2)
+    with at(NOW - YEAR - SECOND):
+        set_restriction(tenant=tenant, subject_key=restricted, restricted=False)
+
+    with at(NOW):
+        deleted = enforce_retention_now(tenant=tenant)
+
+    assert deleted["events"] == 2
+    assert not Event.objects.for_tenant(tenant).filter(subject_key=restricted).exists()
