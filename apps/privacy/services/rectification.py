@@ -16,6 +16,7 @@ from django.db import transaction
 
 from apps.audit import services as audit
 from apps.core.exceptions import ApplicationError
+from apps.core.subject_data import Correction, NotApplicable, subject_data_stores
 from apps.privacy.models import PrivacyRequest
 from apps.privacy.services.lifecycle import (
     CONSENT_SOURCES,
@@ -70,33 +71,26 @@ def fulfil_rectification(*, privacy_request: PrivacyRequest, actor: Any = None) 
 
 def apply_rectification(*, privacy_request: PrivacyRequest, actor: Any = None,
                         payload: dict[str, Any] | None = None) -> PrivacyRequest:
-    """Art. 16 / CCPA correct: new consent decisions and level (recorded in the ledger as
-    the subject's own), and deletion of the chosen interactions from their history."""
-    from apps.consent.services import record_consents
-    from apps.events.selectors import list_subject_events
-
+    """Art. 16 / CCPA correct: every declared store that can be corrected applies its part
+    of the details (consent decisions and level, recorded in the ledger as the subject's
+    own; deletion of the chosen interactions), and each change is audited."""
     pr = privacy_request
-    changes = payload if payload is not None else dict(pr.payload)
+    correction = Correction(changes=payload if payload is not None else dict(pr.payload),
+                            source=CONSENT_SOURCES[pr.channel], actor=actor)
     if pr.status == Status.VERIFIED:
         transition_privacy_request(pr, to=Status.IN_PROGRESS, actor=actor)
+    parts: list[dict[str, Any]] = []
+    for store in subject_data_stores():
+        if isinstance(store.rectify, NotApplicable):
+            continue
+        part = store.rectify(pr.tenant, pr.subject_key, correction)
+        if part:
+            parts.append(part)
+            audit.record(pr.tenant, "privacy.store_rectified", actor, pr,
+                         {"reference": pr.reference[:8], "store": store.name, **part})
     outcome: dict[str, Any] = {}
-    consents, level = changes.get("consents") or {}, changes.get("level")
-    if consents or level is not None:
-        record_consents(tenant=pr.tenant, subject_key=pr.subject_key, decisions=consents,
-                        level=level, source=CONSENT_SOURCES[pr.channel], actor=actor,
-                        method="privacy-request-rectification")
-        outcome["consents_changed"] = sorted(consents)
-        if level is not None:
-            outcome["level"] = level
-    event_ids = changes.get("delete_events") or []
-    if event_ids:
-        # The events app has no service to delete chosen events; its selector's queryset is
-        # the subject's own history in this tenant.
-        deleted, _ = list_subject_events(tenant=pr.tenant, subject_key=pr.subject_key).filter(
-            event_id__in=event_ids).delete()
-        outcome["events_deleted"] = deleted
-        audit.record(pr.tenant, "privacy.events_rectified", actor, pr,
-                     {"reference": pr.reference[:8], "events_deleted": deleted})
+    for part in reversed(parts):  # the subject's choices first, as the portal asked for them
+        outcome.update(part)
     pr.result = {**pr.result, "rectification": outcome}
     pr.save(update_fields=["result", "updated_at"])
     notify_subject(pr, "completed", {"applied": outcome})
