@@ -52,7 +52,6 @@ class ModelingConfig(AppConfig):
 
         from apps.audit.models import AuditEvent
         from apps.consent.services import register_withdrawal_listener
-        from apps.core.demo import register_demo_seeder
         from apps.events.models import Item
         from apps.modeling.blas import pin_blas_threads
         from apps.modeling.demo import seed_demo_model
@@ -70,6 +69,7 @@ class ModelingConfig(AppConfig):
             register_erasure_verifier,
             register_subject_handler,
         )
+        from apps.tenants.demo import register_demo_seeder
         from apps.tenants.request_readings import register_request_reading
 
         # Web processes run BLAS single-threaded like the worker (platform_site/celery.py):
