@@ -272,7 +272,7 @@ class ApiKeyAdmin(TenantScopedAdmin):
             created_by=request.user, expires_at=obj.expires_at,
         )
         if obj.rate_limit_per_minute:
-            ApiKey.objects.filter(pk=api_key.pk).update(
+            ApiKey.objects.for_tenant(api_key.tenant_id).filter(pk=api_key.pk).update(
                 rate_limit_per_minute=obj.rate_limit_per_minute)
         obj.pk = api_key.pk
         messages.warning(request, f"Copy this key now; it will not be shown again: {raw_key}")
