@@ -238,8 +238,7 @@ def rows_left(tenant_id: int, subject_key: str) -> tuple[int, list[str]]:
         field = subject_field_of(model)
         if (model._meta.db_table, model._meta.get_field(field).column) in EXEMPT_COLUMNS:
             continue
-        left += model._default_manager.filter(tenant_id=tenant_id,
-                                              **{field: subject_key}).count()
+        left += model.objects.for_tenant(tenant_id).filter(**{field: subject_key}).count()
     tenant = Tenant.objects.get(pk=tenant_id)
     return left, check_subject(tenant=tenant, subject_key=subject_key).hits
 

@@ -38,7 +38,9 @@ declares both managers, ``all_tenants`` first::
     objects = ApiKeyQuerySet.as_manager()
 
 The system check :func:`check_tenant_managers` refuses a model that gets this wrong. The
-base manager stays Django's plain one.
+base manager stays Django's plain one. Migration state records the default manager, so a
+data migration's historical model has ``all_tenants`` (a plain manager) and no ``objects``:
+a migration crosses tenants by nature.
 """
 
 from __future__ import annotations
@@ -74,10 +76,10 @@ class TenantScopeConflict(TenantScopeError):  # noqa: N818 - reads as the condit
     """Code running for one tenant named another (``for_tenant``, a write, a nested scope)."""
 
 
-def tenant_id_of(tenant: Tenant | int) -> int:
+def _tenant_id(tenant: Tenant | int) -> int:
     tenant_id = tenant if isinstance(tenant, int) else tenant.pk
     if tenant_id is None:
-        raise ValueError("a tenant scope needs a saved tenant")
+        raise ValueError("an unsaved tenant cannot scope a query")
     return tenant_id
 
 
@@ -88,16 +90,10 @@ def current_tenant_ids() -> frozenset[int] | None:
     return _scope.get()
 
 
-def current_tenant_id() -> int | None:
-    """The one scoped tenant; ``None`` outside a scope or in a scope of several tenants."""
-    scope = _scope.get()
-    return next(iter(scope)) if scope is not None and len(scope) == 1 else None
-
-
 def enter_tenant_scope(*tenants: Tenant | int) -> Token[frozenset[int] | None]:
     """Open a scope over ``tenants``; pair with :func:`exit_tenant_scope` in a ``finally``.
     Prefer :func:`tenant_scope`. A nested scope may only narrow the one it runs in."""
-    tenant_ids = frozenset(tenant_id_of(t) for t in tenants)
+    tenant_ids = frozenset(_tenant_id(t) for t in tenants)
     outer = _scope.get()
     if outer is not None and not tenant_ids <= outer:
         raise TenantScopeConflict(
@@ -120,8 +116,9 @@ def tenant_scope(*tenants: Tenant | int) -> Iterator[None]:
 
 
 def _check_in_scope(tenant_id: int | None) -> None:
+    """Inside a scope, refuse a tenant outside it (a row without one fails in the database)."""
     scope = _scope.get()
-    if scope is not None and tenant_id not in scope:
+    if scope is not None and tenant_id is not None and tenant_id not in scope:
         raise TenantScopeConflict(
             f"tenant {tenant_id} is outside the current scope {sorted(scope)}")
 
@@ -131,7 +128,7 @@ def _check_in_scope(tenant_id: int | None) -> None:
 class TenantQuerySet(models.QuerySet):
     def for_tenant(self, tenant: Tenant | int) -> Self:
         """The rows of one named tenant: the way into tenant-owned rows (DESIGN)."""
-        tenant_id = tenant_id_of(tenant)
+        tenant_id = _tenant_id(tenant)
         _check_in_scope(tenant_id)
         return self.filter(tenant_id=tenant_id)
 
