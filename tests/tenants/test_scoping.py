@@ -120,6 +120,7 @@ def test_djangos_machinery_uses_the_unscoped_managers(tenant):
         duplicate.full_clean()  # unique constraint validation, outside any scope
     membership.refresh_from_db()
     assert membership.tenant == tenant  # forward relation: the base manager
+    assert list(membership.user.memberships.all()) == [membership]  # a reverse related manager
     out = io.StringIO()
     call_command("dumpdata", "tenants.membership", stdout=out)
     assert f'"user": {membership.user_id}' in out.getvalue()
