@@ -195,7 +195,8 @@ def erase(tenant_id: int, subject: str) -> dict[str, Any]:
     started = time.perf_counter()
     verify_with_token(tenant=tenant, reference=pr.reference, token=token)
     while True:
-        status = PrivacyRequest.objects.filter(pk=pr.pk).values_list("status", flat=True)[0]
+        status = (PrivacyRequest.objects.for_tenant(tenant).filter(pk=pr.pk)
+                  .values_list("status", flat=True)[0])
         if status == "completed":
             break
         if time.perf_counter() - started > 120:
@@ -203,7 +204,7 @@ def erase(tenant_id: int, subject: str) -> dict[str, Any]:
         time.sleep(0.005)
     wall = time.perf_counter() - started
     pr.refresh_from_db()
-    job = FulfilmentJob.objects.get(privacy_request=pr)
+    job = FulfilmentJob.objects.for_tenant(tenant).get(privacy_request=pr)
     steps = sorted(((datetime.fromisoformat(s["at"]), name)
                     for name, s in job.progress["steps"].items()))
     durations: dict[str, float] = {}
@@ -237,8 +238,7 @@ def rows_left(tenant_id: int, subject_key: str) -> tuple[int, list[str]]:
         field = subject_field_of(model)
         if (model._meta.db_table, model._meta.get_field(field).column) in exempt_columns():
             continue
-        left += model._default_manager.filter(tenant_id=tenant_id,
-                                              **{field: subject_key}).count()
+        left += model.objects.for_tenant(tenant_id).filter(**{field: subject_key}).count()
     tenant = Tenant.objects.get(pk=tenant_id)
     return left, check_subject(tenant=tenant, subject_key=subject_key).hits
 

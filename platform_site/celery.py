@@ -9,7 +9,8 @@ from celery.signals import worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "platform_site.settings.local")
 
-app = Celery("discreet")
+# Every task with ``tenant_id`` first runs inside that tenant's scope (apps.tenants.tasks).
+app = Celery("discreet", task_cls="apps.tenants.tasks:TenantScopedTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

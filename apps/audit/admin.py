@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from apps.audit.models import AuditChainVerification, AuditEvent
-from apps.core.admin import ReadOnlyTenantScopedAdmin
+from apps.tenants.admin import ReadOnlyTenantScopedAdmin
 
 
 @admin.register(AuditEvent)

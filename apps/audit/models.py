@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 
 from apps.core.jobs import DurableJob
-from apps.core.models import TenantOwnedModel
+from apps.tenants.scoping import TenantOwnedModel
 
 
 class AuditEvent(TenantOwnedModel):
@@ -73,7 +73,7 @@ class SubjectAuditToken(TenantOwnedModel):
         return f"audit token {self.token[:6]}…"
 
 
-class AuditChainVerification(DurableJob):
+class AuditChainVerification(TenantOwnedModel, DurableJob):
     """A verification run of one tenant's chain (nightly by beat, or on demand)."""
 
     job_task = "apps.audit.tasks.verify_audit_chain_task"

@@ -16,13 +16,13 @@ from django.utils import timezone
 from apps.consent.models import ConsentRecord, ConsentState, PrivacyNotice, Purpose, SubjectState
 from apps.consent.selectors import count_decisions_by_month
 from apps.consent.services import require_consent_renewal
-from apps.core.admin import (
+from apps.core.exceptions import ApplicationError
+from apps.tenants.admin import (
     SubjectDataAdmin,
     TenantScopedAdmin,
     member_roles,
     writable_tenant_ids,
 )
-from apps.core.exceptions import ApplicationError
 from apps.tenants.models import Tenant
 from apps.tenants.services import pseudonymize
 

@@ -23,8 +23,8 @@ from rest_framework.response import Response
 from apps.consent.models import METHOD_VALIDATOR, ConsentRecord
 from apps.consent.selectors import PurposeConsent, SubjectConsentDetail, get_subject_consent
 from apps.consent.services import apply_gpc_opt_out, record_consents
-from apps.core.apis import TenantApi
 from apps.core.exceptions import ApplicationError
+from apps.tenants.apis import TenantApi
 from apps.tenants.models import Scope
 from apps.tenants.services import pseudonymize
 

@@ -20,7 +20,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.core.models import TenantOwnedModel, TenantQuerySet
+from apps.tenants.scoping import TenantOwnedModel, TenantQuerySet
 
 PURPOSE_KEY_VALIDATOR = RegexValidator(
     r"^[a-z][a-z0-9_]{0,63}$", "A purpose key is lowercase letters, digits and underscores."
@@ -150,6 +150,7 @@ class ConsentRecord(TenantOwnedModel):
                               help_text="How it was collected, e.g. 'banner'.")
     captured_at = models.DateTimeField()
 
+    all_tenants = ConsentRecordQuerySet.as_all_tenants_manager()
     objects = ConsentRecordQuerySet.as_manager()
 
     class Meta:

@@ -165,9 +165,11 @@ def _subject_flags(tenant: Tenant, keys: Sequence[str]) -> dict[str, _Flags]:
     pay for building model instances. One subject (a request's consent check) runs a
     statement compiled once per process."""
     if len(keys) == 1:
+        # Compiled once with sentinel arguments (apps.core.compiled), so the tenant is a
+        # bound filter value here rather than for_tenant, which checks it against the scope.
         rows = run_compiled(
             "consent.subject_flags", lambda tenant_id, key: (
-                SubjectState.objects.for_tenant(tenant_id).filter(subject_key=key).order_by()
+                SubjectState.all_tenants.filter(tenant_id=tenant_id, subject_key=key).order_by()
                 .values_list(*_FLAG_FIELDS)), tenant.pk, keys[0])
         return {key: _Flags(*flags) for key, *flags in rows}
     found: dict[str, _Flags] = {}
@@ -201,7 +203,8 @@ def _state_rows(tenant: Tenant, keys: Sequence[str], purpose_ids: Collection[int
         wanted = set(purpose_ids)
         rows: Iterable[tuple[Any, ...]] = (row for row in run_compiled(
             f"consent.state_rows.{'proof' if proof else 'plain'}", lambda tenant_id, key: (
-                ConsentState.objects.for_tenant(tenant_id).filter(subject_key=key).order_by()
+                # A bound tenant filter, as for consent.subject_flags above.
+                ConsentState.all_tenants.filter(tenant_id=tenant_id, subject_key=key).order_by()
                 .values_list(*fields)), tenant.pk, keys[0]) if row[1] in wanted)
     else:
         queryset = (ConsentState.objects.for_tenant(tenant).filter(purpose_id__in=purpose_ids)

@@ -288,7 +288,7 @@ def _flush(writers: list[_SubjectWriter], *, action: str, actor: Any) -> list[Co
     for subject in dirty:
         subject.updated_at = writers[0].now
     if dirty:
-        SubjectState.objects.bulk_update(
+        SubjectState.objects.for_tenant(tenant).bulk_update(
             dirty, ["level", "restricted", "objected", "objected_at", "do_not_ask_until",
                     "updated_at"])
     for writer in writers:

@@ -1,7 +1,10 @@
 """Durable jobs: work that must happen is a database row first, the broker only a doorbell.
 
-A concrete job model inherits :class:`DurableJob` and names the Celery task that runs it:
-``job_task``, the task's dotted path, called with ``(tenant_id, job_id)``.
+A concrete job model is tenant-owned and inherits :class:`DurableJob` (``class
+TrainingRun(TenantOwnedModel, DurableJob)``) and names the Celery task that runs it:
+``job_task``, the task's dotted path, called with ``(tenant_id, job_id)`` like every task
+(STYLE S8). This module knows tenancy only by that convention and the managers every
+tenant-owned model has (``objects.for_tenant``, ``all_tenants``): core imports no app.
 :func:`enqueue_job` sends the task after commit; the task calls :func:`claim_job`,
 :func:`finish_job` and :func:`fail_job`. The beat sweeper (:func:`sweep_stuck_jobs`)
 re-sends jobs whose message was lost (a broker restart, a killed worker) and gives up,
@@ -19,14 +22,14 @@ from django.db import models, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from apps.core.models import TenantOwnedModel
+from apps.core.models import BaseModel
 
 logger = logging.getLogger("core.jobs")
 
 J = TypeVar("J", bound="DurableJob")
 
 
-class DurableJob(TenantOwnedModel):
+class DurableJob(BaseModel):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         RUNNING = "running", "Running"
@@ -62,7 +65,7 @@ def durable_job_models() -> list[type[DurableJob]]:
 def enqueue_job(job: DurableJob) -> None:
     """Mark the job enqueued and send its task once the surrounding transaction commits."""
     now = timezone.now()
-    type(job).objects.filter(pk=job.pk).update(enqueued_at=now)
+    type(job).objects.for_tenant(job.tenant_id).filter(pk=job.pk).update(enqueued_at=now)
     job.enqueued_at = now
     task, args = import_string(job.job_task), [job.tenant_id, job.pk]
     transaction.on_commit(lambda: task.apply_async(args=args))
@@ -93,7 +96,7 @@ def record_progress(job: DurableJob, **progress: Any) -> None:
     """Store progress (shown in the admin) and prove the job is alive."""
     job.progress = {**job.progress, **progress}
     job.heartbeat_at = timezone.now()
-    type(job).objects.filter(pk=job.pk).update(
+    type(job).objects.for_tenant(job.tenant_id).filter(pk=job.pk).update(
         progress=job.progress, heartbeat_at=job.heartbeat_at, updated_at=job.heartbeat_at
     )
 
@@ -126,7 +129,7 @@ def sweep_stuck_jobs(*, now: Any = None) -> dict[str, int]:
     counts = {"requeued": 0, "failed": 0}
     for model in durable_job_models():
         cutoff = now - model.stale_after
-        stale = model.objects.filter(
+        stale = model.all_tenants.filter(  # crosses tenants: see the docstring
             models.Q(status=DurableJob.Status.PENDING)
             & (models.Q(enqueued_at__lt=cutoff) | models.Q(enqueued_at__isnull=True))
             | models.Q(status=DurableJob.Status.RUNNING, heartbeat_at__lt=cutoff)

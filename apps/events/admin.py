@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from apps.core.admin import ReadOnlyTenantScopedAdmin, TenantScopedAdmin
 from apps.events.models import (
     Event,
     EventProperty,
@@ -11,6 +10,7 @@ from apps.events.models import (
     Item,
     ItemAttribute,
 )
+from apps.tenants.admin import ReadOnlyTenantScopedAdmin, TenantScopedAdmin
 
 
 @admin.register(EventType)

@@ -9,7 +9,6 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.core.apis import TenantApi
 from apps.core.json import FastJSONRenderer
 from apps.events.services import (
     MAX_EVENTS_PER_BATCH,
@@ -20,6 +19,7 @@ from apps.events.services import (
     ingest_events,
     upsert_items,
 )
+from apps.tenants.apis import TenantApi
 from apps.tenants.models import Scope
 
 

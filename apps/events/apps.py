@@ -8,11 +8,11 @@ class EventsConfig(AppConfig):
     def ready(self) -> None:
         from auditlog.registry import auditlog
 
-        from apps.core.demo import register_demo_seeder
         from apps.events.demo import seed_demo_events
         from apps.events.models import EventProperty, EventType, Item, ItemAttribute
         from apps.events.services import provision_event_schema
         from apps.tenants.config_memo import watch_tenant_config
+        from apps.tenants.demo import register_demo_seeder
         from apps.tenants.services import register_tenant_provisioner
 
         # Every tenant starts with the default schema (view 1, click 2, add_to_cart 4,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from apps.core.models import TenantOwnedModel
+from apps.tenants.scoping import TenantOwnedModel
 
 DEFAULT_PURPOSE = "personalization"
 

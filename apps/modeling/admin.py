@@ -1,5 +1,5 @@
 """Admin: model versions (metrics, NDCG chart, activate/retire), training runs (progress,
-logs) and the privacy-budget ledger. All tenant-scoped (apps/core/admin.py)."""
+logs) and the privacy-budget ledger. All tenant-scoped (apps/tenants/admin.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from apps.core.admin import ReadOnlyTenantScopedAdmin, TenantScopedAdmin
 from apps.core.exceptions import ApplicationError
 from apps.modeling.models import ModelVersion, PrivacyBudgetEntry, TrainingRun
+from apps.tenants.admin import ReadOnlyTenantScopedAdmin, TenantScopedAdmin
 
 CHART_VERSIONS = 30
 

@@ -14,7 +14,6 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.core.apis import TenantApi
 from apps.modeling.services import (
     model_bundle,
     recommend_for_session,
@@ -22,6 +21,7 @@ from apps.modeling.services import (
     similar_items,
 )
 from apps.modeling.services.serving import MAX_N, MAX_SESSION_ITEMS
+from apps.tenants.apis import TenantApi
 from apps.tenants.models import Scope
 from apps.tenants.services import pseudonymize
 

@@ -52,12 +52,12 @@ class ModelingConfig(AppConfig):
 
         from apps.audit.models import AuditEvent
         from apps.consent.services import register_withdrawal_listener
-        from apps.core.demo import register_demo_seeder
         from apps.events.models import Item
         from apps.modeling.blas import pin_blas_threads
         from apps.modeling.demo import seed_demo_model
         from apps.modeling.models import ServingState
         from apps.modeling.services.serving import SERVING_STATE_FIELDS
+        from apps.tenants.demo import register_demo_seeder
         from apps.tenants.request_readings import register_request_reading
 
         # Web processes run BLAS single-threaded like the worker (platform_site/celery.py):

@@ -12,7 +12,7 @@ from typing import ClassVar
 from django.db import models
 
 from apps.core.jobs import DurableJob
-from apps.core.models import TenantOwnedModel
+from apps.tenants.scoping import TenantOwnedModel
 
 
 class Algorithm(models.TextChoices):
@@ -20,7 +20,7 @@ class Algorithm(models.TextChoices):
     BM25 = "bm25", "BM25 item-kNN (implicit)"
 
 
-class TrainingRun(DurableJob):
+class TrainingRun(TenantOwnedModel, DurableJob):
     """One training of one tenant's model: a durable job (DESIGN "Tasks"). The worker task
     claims it, records progress per ALS iteration, and links the version it produced."""
 

@@ -25,7 +25,6 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from apps.audit import services as audit
-from apps.core.admin import ReadOnlyTenantScopedAdmin, TenantScopedAdmin, writable_tenant_ids
 from apps.core.exceptions import ApplicationError
 from apps.privacy.forms import LogRequestForm, ReasonForm
 from apps.privacy.models import (
@@ -52,6 +51,7 @@ from apps.privacy.services import (
 )
 from apps.privacy.services.deadlines import DEFAULT_AT_RISK_DAYS
 from apps.privacy.services.notifications import request_contact
+from apps.tenants.admin import ReadOnlyTenantScopedAdmin, TenantScopedAdmin, writable_tenant_ids
 from apps.tenants.models import Tenant
 from apps.tenants.services import pseudonymize
 

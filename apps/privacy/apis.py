@@ -13,12 +13,12 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.core.apis import TenantApi
 from apps.core.exceptions import ApplicationError
 from apps.privacy.kinds import find_kind, kind_values
 from apps.privacy.models import PrivacyRequest
 from apps.privacy.selectors import get_privacy_request
 from apps.privacy.services import COMPLAINT_RIGHTS, create_privacy_request, export_link
+from apps.tenants.apis import TenantApi
 from apps.tenants.models import Scope
 from apps.tenants.services import SUBJECT_ID_MAX_LENGTH, pseudonymize
 

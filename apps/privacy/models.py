@@ -22,9 +22,9 @@ from django.db import models
 from django.db.models import Q
 
 from apps.core.jobs import DurableJob
-from apps.core.models import TenantOwnedModel, TenantQuerySet
 from apps.privacy.kinds import KIND_MAX_LENGTH, kind_choices
 from apps.privacy.kinds import Kind as _Kind
+from apps.tenants.scoping import TenantOwnedModel
 
 SUBJECT_KEY_LENGTH = 64
 
@@ -116,11 +116,6 @@ class PrivacyRequest(TenantOwnedModel):
     logged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                                   on_delete=models.SET_NULL, related_name="+")
 
-    objects = TenantQuerySet.as_manager()
-    #: Crosses tenants on purpose (STYLE S6): beat reminders, housekeeping and the ops
-    #: commands (verify_erasure, replay_erasures) work on every tenant's requests.
-    all_tenants = models.Manager()
-
     class Meta:
         ordering = ["due_at", "pk"]
         indexes = [
@@ -209,7 +204,7 @@ class PortalSession(TenantOwnedModel):
         return f"portal session {self.pk}"
 
 
-class FulfilmentJob(DurableJob):
+class FulfilmentJob(TenantOwnedModel, DurableJob):
     """Runs one request's handlers. ``progress["steps"]`` holds a checkpoint per handler,
     written in the same transaction as the handler's work, so a redelivered or re-sent job
     resumes after the last finished handler and never does one twice."""

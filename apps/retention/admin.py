@@ -13,7 +13,6 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
-from apps.core.admin import ReadOnlyTenantScopedAdmin, TenantScopedAdmin, writable_tenant_ids
 from apps.core.exceptions import ApplicationError
 from apps.retention.categories import get_retention_category
 from apps.retention.models import RetentionPolicy, RetentionReceipt, RetentionRun
@@ -29,6 +28,7 @@ from apps.retention.services import (
     set_retention_policy,
     validate_period,
 )
+from apps.tenants.admin import ReadOnlyTenantScopedAdmin, TenantScopedAdmin, writable_tenant_ids
 from apps.tenants.models import Tenant
 
 

@@ -11,10 +11,10 @@ from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.core.apis import TenantApi
 from apps.core.exceptions import ApplicationError
 from apps.retention.selectors import PolicyView, get_retention_policy, list_retention_policies
 from apps.retention.services import set_retention_policy
+from apps.tenants.apis import TenantApi
 from apps.tenants.models import Scope
 
 PERIOD_FIELDS = frozenset({"days", "hours"})

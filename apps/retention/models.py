@@ -10,7 +10,7 @@ from django.db import models
 from django.db.models import Q
 
 from apps.core.jobs import DurableJob
-from apps.core.models import TenantOwnedModel
+from apps.tenants.scoping import TenantOwnedModel
 
 
 class RetentionPolicy(TenantOwnedModel):
@@ -50,7 +50,7 @@ class RetentionPolicy(TenantOwnedModel):
         return None
 
 
-class RetentionRun(DurableJob):
+class RetentionRun(TenantOwnedModel, DurableJob):
     """One enforcement of every category for one tenant (a durable job: beat or the command
     creates the row, a worker runs it, the sweeper resends it if its message was lost).
 

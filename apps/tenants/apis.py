@@ -1,15 +1,68 @@
+"""The base every tenant API view inherits (STYLE S5), and the tenant's own API views."""
+
 from __future__ import annotations
 
+from functools import cached_property
+from typing import Any, ClassVar
+
+from django.http import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
+from rest_framework.views import APIView
 
-from apps.core.apis import TenantApi
-from apps.tenants.models import ApiKey, Scope
+from apps.tenants.models import ApiKey, Scope, Tenant
+from apps.tenants.permissions import HasScope
+from apps.tenants.scoping import enter_tenant_scope, exit_tenant_scope
 from apps.tenants.services import revoke_api_key
+
+
+class TenantApi(APIView):
+    """Resolves the tenant once, from authentication; subclasses cannot override that.
+    The handler runs inside that tenant's scope (``apps.tenants.scoping``): set after
+    authentication and permission checks, reset when the request is done, also when it
+    raised.
+
+    ``required_scope`` names the API-key scope the view needs (or a dict per HTTP method).
+    """
+
+    permission_classes = [IsAuthenticated, HasScope]
+    required_scope: ClassVar[str | dict[str, str] | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "resolve_tenant" in cls.__dict__ or "tenant" in cls.__dict__:
+            raise TypeError(f"{cls.__name__}: tenant resolution is not per-view")
+
+    @cached_property
+    def tenant(self) -> Tenant:
+        return self.resolve_tenant()
+
+    @property
+    def api_key(self) -> ApiKey:
+        return self.request.auth
+
+    def resolve_tenant(self) -> Tenant:
+        tenant = getattr(self.request.auth, "tenant", None)
+        if tenant is None:
+            raise exceptions.NotAuthenticated()
+        return tenant
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # authentication, permissions, throttles
+        self._tenant_scope_token = enter_tenant_scope(self.tenant)
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        finally:
+            token = self.__dict__.pop("_tenant_scope_token", None)
+            if token is not None:
+                exit_tenant_scope(token)
 
 
 class ApiRootApi(TenantApi):

@@ -7,9 +7,13 @@ class TenantsConfig(AppConfig):
 
     def ready(self) -> None:
         from auditlog.registry import auditlog
+        from django.core import checks
 
         from apps.tenants import schema  # noqa: F401 - registers the OpenAPI auth scheme
         from apps.tenants.models import ApiKey, Membership, Tenant
+        from apps.tenants.scoping import check_tenant_managers
+
+        checks.register(check_tenant_managers, checks.Tags.models)
 
         # Configuration changes are captured by django-auditlog; secrets never enter the log.
         auditlog.register(Tenant, exclude_fields=["secret_ciphertext"])

@@ -7,7 +7,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.core.models import BaseModel, TenantOwnedModel, TenantQuerySet
+from apps.core.models import BaseModel
+from apps.tenants.scoping import TenantOwnedModel, TenantQuerySet
 
 
 class Tenant(BaseModel):
@@ -103,6 +104,7 @@ class ApiKey(TenantOwnedModel):
         null=True, blank=True, help_text="Overrides the platform's default rate for this key."
     )
 
+    all_tenants = ApiKeyQuerySet.as_all_tenants_manager()
     objects = ApiKeyQuerySet.as_manager()
 
     class Meta:

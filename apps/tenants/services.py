@@ -88,7 +88,7 @@ def add_member(
             user.set_password(password)
         user.is_staff = True
         user.save()
-    membership, _ = Membership.objects.update_or_create(
+    membership, _ = Membership.objects.for_tenant(tenant).update_or_create(
         tenant=tenant, user=user, defaults={"role": role}
     )
     return membership
@@ -191,8 +191,8 @@ def authenticate_api_key(raw_key: str) -> ApiKey | None:
     parts = raw_key.split("_", 2)  # the random part may itself contain "_"
     if len(parts) != 3 or parts[0] != API_KEY_PREFIX:
         return None
-    api_key = with_request_readings(
-        ApiKey.objects.select_related("tenant").filter(prefix=parts[1])).first()
+    api_key = with_request_readings(  # all_tenants: the key is what tells us its tenant
+        ApiKey.all_tenants.select_related("tenant").filter(prefix=parts[1])).first()
     if api_key is None or not hmac.compare_digest(api_key.key_hash, _hash_key(raw_key)):
         return None
     attach_request_readings(api_key.tenant, api_key)
@@ -201,7 +201,8 @@ def authenticate_api_key(raw_key: str) -> ApiKey | None:
     now = timezone.now()
     last = api_key.last_used_at
     if last is None or (now - last).total_seconds() > LAST_USED_RESOLUTION_SECONDS:
-        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        ApiKey.objects.for_tenant(api_key.tenant_id).filter(pk=api_key.pk).update(
+            last_used_at=now)
         api_key.last_used_at = now
     return api_key
 

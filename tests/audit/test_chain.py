@@ -40,7 +40,7 @@ def test_an_updated_row_breaks_the_chain_and_is_named(tenant, capsys):
 
 def test_a_rehashed_forgery_is_caught_at_the_next_link(tenant):
     entries = _fill(tenant)
-    forged = AuditEvent.objects.get(pk=entries[1].pk)
+    forged = AuditEvent.objects.for_tenant(tenant).get(pk=entries[1].pk)
     forged.details = {"n": 999}
     _sql(f"UPDATE {AuditEvent._meta.db_table} SET details = %s, entry_hash = %s WHERE id = %s",
          ['{"n": 999}', audit.compute_entry_hash(forged), forged.pk])
@@ -83,9 +83,9 @@ def test_erasing_the_subject_token_unlinks_entries_and_keeps_the_chain(tenant):
     assert entry.subject_token != "sk-1"
     assert audit.record(tenant, "x", subject_key="sk-1").subject_token == entry.subject_token
     assert audit.forget_subject_token(tenant=tenant, subject_key="sk-1") == 1
-    assert not SubjectAuditToken.objects.filter(subject_key="sk-1").exists()
+    assert not SubjectAuditToken.all_tenants.filter(subject_key="sk-1").exists()
     assert verify_chain(tenant=tenant).intact
-    assert not AuditEvent.objects.filter(subject_token="sk-1").exists()
+    assert not AuditEvent.all_tenants.filter(subject_token="sk-1").exists()
 
 
 def test_pruning_old_entries_keeps_the_rest_of_the_chain_verifiable(tenant):

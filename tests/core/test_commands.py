@@ -38,7 +38,7 @@ def test_create_api_key_prints_a_working_key_alone_on_the_last_line(db):
                    ).strip().splitlines()[-1]
     assert raw_key.startswith("dsk_")
     assert _works(raw_key) == 200
-    assert ApiKey.objects.get(name="site").scopes == ["consent:write", "events:write"]
+    assert ApiKey.all_tenants.get(name="site").scopes == ["consent:write", "events:write"]
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -128,7 +128,7 @@ def test_subjects_below_level_full_or_restricted_are_not_trained_on(tenant):
 
 def test_a_worse_model_is_not_activated_and_says_why(planted):
     first = train_model(tenant=planted.tenant)
-    ModelVersion.objects.filter(pk=first.pk).update(
+    ModelVersion.objects.for_tenant(first.tenant_id).filter(pk=first.pk).update(
         metrics={**first.metrics, "model": {**first.metrics["model"], "ndcg@10": 0.999}})
     second = train_model(tenant=planted.tenant)
     assert second.status == ModelVersion.Status.CANDIDATE

@@ -8,14 +8,14 @@ from tests.isolation import IsolationCase, Probe, isolation_case
 @isolation_case("privacy-request-detail")
 def privacy_request_detail(owner) -> IsolationCase:
     pr = make_request(owner, kind="restriction", subject="owner-only-subject")
-    missing_id = (PrivacyRequest.objects.order_by("-pk").values_list("pk", flat=True).first()
+    missing_id = (PrivacyRequest.all_tenants.order_by("-pk").values_list("pk", flat=True).first()
                   or 0) + 1000
     status = pr.status
     return IsolationCase(
         target=Probe(kwargs={"request_id": pr.pk}),
         missing=Probe(kwargs={"request_id": missing_id}),
         markers=(pr.reference, pr.subject_key, "owner-only-subject"),
-        intact=lambda: PrivacyRequest.objects.get(pk=pr.pk).status == status,
+        intact=lambda: PrivacyRequest.objects.for_tenant(owner).get(pk=pr.pk).status == status,
     )
 
 

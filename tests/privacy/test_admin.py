@@ -62,7 +62,7 @@ def test_staff_log_a_mail_request_with_its_own_receipt_date(tenant, owner, oncom
             "identifier": "customer-77", "contact_email": "c77@example.com",
             "received_at": received.strftime("%Y-%m-%d %H:%M:%S")})
     assert response.status_code == 302
-    pr = PrivacyRequest.objects.get()
+    pr = PrivacyRequest.objects.for_tenant(tenant).get()
     assert pr.channel == "mail"
     assert pr.status == "received"
     assert pr.subject_key == pseudonymize(tenant, "customer-77")
@@ -80,7 +80,7 @@ def test_a_logged_and_verified_request_is_fulfilled(tenant, owner, oncommit):
             "tenant": tenant.pk, "kind": "erasure", "regime": "ccpa", "channel": "phone",
             "identifier": "customer-77", "identity_verified": "on",
             "received_at": timezone.now().strftime("%Y-%m-%d 00:00:00")})
-    pr = PrivacyRequest.objects.get()
+    pr = PrivacyRequest.objects.for_tenant(tenant).get()
     assert pr.status == "completed"
     assert pr.verification_method == "staff"
 
@@ -196,13 +196,13 @@ def test_logging_a_request_for_another_tenant_is_refused(tenant, other_tenant, o
         "tenant": other_tenant.pk, "kind": "access", "regime": "gdpr", "channel": "mail",
         "identifier": "x", "received_at": "2025-01-01 00:00:00"})
     assert response.status_code == 200  # the form, with the choice refused
-    assert not PrivacyRequest.objects.exists()
+    assert not PrivacyRequest.all_tenants.exists()
 
 
 def test_requests_cannot_be_deleted_in_the_admin(tenant, owner):
     pr = _portal_request(tenant)
     owner.post(f"{LIST}{pr.pk}/delete/", {"post": "yes"})
-    assert PrivacyRequest.objects.filter(pk=pr.pk).exists()
+    assert PrivacyRequest.objects.for_tenant(tenant).filter(pk=pr.pk).exists()
 
 
 def test_a_superuser_sees_every_tenants_requests(tenant, other_tenant, django_user_model):

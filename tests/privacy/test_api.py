@@ -68,7 +68,7 @@ def test_invalid_bodies_are_refused_with_the_error_shape(tenant, api, oncommit, 
     response = _post(api, oncommit, **body)
     assert response.status_code == 400
     assert set(response.json()["error"]) == {"code", "message", "details"}
-    assert not PrivacyRequest.objects.exists()
+    assert not PrivacyRequest.all_tenants.exists()
 
 
 def test_another_tenants_request_is_a_404_like_a_missing_one(tenant, other_tenant, api,
@@ -133,7 +133,7 @@ def test_an_invalid_rectification_changes_nothing(tenant, api, oncommit):
     response = _post(api, oncommit, kind="rectification", subject="user-1",
                      details={"consents": {"no_such_purpose": True}})
     assert response.status_code == 400
-    assert not PrivacyRequest.objects.exists()
+    assert not PrivacyRequest.all_tenants.exists()
     assert get_subject_consent(tenant=tenant, subject_key=key).view.level == "full"
 
 

@@ -117,7 +117,7 @@ def test_an_erasure_through_the_portal_without_javascript(no_js_browser, live_se
     _submit(driver)
     assert driver.find_element(_by("ID"), "status").text == "Completed"
     assert "Erasure receipt" in driver.page_source
-    pr = PrivacyRequest.objects.get()
+    pr = PrivacyRequest.objects.for_tenant(tenant).get()
     assert pr.status == "completed"
     assert set(columns_containing(key)) <= EXEMPT
 

@@ -30,7 +30,7 @@ EXEMPT = {"privacy_privacyrequest.subject_key", "privacy_erasuretombstone.subjec
 
 
 def _zip_of(pr: PrivacyRequest) -> zipfile.ZipFile:
-    export = DataExport.objects.get(privacy_request=pr)
+    export = DataExport.objects.for_tenant(pr.tenant_id).get(privacy_request=pr)
     with default_storage.open(export.path, "rb") as handle:
         return zipfile.ZipFile(io.BytesIO(handle.read()))
 
@@ -71,7 +71,7 @@ def test_a_download_link_expires_and_the_file_is_deleted_after_7_days(tenant, on
     with oncommit():
         pr = make_request(tenant, "portability", "alice@example.com")
     token = export_link(privacy_request=pr)["url"].rsplit("/", 1)[-1]
-    export = DataExport.objects.get(privacy_request=pr)
+    export = DataExport.objects.for_tenant(tenant).get(privacy_request=pr)
     later = timezone.now() + timedelta(days=7, seconds=1)
     import time_machine
 
@@ -101,7 +101,8 @@ def test_an_erasure_removes_the_subject_everywhere_but_the_proof(tenant, oncommi
     assert counts["privacy.exports"] == 1  # the earlier access request's file
     assert receipt["verification"]["hits"] == 0
     assert pr.erasure_check["hits"] == []
-    assert not default_storage.exists(DataExport.objects.get(privacy_request=access).path)
+    assert not default_storage.exists(
+        DataExport.objects.for_tenant(tenant).get(privacy_request=access).path)
     assert not bytes(pr.contact_ciphertext or b"")
     assert pr.contact_wiped_at is not None
     steps = AuditEvent.objects.for_tenant(tenant).filter(action="privacy.erasure_step")
@@ -136,11 +137,11 @@ def test_a_crashed_erasure_resumes_after_the_last_finished_handler(tenant, oncom
     with declared(throwaway_store("test.flaky", category="test", erase=flaky)):
         with oncommit():
             pr = make_request(tenant, "erasure", "alice@example.com")
-        job = FulfilmentJob.objects.get(privacy_request=pr)
+        job = FulfilmentJob.objects.for_tenant(tenant).get(privacy_request=pr)
         assert job.status == DurableJob.Status.PENDING  # left for the sweeper
         assert "events.event" in job.progress["steps"]
         assert "test.flaky" not in job.progress["steps"]
-        assert not Event.objects.filter(subject_key=key).exists()
+        assert not Event.all_tenants.filter(subject_key=key).exists()
         with oncommit():
             assert sweep_stuck_jobs(now=timezone.now() + timedelta(hours=1))["requeued"] == 1
     pr.refresh_from_db()
@@ -160,7 +161,7 @@ def test_running_a_finished_job_again_does_nothing(tenant, oncommit, monkeypatch
     with oncommit():
         pr = make_request(tenant, "erasure", "alice@example.com")
     calls = _counting("events.event", monkeypatch)
-    job = FulfilmentJob.objects.get(privacy_request=pr)
+    job = FulfilmentJob.objects.for_tenant(tenant).get(privacy_request=pr)
     job.status = DurableJob.Status.RUNNING  # a duplicate delivery racing the first
     run_fulfilment(job=job)
     assert calls == []
@@ -176,7 +177,7 @@ def test_an_erasure_that_leaves_anything_behind_is_not_completed(tenant, oncommi
     assert pr.status == "in_progress"
     assert pr.erasure_check["hits"] == ["test.stubborn: a copy in the test store"]
     assert "receipt" not in pr.result
-    job = FulfilmentJob.objects.get(privacy_request=pr)
+    job = FulfilmentJob.objects.for_tenant(tenant).get(privacy_request=pr)
     assert job.status == DurableJob.Status.PENDING  # the sweeper tries again, then gives up
     assert len(job.progress["sweeps"]) == 1  # every handler ran once more before giving up
     assert "verification" in pr.last_error
@@ -186,7 +187,7 @@ def test_the_table_scan_finds_a_key_left_in_any_column(tenant, oncommit):
     from apps.privacy.services import check_subject
 
     key = seed_subject(tenant, "alice@example.com")
-    AuditEvent.objects.filter(tenant=tenant).update(details={"leak": f"x{key}y"})
+    AuditEvent.objects.for_tenant(tenant).update(details={"leak": f"x{key}y"})
     hits = check_subject(tenant=tenant, subject_key=key).hits
     assert "table audit_auditevent.details" in hits
     assert "table events_event.subject_key" in hits
@@ -202,9 +203,9 @@ def test_an_unverified_request_releases_and_erases_nothing(tenant, oncommit, kin
     run_fulfilment(job=job)
     job.refresh_from_db()
     assert job.status == DurableJob.Status.FAILED
-    assert Event.objects.filter(subject_key=key).count() == 2
-    assert not DataExport.objects.exists()
-    assert not ErasureTombstone.objects.exists()
+    assert Event.objects.for_tenant(tenant).filter(subject_key=key).count() == 2
+    assert not DataExport.all_tenants.exists()
+    assert not ErasureTombstone.all_tenants.exists()
     pr.refresh_from_db()
     assert pr.status == "received"
 
@@ -213,12 +214,12 @@ def test_a_rejected_request_cancels_its_job(tenant, oncommit):
     from apps.privacy.services import reject_privacy_request
 
     pr = make_request(tenant, "access", "alice@example.com")  # job enqueued, not run
-    job = FulfilmentJob.objects.get(privacy_request=pr)
+    job = FulfilmentJob.objects.for_tenant(tenant).get(privacy_request=pr)
     reject_privacy_request(privacy_request=pr, reason="Manifestly unfounded.")
     job.refresh_from_db()
     assert job.status == DurableJob.Status.FAILED
     run_fulfilment(job=job)
-    assert not DataExport.objects.exists()
+    assert not DataExport.all_tenants.exists()
 
 
 def test_the_receipt_names_the_model_versions_describers_report(tenant, oncommit):

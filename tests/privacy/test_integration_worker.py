@@ -50,23 +50,23 @@ def hooked_worker(celery_worker_process: WorkerProcess, transactional_db,
 
 
 def _status(pr: PrivacyRequest) -> str:
-    return PrivacyRequest.objects.get(pk=pr.pk).status
+    return PrivacyRequest.objects.for_tenant(pr.tenant_id).get(pk=pr.pk).status
 
 
 def _start_erasure(tenant, worker: WorkerProcess) -> tuple[PrivacyRequest, str]:
     key = seed_subject(tenant, "alice@example.com", events=25)
     pr = make_request(tenant, "erasure", "alice@example.com")  # commits: sent to the worker
     wait_for(lambda: (worker.markers / "started").exists(), timeout=60)  # type: ignore[attr-defined]
-    job = FulfilmentJob.objects.get(privacy_request=pr)
+    job = FulfilmentJob.objects.for_tenant(tenant).get(privacy_request=pr)
     assert "events.event" in job.progress["steps"]  # done and checkpointed before the kill
-    assert not Event.objects.filter(subject_key=key).exists()
+    assert not Event.all_tenants.filter(subject_key=key).exists()
     return pr, key
 
 
 def _assert_finished_once(tenant, pr: PrivacyRequest, key: str, worker: WorkerProcess) -> None:
     pr.refresh_from_db()
     assert pr.status == "completed", worker.log()[-3000:]
-    job = FulfilmentJob.objects.get(privacy_request=pr)
+    job = FulfilmentJob.objects.for_tenant(tenant).get(privacy_request=pr)
     assert job.status == DurableJob.Status.SUCCEEDED
     assert job.attempts == 2  # killed once, resumed once
     steps = AuditEvent.objects.for_tenant(tenant).filter(action="privacy.erasure_step")

@@ -41,6 +41,10 @@ SUBJECT = "alice@example.com"
 Status = PrivacyRequest.Status
 
 
+
+def _jobs(pr: PrivacyRequest) -> Any:
+    return FulfilmentJob.objects.for_tenant(pr.tenant_id).filter(privacy_request=pr)
+
 def _create(tenant: Any, kind: str, *, regime: str = "gdpr", details: dict | None = None,
             subject: str = SUBJECT, **kwargs: Any) -> PrivacyRequest:
     """A request received by mail (so nothing verifies it but the table's own rule)."""
@@ -157,7 +161,7 @@ def test_every_kind_end_to_end(tenant, oncommit, mailoutbox, value, regime):
     assert pr.due_at == _due(kind.clocks[regime], received)
     if kind.needs_verification:
         assert pr.status == Status.RECEIVED
-        assert not FulfilmentJob.objects.filter(privacy_request=pr).exists()
+        assert not _jobs(pr).exists()
         with oncommit():
             verify_privacy_request(privacy_request=pr,
                                    method=PrivacyRequest.Verification.STAFF)
@@ -165,7 +169,7 @@ def test_every_kind_end_to_end(tenant, oncommit, mailoutbox, value, regime):
         assert pr.verification_method == PrivacyRequest.Verification.NOT_REQUIRED
     pr.refresh_from_db()
     assert pr.status == Status.COMPLETED
-    assert FulfilmentJob.objects.filter(privacy_request=pr).exists() == kind.as_job
+    assert _jobs(pr).exists() == kind.as_job
     EXPECTED[value](tenant, pr, key)
     assert [m for m in mailoutbox if "completed" in m.subject]
     assert (bytes(pr.contact_ciphertext) != b"") == kind.produces_export
@@ -286,7 +290,7 @@ def test_a_new_job_kind_runs_as_a_durable_job(tenant, oncommit, register_kind):
     pr.refresh_from_db()
     assert pr.status == Status.COMPLETED
     assert pr.result["courtesy_job"]["count"] == 1
-    job = FulfilmentJob.objects.get(privacy_request=pr)
+    job = _jobs(pr).get()
     assert job.status == DurableJob.Status.SUCCEEDED
 
 
@@ -298,7 +302,7 @@ def test_an_unknown_kind_is_refused_by_the_service(tenant):
         _create(tenant, "forget-me")
     assert refused.value.code == "invalid_kind"
     assert refused.value.details["allowed"] == list(TABLE)
-    assert not PrivacyRequest.objects.exists()
+    assert not PrivacyRequest.all_tenants.exists()  # nothing stored, in any tenant
 
 
 def test_an_unknown_kind_is_refused_by_the_api_with_the_error_shape(tenant, api, oncommit):
@@ -307,7 +311,7 @@ def test_an_unknown_kind_is_refused_by_the_api_with_the_error_shape(tenant, api,
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid"
     assert "kind" in response.json()["error"]["details"]
-    assert not PrivacyRequest.objects.exists()
+    assert not PrivacyRequest.all_tenants.exists()  # nothing stored, in any tenant
 
 
 @pytest.mark.parametrize("broken", [
@@ -327,20 +331,20 @@ def test_an_unmapped_kind_is_refused_before_anything_is_stored(tenant, api, onco
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "unmapped_kind"
     assert set(response.json()["error"]) == {"code", "message", "details"}
-    assert not PrivacyRequest.objects.exists()
+    assert not PrivacyRequest.all_tenants.exists()  # nothing stored, in any tenant
 
 
 def test_a_stored_request_whose_kind_left_the_table_is_refused_not_guessed(tenant, api,
                                                                            oncommit):
     pr = _create(tenant, "access")  # received, waiting for verification
-    PrivacyRequest.objects.filter(pk=pr.pk).update(kind="retired")
+    PrivacyRequest.objects.for_tenant(pr.tenant_id).filter(pk=pr.pk).update(kind="retired")
     pr.refresh_from_db()
     with pytest.raises(ApplicationError) as refused:
         verify_privacy_request(privacy_request=pr, method=PrivacyRequest.Verification.STAFF)
     assert refused.value.code == "invalid_kind"
     pr.refresh_from_db()
     assert pr.status == Status.RECEIVED  # the verification rolled back with the refusal
-    PrivacyRequest.objects.filter(pk=pr.pk).update(status=Status.VERIFIED)
+    PrivacyRequest.objects.for_tenant(pr.tenant_id).filter(pk=pr.pk).update(status=Status.VERIFIED)
     pr.refresh_from_db()
     with pytest.raises(ApplicationError):
         fulfil_now(privacy_request=pr)

@@ -75,15 +75,15 @@ def test_housekeeping_leaves_request_records_to_the_retention_policy(tenant, onc
         pr = make_request(tenant, "erasure", "alice@example.com")
     with time_machine.travel(timezone.now() + timedelta(days=2000), tick=False):
         run_housekeeping()
-    assert PrivacyRequest.objects.filter(pk=pr.pk).exists()
-    assert ErasureTombstone.objects.get().privacy_request == pr
+    assert PrivacyRequest.objects.for_tenant(tenant).filter(pk=pr.pk).exists()
+    assert ErasureTombstone.objects.for_tenant(tenant).get().privacy_request == pr
 
 
 def test_housekeeping_prunes_expired_portal_sessions(tenant):
     open_portal_session(tenant=tenant, subject_key="k" * 64, method="signed_link")
     with time_machine.travel(timezone.now() + timedelta(hours=1), tick=False):
         assert run_housekeeping()["sessions_deleted"] == 1
-    assert not PortalSession.objects.exists()
+    assert not PortalSession.all_tenants.exists()
 
 
 def test_verify_erasure_reports_zero_hits_and_exits_1_on_a_leftover(tenant, oncommit):
@@ -120,8 +120,8 @@ def test_replay_erasures_deletes_what_a_restore_brought_back(tenant, other_tenan
     call_command("replay_erasures", "--tenant", tenant.slug, stdout=out)
     assert "replayed 1 erased subject(s)" in out.getvalue()
     assert "events.event: 3 row(s) removed" in out.getvalue()
-    assert not Event.objects.filter(pk__in=[e.pk for e in restored]).exists()
-    assert Event.objects.filter(subject_key=survivor).count() == 2
+    assert not Event.all_tenants.filter(pk__in=[e.pk for e in restored]).exists()
+    assert Event.objects.for_tenant(tenant).filter(subject_key=survivor).count() == 2
     call_command("replay_erasures", "--since", "2999-01-01", stdout=io.StringIO())
 
 

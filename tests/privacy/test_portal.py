@@ -75,7 +75,7 @@ def test_an_email_request_waits_for_the_emailed_link(tenant, portal, oncommit):
     response = ask(portal, tenant, oncommit)
     assert response.status_code == 302
     assert response["Location"] == base(tenant) + "request/sent?what=verify"
-    pr = PrivacyRequest.objects.get()
+    pr = PrivacyRequest.objects.for_tenant(tenant).get()
     assert pr.status == "verifying"
     assert pr.acknowledged_at is not None
     assert len(mail.outbox) == 1
@@ -100,7 +100,7 @@ def test_erasure_through_the_portal_leaves_the_key_only_in_the_proof(tenant, por
 
     ask(portal, tenant, oncommit)
     done = confirm(portal, oncommit, mail.outbox[0])
-    pr = PrivacyRequest.objects.get()
+    pr = PrivacyRequest.objects.for_tenant(tenant).get()
     assert done.status_code == 302
     assert done["Location"] == base(tenant) + f"requests/{pr.reference}"
     pr.refresh_from_db()
@@ -137,8 +137,8 @@ def test_a_wrong_token_is_refused_and_costs_an_attempt(tenant, portal, oncommit)
     wrong = portal.post(path, {"r": reference, "token": token[:-2] + "xx"})
     assert wrong.status_code == 400
     assert "not valid or has expired" in wrong.content.decode()
-    assert VerificationChallenge.objects.get().attempts == 1
-    assert PrivacyRequest.objects.get().status == "verifying"
+    assert VerificationChallenge.objects.for_tenant(tenant).get().attempts == 1
+    assert PrivacyRequest.objects.for_tenant(tenant).get().status == "verifying"
     unknown = portal.post(path, {"r": "x" * len(reference), "token": token})
     known = portal.post(path, {"r": reference, "token": "bad"})
     assert unknown.status_code == known.status_code == 400
@@ -151,13 +151,13 @@ def test_five_wrong_attempts_kill_the_code(tenant, portal, oncommit):
     for _ in range(5):
         portal.post(path, {"r": reference, "token": "wrong-guess"})
     assert portal.post(path, {"r": reference, "token": token}).status_code == 400
-    assert PrivacyRequest.objects.get().status == "verifying"
+    assert PrivacyRequest.objects.for_tenant(tenant).get().status == "verifying"
 
 
 def test_a_token_expires_after_60_minutes(tenant, portal, oncommit):
     ask(portal, tenant, oncommit)
     path, reference, token = link_from(mail.outbox[0])
-    challenge = VerificationChallenge.objects.get()
+    challenge = VerificationChallenge.objects.for_tenant(tenant).get()
     with time_machine.travel(challenge.expires_at, tick=False):
         assert portal.post(path, {"r": reference, "token": token}).status_code == 400
     with time_machine.travel(challenge.expires_at - timedelta(seconds=1), tick=False), \
@@ -184,7 +184,7 @@ def test_opt_out_needs_no_verification_and_is_applied_at_once(tenant, portal, on
     key = seed_subject(tenant, "alice@example.com")
     response = ask(portal, tenant, oncommit, kind="opt_out", regime="ccpa")
     assert response["Location"].endswith("what=applied")
-    pr = PrivacyRequest.objects.get()
+    pr = PrivacyRequest.objects.for_tenant(tenant).get()
     assert pr.status == "completed"
     assert pr.verification_method == "not_required"
     states = {d.purpose.key: d for d in get_subject_consent(tenant=tenant, subject_key=key)
@@ -196,7 +196,7 @@ def test_opt_out_needs_no_verification_and_is_applied_at_once(tenant, portal, on
 def test_an_account_id_cannot_be_verified_by_email(tenant, portal, oncommit):
     response = ask(portal, tenant, oncommit, identifier="customer-4711")
     assert response["Location"].endswith("what=account")
-    assert not PrivacyRequest.objects.exists()
+    assert not PrivacyRequest.all_tenants.exists()
     assert not mail.outbox
 
 
@@ -256,13 +256,13 @@ def test_a_signed_link_opens_a_verified_session(tenant, portal, oncommit):
     response = start(portal, tenant, sign_portal_token(tenant=tenant, subject="user-42",
                                                        email="u42@example.com"))
     assert response.status_code == 302
-    assert PortalSession.objects.get().subject_key == key
+    assert PortalSession.objects.for_tenant(tenant).get().subject_key == key
     page = portal.get(base(tenant) + "my-data").content.decode()
     assert "interaction events" in page
     assert "<td>3</td>" in page
     with oncommit():
         made = portal.post(base(tenant) + "request", {"kind": "access", "regime": "gdpr"})
-    pr = PrivacyRequest.objects.get()
+    pr = PrivacyRequest.objects.for_tenant(tenant).get()
     assert made["Location"] == base(tenant) + f"requests/{pr.reference}"
     pr.refresh_from_db()
     assert pr.status == "completed"
@@ -298,7 +298,7 @@ def test_a_bad_signed_link_is_refused(tenant, other_tenant, portal, case):
         token = ""
     response = start(portal, tenant, token)
     assert response.status_code == 400
-    assert not PortalSession.objects.exists()
+    assert not PortalSession.all_tenants.exists()
 
 
 def test_pages_for_verified_subjects_need_a_session(tenant, portal):
@@ -330,7 +330,7 @@ def test_my_data_removes_chosen_interactions_as_a_rectification(tenant, portal, 
     with oncommit():
         response = portal.post(base(tenant) + "my-data", {"event": [first.event_id]})
     assert response.status_code == 302
-    pr = PrivacyRequest.objects.get()
+    pr = PrivacyRequest.objects.for_tenant(tenant).get()
     assert pr.kind == "rectification"
     assert pr.status == "completed"
     assert Event.objects.for_tenant(tenant).filter(subject_key=key).count() == 2
@@ -341,9 +341,9 @@ def test_an_emailed_rectification_is_completed_by_the_subjects_corrections(tenan
     key = seed_subject(tenant, "alice@example.com", events=2)
     ask(portal, tenant, oncommit, kind="rectification")
     done = confirm(portal, oncommit, mail.outbox[0])
-    pr = PrivacyRequest.objects.get()
+    pr = PrivacyRequest.objects.for_tenant(tenant).get()
     assert done["Location"] == base(tenant) + f"my-data?request={pr.reference}"
-    assert PrivacyRequest.objects.get().status == "verified"
+    assert PrivacyRequest.objects.for_tenant(tenant).get().status == "verified"
     with oncommit():
         portal.post(base(tenant) + "preferences",
                     {"purpose": ["personalization", "analytics"], "level": "session",
@@ -386,9 +386,10 @@ def test_signing_out_ends_the_session(tenant, portal):
     assert portal.get(base(tenant) + "my-data").status_code == 200
     portal.post(base(tenant) + "signout")
     assert portal.get(base(tenant) + "my-data").status_code == 403
-    assert not PortalSession.objects.exists()
+    assert not PortalSession.all_tenants.exists()
 
 
 def test_an_unverified_subject_key_is_the_tenants_pseudonym(tenant, portal, oncommit):
     ask(portal, tenant, oncommit, identifier="alice@example.com")
-    assert PrivacyRequest.objects.get().subject_key == pseudonymize(tenant, "alice@example.com")
+    assert (PrivacyRequest.objects.for_tenant(tenant).get().subject_key
+            == pseudonymize(tenant, "alice@example.com"))

@@ -53,7 +53,7 @@ def test_an_access_request_exports_a_newly_declared_store(tenant, oncommit):
                                                                   subject_key=key)}
     pr.refresh_from_db()
     assert pr.status == "completed"
-    export = DataExport.objects.get(privacy_request=pr)
+    export = DataExport.objects.for_tenant(pr.tenant_id).get(privacy_request=pr)
     with default_storage.open(export.path, "rb") as handle:
         archive = zipfile.ZipFile(io.BytesIO(handle.read()))
     document = json.loads(archive.read("export.json"))

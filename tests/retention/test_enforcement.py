@@ -318,7 +318,8 @@ def test_a_run_interrupted_among_inactive_subjects_resumes_from_its_cursor(tenan
     assert states == {kept}
     assert not states & gone
     run = RetentionRun.objects.for_tenant(tenant).get()
-    assert RetentionReceipt.objects.get(run=run, category="inactive_subjects").deleted == 4
+    assert RetentionReceipt.objects.for_tenant(tenant).get(
+        run=run, category="inactive_subjects").deleted == 4
 
 
 def test_a_finished_run_is_not_run_again(tenant):

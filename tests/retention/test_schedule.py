@@ -109,8 +109,8 @@ def test_the_sweeper_resends_a_run_whose_worker_was_lost(tenant, status, mocker)
     with at(DAY):
         run = start_retention_run(tenant=tenant, trigger=RetentionRun.Trigger.ADMIN,
                                   enqueue=False)
-        RetentionRun.objects.filter(pk=run.pk).update(status=status, heartbeat_at=DAY,
-                                                      enqueued_at=DAY)
+        RetentionRun.objects.for_tenant(tenant).filter(pk=run.pk).update(
+            status=status, heartbeat_at=DAY, enqueued_at=DAY)
     with at(DAY + timedelta(minutes=16)), transaction.atomic():
         counts = sweep_stuck_jobs()
     assert counts["requeued"] >= 1

@@ -19,12 +19,13 @@ def api_key_list(owner: Tenant) -> IsolationCase:
 @isolation_case("api-key-detail")
 def api_key_detail(owner: Tenant) -> IsolationCase:
     key, _ = make_api_key(owner, name="owner-detail-key")
-    missing_id = (ApiKey.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1000
+    missing_id = (ApiKey.all_tenants.order_by("-pk").values_list("pk", flat=True).first()
+                  or 0) + 1000
     return IsolationCase(
         target=Probe(kwargs={"key_id": key.pk}),
         missing=Probe(kwargs={"key_id": missing_id}),
         markers=(key.prefix, "owner-detail-key"),
-        intact=lambda: ApiKey.objects.get(pk=key.pk).revoked_at is None,
+        intact=lambda: ApiKey.objects.for_tenant(owner).get(pk=key.pk).revoked_at is None,
     )
 
 

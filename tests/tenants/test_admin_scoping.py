@@ -38,7 +38,7 @@ def test_another_tenants_object_looks_like_a_missing_one(tenant, other_tenant, o
     assert "their-key" not in foreign.content.decode()
     assert owner_client.post(f"/admin/tenants/apikey/{theirs.pk}/delete/",
                              {"post": "yes"}).status_code in {302, 404}
-    assert ApiKey.objects.filter(pk=theirs.pk).exists()
+    assert ApiKey.objects.for_tenant(other_tenant).filter(pk=theirs.pk).exists()
 
 
 def test_foreign_key_choices_are_only_the_members_tenant(tenant, other_tenant, owner_client):
@@ -53,7 +53,7 @@ def test_a_created_key_belongs_to_the_members_tenant_and_is_shown_once(tenant, o
     response = owner_client.post("/admin/tenants/apikey/add/",
                                  {"name": "from-admin", "scopes": ["events:write"]}, follow=True)
     assert response.status_code == 200
-    key = ApiKey.objects.get(name="from-admin")
+    key = ApiKey.all_tenants.get(name="from-admin")
     assert key.tenant_id == tenant.pk
     assert f"dsk_{key.prefix}_" in response.content.decode()
     assert f"dsk_{key.prefix}_" not in owner_client.get(

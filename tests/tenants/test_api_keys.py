@@ -32,7 +32,7 @@ def test_a_valid_key_authenticates_and_records_use(tenant):
     response = _client(raw_key).get("/api/v1/")
     assert response.status_code == 200
     assert response.json()["tenant"]["slug"] == tenant.slug
-    assert ApiKey.objects.get(pk=api_key.pk).last_used_at is not None
+    assert ApiKey.objects.for_tenant(tenant).get(pk=api_key.pk).last_used_at is not None
 
 
 @pytest.mark.parametrize("header", ["", "Bearer", "Bearer nonsense", "Token abc",
@@ -92,7 +92,7 @@ def test_keys_are_listed_and_revoked_through_the_api(tenant, api):
 
 def test_throttling_is_per_key(tenant, settings):
     limited, limited_raw = make_api_key(tenant, name="limited")
-    ApiKey.objects.filter(pk=limited.pk).update(rate_limit_per_minute=2)
+    ApiKey.objects.for_tenant(tenant).filter(pk=limited.pk).update(rate_limit_per_minute=2)
     _, free_raw = make_api_key(tenant, name="free")
     from django.core.cache import cache
 

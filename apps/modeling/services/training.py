@@ -355,8 +355,8 @@ def _register(*, tenant: Tenant, run: TrainingRun | None, data: TrainingData,
         version.save(update_fields=["activation_note", "updated_at"])
     # Erasures and withdrawals up to the consent snapshot are reflected in this model.
     if state.retrain_requested_at and state.retrain_requested_at <= data.consent_snapshot_at:
-        ServingState.objects.filter(pk=state.pk).update(retrain_requested_at=None,
-                                                        retrain_reason="")
+        ServingState.objects.for_tenant(tenant).filter(pk=state.pk).update(
+            retrain_requested_at=None, retrain_reason="")
     return version
 
 
@@ -392,8 +392,8 @@ def start_due_retrains(*, now: datetime | None = None) -> int:
     purpose (housekeeping over one bookkeeping table)."""
     now = now or timezone.now()
     started = 0
-    due = ServingState.objects.filter(retrain_requested_at__isnull=False).select_related(
-        "tenant")
+    due = ServingState.all_tenants.filter(  # every tenant's pending retrains, on purpose
+        retrain_requested_at__isnull=False).select_related("tenant")
     for state in due:
         cfg = modeling_settings(state.tenant)
         if state.retrain_requested_at > now - timedelta(seconds=cfg.retrain_debounce_seconds):

@@ -43,7 +43,7 @@ def begin_erasure(pr: PrivacyRequest) -> None:
     stored while the handlers run (ingestion refuses events of restricted subjects)."""
     from apps.consent.services import set_restriction
 
-    ErasureTombstone.objects.get_or_create(
+    ErasureTombstone.objects.for_tenant(pr.tenant_id).get_or_create(
         tenant_id=pr.tenant_id, subject_key=pr.subject_key, privacy_request=pr,
         defaults={"erased_at": timezone.now()})
     set_restriction(tenant=pr.tenant, subject_key=pr.subject_key, restricted=True,
@@ -145,7 +145,7 @@ def _sweep(job: FulfilmentJob, pr: PrivacyRequest) -> None:
         with transaction.atomic():
             counts[handler.name] = erase_with_handler(handler, pr.tenant, pr.subject_key)
     with transaction.atomic():
-        locked = FulfilmentJob.objects.select_for_update().get(pk=job.pk)
+        locked = FulfilmentJob.objects.for_tenant(job.tenant_id).select_for_update().get(pk=job.pk)
         locked.progress = {**locked.progress,
                            "sweeps": [*locked.progress.get("sweeps", []), counts]}
         locked.save(update_fields=["progress", "updated_at"])

@@ -50,7 +50,7 @@ def run_step(job: FulfilmentJob, name: str, work: Callable[[], dict[str, Any]],
     """Run ``work`` unless checkpoint ``name`` exists; the work, its checkpoint and
     ``on_done`` (the audit entry) commit together. Returns the checkpoint."""
     with transaction.atomic():
-        locked = FulfilmentJob.objects.select_for_update().get(pk=job.pk)
+        locked = FulfilmentJob.objects.for_tenant(job.tenant_id).select_for_update().get(pk=job.pk)
         steps = dict(locked.progress.get("steps", {}))
         if name in steps:
             job.progress = locked.progress

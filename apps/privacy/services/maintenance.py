@@ -108,11 +108,11 @@ def run_housekeeping(*, now: datetime | None = None) -> dict[str, int]:
                 privacy_request=pr, reason="We could not verify your identity: the "
                 "confirmation link we sent was not used.")
             done["unverified_rejected"] += 1
-    # Spent or expired verification material, every tenant.
-    done["challenges_deleted"] = VerificationChallenge.objects.filter(
+    # Spent or expired verification material, every tenant (all_tenants: housekeeping).
+    done["challenges_deleted"] = VerificationChallenge.all_tenants.filter(
         Q(expires_at__lt=now - timedelta(days=1))).delete()[0]
-    done["signed_links_pruned"] = SignedLinkUse.objects.filter(expires_at__lt=now).delete()[0]
-    done["sessions_deleted"] = PortalSession.objects.filter(expires_at__lt=now).delete()[0]
+    done["signed_links_pruned"] = SignedLinkUse.all_tenants.filter(expires_at__lt=now).delete()[0]
+    done["sessions_deleted"] = PortalSession.all_tenants.filter(expires_at__lt=now).delete()[0]
     return dict(done)
 
 
@@ -121,7 +121,7 @@ def replay_erasures(*, tenant: Tenant | None = None, since: datetime | None = No
     """After a database or model restore: run every store's erase again for each erased
     subject key (tombstones), oldest first; stores kept as proof the law requires are left
     alone. Idempotent. Returns rows removed per store."""
-    tombstones = ErasureTombstone.objects.all()  # every tenant unless one is named
+    tombstones = ErasureTombstone.all_tenants.all()  # an ops command: every tenant unless named
     if tenant is not None:
         tombstones = tombstones.for_tenant(tenant)
     if since is not None:

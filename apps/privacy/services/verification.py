@@ -185,7 +185,7 @@ def get_signing_secret(*, tenant: Tenant) -> bytes:
 def rotate_signing_secret(*, tenant: Tenant, actor: Any = None) -> bytes:
     """A new signing secret; links signed with the old one stop working at once."""
     secret = secrets.token_bytes(32)
-    PortalSettings.objects.update_or_create(
+    PortalSettings.objects.for_tenant(tenant).update_or_create(
         tenant=tenant, defaults={"signing_secret_ciphertext": encrypt_secret(secret),
                                  "rotated_at": timezone.now()})
     audit.record(tenant, "privacy.signing_secret_rotated", actor, ("privacy.portalsettings", ""))

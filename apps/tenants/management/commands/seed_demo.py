@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
-from apps.core.demo import run_demo_seeders
+from apps.tenants.demo import run_demo_seeders
 from apps.tenants.models import ApiKey, Membership, Scope, Tenant
 from apps.tenants.services import (
     add_member,
