@@ -3,26 +3,26 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from django.db import InterfaceError, OperationalError
+
+from apps.core.jobs import TRANSIENT_ERRORS
 
 logger = logging.getLogger("audit.tasks")
-RETRYABLE = (OperationalError, InterfaceError, TimeoutError)
 
 
-@shared_task(acks_late=True, autoretry_for=RETRYABLE, retry_backoff=15, retry_backoff_max=600,
-             retry_jitter=True, max_retries=5, soft_time_limit=1500, time_limit=1800)
+@shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=15,
+             retry_backoff_max=600, retry_jitter=True, max_retries=5,
+             soft_time_limit=1500, time_limit=1800)
 def verify_audit_chain_task(tenant_id: int, job_id: int) -> None:
     """Verify one tenant's audit chain. Idempotent: a finished job is not run again."""
     from apps.audit.models import AuditChainVerification
     from apps.audit.services import run_chain_verification
-    from apps.core.jobs import claim_job
+    from apps.core.jobs import run_job
 
-    job = claim_job(AuditChainVerification, tenant_id=tenant_id, job_id=job_id)
-    if job is not None:
-        run_chain_verification(job=job)
-        if not job.intact:
-            logger.error("audit.chain_broken tenant_id=%s sequence=%s", tenant_id,
-                         job.first_broken_sequence)
+    job = run_job(AuditChainVerification, tenant_id=tenant_id, job_id=job_id,
+                  work=lambda job: run_chain_verification(job=job))
+    if job is not None and not job.intact:
+        logger.error("audit.chain_broken tenant_id=%s sequence=%s", tenant_id,
+                     job.first_broken_sequence)
 
 
 @shared_task(acks_late=True, soft_time_limit=120, time_limit=180)

@@ -5,8 +5,9 @@ TrainingRun(TenantOwnedModel, DurableJob)``) and names the Celery task that runs
 ``job_task``, the task's dotted path, called with ``(tenant_id, job_id)`` like every task
 (STYLE S8). This module knows tenancy only by that convention and the managers every
 tenant-owned model has (``objects.for_tenant``, ``all_tenants``): core imports no app.
-:func:`enqueue_job` sends the task after commit; the task calls :func:`claim_job`,
-:func:`finish_job` and :func:`fail_job`. The beat sweeper (:func:`sweep_stuck_jobs`)
+:func:`enqueue_job` sends the task after commit; the task calls :func:`run_job`, the one
+runner: it claims the job, runs the app's work on it, finishes it, and applies the one error
+policy (:func:`run_job`'s docstring). The beat sweeper (:func:`sweep_stuck_jobs`)
 re-sends jobs whose message was lost (a broker restart, a killed worker) and gives up,
 visibly, after ``max_attempts``.
 """
@@ -14,19 +15,27 @@ visibly, after ``max_attempts``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, ClassVar, TypeVar
 
 from django.apps import apps
-from django.db import models, transaction
+from django.db import InterfaceError, OperationalError, models, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from apps.core.exceptions import ApplicationError
 from apps.core.models import BaseModel
 
 logger = logging.getLogger("core.jobs")
 
 J = TypeVar("J", bound="DurableJob")
+R = TypeVar("R")
+
+#: Errors worth retrying soon: the database went away or timed out. The task re-raises them
+#: so Celery retries with backoff and jitter (``autoretry_for=TRANSIENT_ERRORS``).
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OperationalError, InterfaceError,
+                                                      TimeoutError)
 
 
 class DurableJob(BaseModel):
@@ -90,6 +99,58 @@ def claim_job(model: type[J], *, tenant_id: int, job_id: int) -> J | None:
         job.heartbeat_at = now
         job.save(update_fields=["status", "attempts", "started_at", "heartbeat_at", "updated_at"])
         return job
+
+
+def run_job(model: type[J], *, tenant_id: int, job_id: int, work: Callable[[J], R]) -> R | None:
+    """Claim job ``job_id`` of ``model`` and run ``work`` on it: the body of every durable
+    job's task. ``None`` when the job is gone or finished (a duplicate delivery is a no-op).
+    A job that ``work`` left running (neither finished nor failed) is finished when it
+    returns.
+
+    The one error policy:
+
+    * :class:`ApplicationError` (a domain refusal: nothing to train on, a closed request):
+      the job fails for good, with the error's code and message, and the task ends.
+    * a transient error (:data:`TRANSIENT_ERRORS`): the job stays pending and the error is
+      re-raised, so the task retries it with backoff (and the sweeper, if the task cannot).
+    * anything else: a fault. The job records the error's class only (a message could quote
+      a subject's data), stays pending for the sweeper until ``max_attempts`` is spent, and
+      the traceback goes to the log; the task ends (the job row, not the broker message, is
+      the record).
+    """
+    job = claim_job(model, tenant_id=tenant_id, job_id=job_id)
+    if job is None:
+        return None
+    try:
+        result = work(job)
+    except ApplicationError as exc:
+        _refresh(job)
+        fail_job(job, f"{exc.code}: {exc.message}", retryable=False)
+        return None
+    except TRANSIENT_ERRORS as exc:
+        _refresh(job)
+        fail_job(job, f"transient: {type(exc).__name__}", retryable=True)
+        raise
+    except Exception as exc:
+        logger.exception("core.job_failed model=%s id=%s", model.__name__, job_id)
+        _refresh(job)
+        fail_job(job, f"{type(exc).__name__} after "
+                      f"{job.progress.get('last_step', job.progress.get('stage', 'start'))}",
+                 retryable=True)
+        return None
+    _refresh(job)
+    if job.status == DurableJob.Status.RUNNING:  # neither finished nor failed by the work
+        finish_job(job)
+    return result
+
+
+def _refresh(job: DurableJob) -> None:
+    """Read the job row again (the work saved progress or a status through its own copy);
+    a failed connection leaves the in-memory copy, which is what ``fail_job`` saves."""
+    try:
+        job.refresh_from_db()
+    except TRANSIENT_ERRORS:
+        logger.warning("core.job_refresh_failed id=%s", job.pk)
 
 
 def record_progress(job: DurableJob, **progress: Any) -> None:

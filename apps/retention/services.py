@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from apps.audit.services import record
 from apps.core.exceptions import ApplicationError
-from apps.core.jobs import claim_job, enqueue_job, fail_job, finish_job
+from apps.core.jobs import enqueue_job, finish_job, run_job
 from apps.retention.categories import (
     RetentionCategory,
     get_retention_category,
@@ -249,16 +249,9 @@ def execute_retention_run(*, run: RetentionRun) -> dict[str, int]:
 
 def claim_and_execute_retention_run(*, tenant_id: int, run_id: int) -> dict[str, int] | None:
     """Claim the run (``None`` when it is gone or already finished: a duplicate delivery)
-    and execute it. An error leaves it pending for a retry until ``max_attempts``."""
-    run = claim_job(RetentionRun, tenant_id=tenant_id, job_id=run_id)
-    if run is None:
-        return None
-    try:
-        return execute_retention_run(run=run)
-    except Exception as exc:
-        run.refresh_from_db()
-        fail_job(run, f"{type(exc).__name__}: {exc}", retryable=True)
-        raise
+    and execute it, under the job runner's one error policy (``run_job``)."""
+    return run_job(RetentionRun, tenant_id=tenant_id, job_id=run_id,
+                   work=lambda run: execute_retention_run(run=run))
 
 
 def enforce_retention_now(*, tenant: Tenant, trigger: str = RetentionRun.Trigger.COMMAND,

@@ -5,14 +5,15 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from django.db import InterfaceError, OperationalError
+
+from apps.core.jobs import TRANSIENT_ERRORS
 
 logger = logging.getLogger("retention.tasks")
-RETRYABLE = (OperationalError, InterfaceError, TimeoutError)
 
 
-@shared_task(acks_late=True, autoretry_for=RETRYABLE, retry_backoff=15, retry_backoff_max=900,
-             retry_jitter=True, max_retries=5, soft_time_limit=3000, time_limit=3600)
+@shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=15,
+             retry_backoff_max=900, retry_jitter=True, max_retries=5,
+             soft_time_limit=3000, time_limit=3600)
 def enforce_retention_task(tenant_id: int, job_id: int) -> None:
     """Run or resume one tenant's retention run. Idempotent: every batch is checkpointed on
     the run row in its own transaction, and a finished run is not run again."""

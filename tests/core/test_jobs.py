@@ -2,11 +2,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+from django.db import OperationalError
 from django.utils import timezone
 
 from apps.audit.models import AuditChainVerification
 from apps.audit.services import request_chain_verification
-from apps.core.jobs import DurableJob, claim_job, sweep_stuck_jobs
+from apps.core.exceptions import ApplicationError
+from apps.core.jobs import DurableJob, claim_job, record_progress, run_job, sweep_stuck_jobs
 
 
 def test_a_requested_job_is_enqueued_after_commit_and_completes(
@@ -47,3 +50,60 @@ def test_the_sweeper_resends_lost_jobs_and_gives_up_visibly(
     assert exhausted.status == DurableJob.Status.FAILED
     assert "gave up after 5 attempts" in exhausted.last_error
     assert fresh.status == DurableJob.Status.RUNNING
+
+
+# --- The one runner and its error policy ---------------------------------------------------
+
+
+def _run(job: AuditChainVerification, work) -> object:
+    return run_job(AuditChainVerification, tenant_id=job.tenant_id, job_id=job.pk, work=work)
+
+
+def test_the_runner_finishes_a_job_its_work_left_running(tenant):
+    job = AuditChainVerification.objects.create(tenant=tenant)
+    assert _run(job, lambda claimed: "done") == "done"
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == (DurableJob.Status.SUCCEEDED, 1)
+    assert _run(job, lambda claimed: pytest.fail("a finished job ran again")) is None
+
+
+def test_a_domain_refusal_fails_the_job_for_good(tenant):
+    job = AuditChainVerification.objects.create(tenant=tenant)
+
+    def refuse(claimed):
+        raise ApplicationError("Nothing to do.", code="nothing_to_do")
+
+    assert _run(job, refuse) is None
+    job.refresh_from_db()
+    assert job.status == DurableJob.Status.FAILED
+    assert job.last_error == "nothing_to_do: Nothing to do."
+
+
+def test_a_transient_error_leaves_the_job_pending_and_is_raised_for_the_task_retry(tenant):
+    job = AuditChainVerification.objects.create(tenant=tenant)
+
+    def database_gone(claimed):
+        raise OperationalError("server closed the connection")
+
+    with pytest.raises(OperationalError):
+        _run(job, database_gone)
+    job.refresh_from_db()
+    assert job.status == DurableJob.Status.PENDING
+    assert job.last_error == "transient: OperationalError"
+
+
+def test_a_fault_is_recorded_by_class_only_and_left_to_the_sweeper(tenant):
+    job = AuditChainVerification.objects.create(tenant=tenant, max_attempts=2)
+
+    def fault(claimed):
+        record_progress(claimed, last_step="events.event")
+        raise ValueError("subject alice@example.com broke it")
+
+    assert _run(job, fault) is None
+    job.refresh_from_db()
+    assert job.status == DurableJob.Status.PENDING
+    assert job.last_error == "ValueError after events.event"
+    assert _run(job, fault) is None  # the second attempt spends max_attempts
+    job.refresh_from_db()
+    assert job.status == DurableJob.Status.FAILED
+    assert "alice" not in job.last_error
