@@ -151,6 +151,16 @@ def record(
     return entry
 
 
+
+def record_subject_data_viewed(*, tenant: Tenant, user: Any, target: Any, model: str,
+                               rows_shown: int, subject_key: str | None = None,
+                               **signal: Any) -> AuditEvent:
+    """A member opened subject data in the admin (``apps.tenants.signals``): one entry per
+    tenant for a list page, one per row for a detail page; it names the model and the row,
+    never a raw identifier."""
+    return record(tenant, "admin.subject_data_viewed", user, target,
+                  {"model": model, "rows_shown": rows_shown}, subject_key=subject_key)
+
 def forget_subject_token(*, tenant: Tenant, subject_key: str) -> int:
     """Erasure step: unlink the subject from every audit entry about them."""
     deleted, _ = SubjectAuditToken.objects.for_tenant(tenant).filter(
@@ -228,6 +238,22 @@ def prune_audit_events(*, tenant: Tenant, before: datetime, batch_size: int = 10
             head.pruned_through_hash = last_hash
             head.save(update_fields=["pruned_through_sequence", "pruned_through_hash"])
             deleted += len(batch)
+
+
+def prune_audit_events_batch(*, tenant: Tenant, cutoff: datetime,
+                             batch_size: int) -> tuple[int, bool]:
+    """Retention: prune the oldest ``batch_size`` or so entries older than ``cutoff``;
+    returns ``(deleted, done)``. :func:`prune_audit_events` deletes by time; bounding its
+    ``before`` by the time of the next entry past the batch keeps one transaction to about
+    one batch (entries sharing a timestamp may make it larger)."""
+    old = AuditEvent.objects.for_tenant(tenant).filter(occurred_at__lt=cutoff)
+    first = old.order_by("sequence").values_list("occurred_at", flat=True).first()
+    boundary = list(old.order_by("sequence").values_list("occurred_at", flat=True)
+                    [batch_size:batch_size + 1])
+    last_batch = not boundary or first is None or boundary[0] <= first
+    before = cutoff if last_batch else min(cutoff, boundary[0])
+    deleted = prune_audit_events(tenant=tenant, before=before, batch_size=batch_size)
+    return deleted, last_batch or deleted == 0
 
 
 def request_chain_verification(*, tenant: Tenant, requested_by: Any = None) -> (

@@ -397,6 +397,11 @@ def list_restricted_subjects(*, tenant: Tenant) -> QuerySet[SubjectState]:
 # --- Detail for the API and the admin ------------------------------------------------------
 
 
+def list_consent_changes(*, tenant: Tenant, since: datetime) -> QuerySet[ConsentRecord]:
+    """The tenant's consent decisions captured since ``since`` (shows a subject active)."""
+    return ConsentRecord.objects.for_tenant(tenant).filter(captured_at__gte=since)
+
+
 def list_consent_history(*, tenant: Tenant, subject_key: str) -> QuerySet[ConsentRecord]:
     """The subject's ledger, oldest first, with the purpose and notice joined."""
     return (ConsentRecord.objects.for_tenant(tenant).filter(subject_key=subject_key)

@@ -350,6 +350,12 @@ def use_retention_periods(source: PeriodSource) -> None:
     _period_source = source
 
 
+def retention_period(tenant: Tenant, category: str) -> timedelta | None:
+    """The tenant's period for ``category`` (``None``: not time-based), from the retention
+    app's policies once it is ready; lets a lower app read it without importing retention."""
+    return _period_source(tenant, category)
+
+
 def describe_period(period: timedelta | None) -> str:
     if period is None:
         return "no fixed period"

@@ -21,9 +21,8 @@ def _check_database() -> str:
 
 
 def _check_broker() -> str:
+    from celery import current_app as app  # the project's app (platform_site.celery)
     from django.conf import settings
-
-    from platform_site.celery import app
 
     with app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
         conn.ensure_connection(max_retries=1, interval_start=0, timeout=2)

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db.models import QuerySet, Value
 
+from apps.core.subject_data import retention_period
 from apps.events.models import Event, EventProperty, EventType, FieldKind, Item, ItemAttribute
 from apps.events.validation import is_clean_text
 from apps.tenants.config_memo import memoize_tenant_config
@@ -132,9 +133,7 @@ def events_retention_period(tenant: Tenant) -> timedelta | None:
     """How long the tenant keeps events: the retention app's ``events`` policy (default
     365 days); ``None`` when events are kept until erased. The older tenant setting
     ``event_retention_days``, when present, can only shorten it (the shorter period wins)."""
-    from apps.retention.selectors import get_retention_period
-
-    period = get_retention_period(tenant=tenant, category="events")
+    period = retention_period(tenant, "events")
     legacy = tenant_setting(tenant, RETENTION_SETTING, None)
     if isinstance(legacy, int) and not isinstance(legacy, bool) and legacy > 0:
         shorter = timedelta(days=legacy)

@@ -7,12 +7,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.apps import apps
-from django.db.models import Count, Min, QuerySet
+from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 
 from apps.core.exceptions import ApplicationError
 from apps.core.subject_data import retention_notice, subject_data_stores
-from apps.privacy.models import FulfilmentJob, PrivacyRequest
+from apps.privacy.models import FulfilmentJob, PortalSession, PrivacyRequest
 from apps.privacy.services.deadlines import days_left, due_state
 from apps.privacy.services.requests import at_risk_days
 from apps.tenants.models import Tenant
@@ -82,16 +82,14 @@ class TimelineEntry:
 
 def get_request_timeline(*, privacy_request: PrivacyRequest) -> list[TimelineEntry]:
     """Every audit entry about the request, oldest first, plus each fulfilment job step."""
-    from apps.audit.models import AuditEvent
+    from apps.audit.selectors import list_audit_events_about
 
     pr = privacy_request
     entries = [
         TimelineEntry(e.occurred_at, e.action, e.actor_type + (f" #{e.actor_id}"
                                                                if e.actor_id else ""),
                       e.details)
-        for e in AuditEvent.objects.for_tenant(pr.tenant_id)
-        .filter(target_type=PrivacyRequest._meta.label_lower, target_id=str(pr.pk))
-        .order_by("sequence")
+        for e in list_audit_events_about(tenant=pr.tenant_id, target=pr)
     ]
     for job in FulfilmentJob.objects.for_tenant(pr.tenant_id).filter(privacy_request=pr):
         entries.append(TimelineEntry(job.created_at, f"job {job.pk}: {job.status}", "system",
@@ -142,3 +140,14 @@ def get_subject_data_summary(*, tenant: Tenant, subject_key: str) -> list[Catego
 def list_subject_requests(*, tenant: Tenant, subject_key: str) -> QuerySet[PrivacyRequest]:
     return (PrivacyRequest.objects.for_tenant(tenant).filter(subject_key=subject_key)
             .order_by("-received_at"))
+
+
+def list_privacy_activity(*, tenant: Tenant, since: datetime) -> list[QuerySet[Any]]:
+    """What shows a subject active since ``since`` here (rows keyed by ``subject_key``): a
+    privacy-portal visit, or a request received since then or still open (retention never
+    removes a subject in the middle of a request)."""
+    return [
+        PortalSession.objects.for_tenant(tenant).filter(created_at__gte=since),
+        PrivacyRequest.objects.for_tenant(tenant).filter(
+            Q(received_at__gte=since) | Q(status__in=list(PrivacyRequest.OPEN_STATUSES))),
+    ]

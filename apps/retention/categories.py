@@ -154,21 +154,17 @@ def _activity(tenant: Tenant, cutoff: datetime) -> list[models.QuerySet]:
     the cutoff or still open (a subject is never removed in the middle of a request), and,
     when the stores this rule removes are frozen by a restriction, the restriction itself
     (GDPR Art. 18: kept, not deleted)."""
-    from apps.consent.models import ConsentRecord
-    from apps.consent.selectors import list_restricted_subjects
-    from apps.events.models import Event
-    from apps.privacy.models import PortalSession, PrivacyRequest
+    from apps.consent.selectors import list_consent_changes, list_restricted_subjects
+    from apps.events.selectors import list_events
+    from apps.privacy.selectors import list_privacy_activity
 
     held = [list_restricted_subjects(tenant=tenant)] if any(
         isinstance(s.restrict, Frozen) for s in stores_governed_by(INACTIVE_SUBJECTS)) else []
     return [
         *held,
-        Event.objects.for_tenant(tenant).filter(occurred_at__gte=cutoff),
-        ConsentRecord.objects.for_tenant(tenant).filter(captured_at__gte=cutoff),
-        PortalSession.objects.for_tenant(tenant).filter(created_at__gte=cutoff),
-        PrivacyRequest.objects.for_tenant(tenant).filter(
-            models.Q(received_at__gte=cutoff)
-            | models.Q(status__in=list(PrivacyRequest.OPEN_STATUSES))),
+        list_events(tenant=tenant, since=cutoff),
+        list_consent_changes(tenant=tenant, since=cutoff),
+        *list_privacy_activity(tenant=tenant, since=cutoff),
     ]
 
 
@@ -241,27 +237,19 @@ def purge_inactive_subjects(tenant: Tenant, cutoff: datetime, batch_size: int,
 
 
 def count_expired_audit_entries(tenant: Tenant, cutoff: datetime) -> int:
-    from apps.audit.models import AuditEvent
+    from apps.audit.selectors import list_audit_events_before
 
-    return AuditEvent.objects.for_tenant(tenant).filter(occurred_at__lt=cutoff).count()
+    return list_audit_events_before(tenant=tenant, cutoff=cutoff).count()
 
 
 def purge_expired_audit_entries(tenant: Tenant, cutoff: datetime, batch_size: int,
                                 state: dict[str, Any]) -> PurgeResult:
-    """Prune the oldest ``batch_size`` or so entries. ``prune_audit_events`` deletes by
-    time; bounding its ``before`` by the time of the next entry past the batch keeps one
-    transaction to about one batch (entries sharing a timestamp may make it larger)."""
-    from apps.audit.models import AuditEvent
-    from apps.audit.services import prune_audit_events
+    """Prune about ``batch_size`` of the oldest entries, keeping the chain verifiable."""
+    from apps.audit.services import prune_audit_events_batch
 
-    old = AuditEvent.objects.for_tenant(tenant).filter(occurred_at__lt=cutoff)
-    first = old.order_by("sequence").values_list("occurred_at", flat=True).first()
-    boundary = list(old.order_by("sequence").values_list("occurred_at", flat=True)
-                    [batch_size:batch_size + 1])
-    last_batch = not boundary or first is None or boundary[0] <= first
-    before = cutoff if last_batch else min(cutoff, boundary[0])
-    deleted = prune_audit_events(tenant=tenant, before=before, batch_size=batch_size)
-    return PurgeResult(deleted=deleted, done=last_batch or deleted == 0)
+    deleted, done = prune_audit_events_batch(tenant=tenant, cutoff=cutoff,
+                                             batch_size=batch_size)
+    return PurgeResult(deleted=deleted, done=done)
 
 
 # --- Model artifacts ----------------------------------------------------------------------

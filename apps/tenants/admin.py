@@ -21,6 +21,7 @@ from django.http import HttpRequest
 from apps.tenants.models import ApiKey, Membership, Scope, Tenant
 from apps.tenants.scoping import TenantOwnedModel, TenantScopeRequired, current_tenant_ids
 from apps.tenants.services import create_api_key, revoke_api_key
+from apps.tenants.signals import subject_data_viewed
 
 
 def member_roles(request: HttpRequest) -> dict[int, str]:
@@ -174,14 +175,12 @@ class AuditedSubjectDataAdminMixin:
 
     def _record_access(self, request: HttpRequest, shown: dict[int, int],
                        target: Any = None) -> None:
-        from apps.audit.services import record
-
         label = self.model._meta.label  # type: ignore[attr-defined]
         for tenant in Tenant.objects.filter(pk__in=list(shown)):
-            record(tenant, "admin.subject_data_viewed", request.user,
-                   target if target is not None else (label, ""),
-                   {"model": label, "rows_shown": shown[tenant.pk]},
-                   subject_key=getattr(target, "subject_key", None))
+            subject_data_viewed.send(
+                sender=self.model, tenant=tenant, user=request.user,  # type: ignore[attr-defined]
+                target=target if target is not None else (label, ""), model=label,
+                rows_shown=shown[tenant.pk], subject_key=getattr(target, "subject_key", None))
 
 
 class SubjectDataAdmin(AuditedSubjectDataAdminMixin, ReadOnlyTenantScopedAdmin):

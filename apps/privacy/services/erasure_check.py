@@ -184,7 +184,7 @@ def caches_verifier(tenant: Tenant, subject_key: str) -> list[str]:
 def celery_results_verifier(tenant: Tenant, subject_key: str) -> list[str]:
     """The Celery result backend, when one is configured (the default keeps no results:
     ``CELERY_TASK_IGNORE_RESULT``; a database backend is covered by the table scan)."""
-    from platform_site.celery import app
+    from celery import current_app as app  # the project's app (platform_site.celery)
 
     backend_url = app.conf.result_backend
     if not backend_url or str(backend_url).startswith(("django-db", "db+", "disabled")):
