@@ -25,6 +25,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
+	PYTHONPATH=. $(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff format .
