@@ -56,21 +56,18 @@ class ModelingConfig(AppConfig):
         from apps.events.models import Item
         from apps.modeling.blas import pin_blas_threads
         from apps.modeling.demo import seed_demo_model
-        from apps.modeling.models import ServingState
         from apps.modeling.services import (
             artifacts_holding_subject,
             erase_subject,
             export_subject,
         )
         from apps.modeling.services.erasure import describe_subject
-        from apps.modeling.services.serving import SERVING_STATE_FIELDS
         from apps.privacy.registry import (
             SubjectDataHandler,
             register_erasure_describer,
             register_erasure_verifier,
             register_subject_handler,
         )
-        from apps.tenants.request_readings import register_request_reading
 
         # Web processes run BLAS single-threaded like the worker (platform_site/celery.py):
         # a ``recalculate_user`` request measured 22x slower at p50 with default threading.
@@ -88,9 +85,6 @@ class ModelingConfig(AppConfig):
         register_erasure_describer("modeling.artifacts", describe_subject)
         register_withdrawal_listener(_on_withdrawal)
         register_demo_seeder(seed_demo_model)
-        # Serving's per-request state rides on the API-key query: no query of its own.
-        register_request_reading("serving_state", ServingState,
-                                 SERVING_STATE_FIELDS)
         post_save.connect(_item_saved, sender=Item, dispatch_uid="modeling.item_saved")
         post_save.connect(_audit_written, sender=AuditEvent,
                           dispatch_uid="modeling.catalog_audited")

@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from apps.modeling.recommenders import algorithm_names
 from apps.tenants.models import Tenant
 from apps.tenants.services import tenant_setting
 
-# Setting name -> default. Documented in docs/modeling.md.
+# Setting name -> default. Documented in docs/modeling.md. The algorithms a tenant may
+# choose are the registered ones (apps.modeling.recommenders); those that embed items are
+# fitted whatever the choice (their factors back the bundle and the lineage export).
 DEFAULTS: dict[str, Any] = {
     "model_factors": 64,
     "model_regularization": 0.01,
@@ -16,7 +19,7 @@ DEFAULTS: dict[str, Any] = {
     "model_iterations": 15,
     "model_weighting": "linear",        # "linear": summed weights; "log": log1p(sum)
     "model_bm25_k": 100,
-    "model_algorithms": ["als", "bm25"],  # may serve; ALS is always fitted (sessions, bundle)
+    "model_algorithms": None,           # may serve (None: every registered algorithm)
     "model_search_seconds": 60.0,       # extra candidates tried within this budget
     "model_activation_tolerance": 0.005,  # NDCG@10 a new version may lose and still win
     "model_holdout_fraction": 0.2,      # newest share of each subject's items held out
@@ -77,8 +80,9 @@ def modeling_settings(tenant: Tenant) -> ModelingSettings:
 
     weighting = get("model_weighting")
     chosen = get("model_algorithms")
-    algorithms = tuple(a for a in ("als", "bm25")
-                       if isinstance(chosen, list | tuple) and a in chosen) or ("als", "bm25")
+    registered = algorithm_names()
+    algorithms = tuple(a for a in registered
+                       if isinstance(chosen, list | tuple) and a in chosen) or registered
     budget = get("dp_budget_total")
     return ModelingSettings(
         factors=_num(get("model_factors"), 64, int, 2, 1024),
