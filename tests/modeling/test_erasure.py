@@ -8,6 +8,7 @@ import pytest
 from apps.audit.models import AuditEvent
 from apps.modeling.config import modeling_settings
 from apps.modeling.models import ModelVersion, ServingState
+from apps.modeling.recommenders.als import make_als
 from apps.modeling.services import (
     artifacts,
     artifacts_holding_subject,
@@ -15,7 +16,6 @@ from apps.modeling.services import (
     start_due_retrains,
     train_model,
 )
-from apps.modeling.recommenders.als import make_als
 from apps.modeling.services.algorithms import holdout_split
 from apps.modeling.services.dataset import snapshot_training_data
 from apps.modeling.services.training import fit_pipeline
