@@ -292,6 +292,7 @@ def measure_serving(tenant: Any, consenting: list[str], args: argparse.Namespace
 
     from apps.consent.selectors import get_subject_consent_views
     from apps.modeling.models import ModelVersion, ServingState
+    from apps.modeling.recommenders import algorithm_names
     from apps.modeling.services import (
         recommend_for_session,
         recommend_for_subject,
@@ -311,7 +312,7 @@ def measure_serving(tenant: Any, consenting: list[str], args: argparse.Namespace
         with the key, carrying the serving state that lookup read."""
         return authenticate_api_key(raw_key).tenant
 
-    for algorithm in ("als", "bm25"):
+    for algorithm in algorithm_names():
         tenant.settings = {**tenant.settings, "model_algorithms": [algorithm],
                            "model_search_seconds": 0, "model_activation_tolerance": 1.0}
         tenant.save(update_fields=["settings"])

@@ -14,6 +14,7 @@ from apps.modeling.config import modeling_settings
 from apps.modeling.models import ModelVersion
 from apps.modeling.recommenders import (
     Recommender,
+    Setting,
     algorithm_names,
     get_recommender,
     recommenders,
@@ -115,6 +116,7 @@ class MostPopular(Recommender):
 
     name = "popular"
     label = "Most popular (test)"
+    settings = {"model_popular_smoothing": Setting(1.0, float, 0.0, 100.0)}
 
     def __init__(self, params: Mapping[str, Any], counts: np.ndarray | None = None) -> None:
         super().__init__(params)
@@ -122,7 +124,7 @@ class MostPopular(Recommender):
 
     @classmethod
     def base_params(cls, cfg: Any) -> dict[str, Any]:
-        return {"smoothing": 1.0}
+        return {"smoothing": cfg.algorithm["model_popular_smoothing"]}
 
     def fit(self, matrix: Any, on_iteration: Any = None) -> None:
         self.counts = np.asarray((matrix > 0).sum(0)).ravel().astype(np.float32)
@@ -175,13 +177,17 @@ def test_a_throw_away_algorithm_is_picked_up_everywhere_without_edits(
         most_popular, planted, api, django_capture_on_commit_callbacks):
     assert get_recommender("popular") is MostPopular
     assert "popular" in dict(ModelVersion._meta.get_field("algorithm").choices)
-    configure(planted.tenant, model_algorithms=["popular"])
-    assert modeling_settings(planted.tenant).algorithms == ("popular",)
+    configure(planted.tenant, model_algorithms=["popular"], model_popular_smoothing=500)
+    cfg = modeling_settings(planted.tenant)
+    assert cfg.algorithms == ("popular",)
+    assert cfg.algorithm["model_popular_smoothing"] == 1.0  # out of range: the default
+    configure(planted.tenant, model_popular_smoothing=2.5)
     # The every-algorithm test, unchanged, now covers it too.
     test_every_registered_algorithm_trains_serves_bundles_and_forgets_a_subject(
         planted, api, django_capture_on_commit_callbacks)
     version = ModelVersion.objects.for_tenant(planted.tenant).get(algorithm="popular")
     assert [c["algorithm"] for c in version.search] == ["als", "popular"]
+    assert version.params["chosen"] == {"smoothing": 2.5}
     counts = _stored(version).recommender.to_arrays()["popular_counts"]
     assert counts.sum() > 0
 

@@ -10,7 +10,13 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from apps.modeling.recommenders.base import Recommender, register, registry, unregister
+from apps.modeling.recommenders.base import (
+    Recommender,
+    Setting,
+    register,
+    registry,
+    unregister,
+)
 
 _discovered = False
 
@@ -46,5 +52,5 @@ def algorithm_choices() -> list[tuple[str, str]]:
     return [(r.name, r.label) for r in recommenders()]
 
 
-__all__ = ["Recommender", "algorithm_choices", "algorithm_names", "get_recommender",
+__all__ = ["Recommender", "Setting", "algorithm_choices", "algorithm_names", "get_recommender",
            "recommenders", "register", "unregister"]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from apps.modeling.recommenders.base import IterationCallback, Recommender, register
+from apps.modeling.recommenders.base import IterationCallback, Recommender, Setting, register
 
 if TYPE_CHECKING:
     from apps.modeling.config import ModelingSettings
@@ -43,6 +43,12 @@ def make_als(params: Mapping[str, Any]) -> Any:
 class AlsRecommender(Recommender):
     name = "als"
     label = "ALS (implicit)"
+    settings = {
+        "model_factors": Setting(64, int, 2, 1024),
+        "model_regularization": Setting(0.01, float, 0.0, 1e4),
+        "model_alpha": Setting(1.0, float, 1e-6, 1e4),
+        "model_iterations": Setting(15, int, 1, 10000),
+    }
     embeds_items = True
 
     def __init__(self, params: Mapping[str, Any], estimator: Any = None) -> None:
@@ -51,8 +57,9 @@ class AlsRecommender(Recommender):
 
     @classmethod
     def base_params(cls, cfg: ModelingSettings) -> dict[str, Any]:
-        return {"factors": cfg.factors, "regularization": cfg.regularization,
-                "alpha": cfg.alpha, "iterations": cfg.iterations,
+        own = cfg.algorithm
+        return {"factors": own["model_factors"], "regularization": own["model_regularization"],
+                "alpha": own["model_alpha"], "iterations": own["model_iterations"],
                 "random_state": cfg.random_state, "num_threads": cfg.threads}
 
     @classmethod

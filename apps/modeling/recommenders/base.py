@@ -19,6 +19,7 @@ from __future__ import annotations
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
@@ -31,6 +32,18 @@ NAME_MAX_LENGTH = 8
 
 #: ``(iteration, iterations)`` after each iteration of an iterative fit.
 IterationCallback = Callable[[int, int], None]
+
+@dataclass(frozen=True)
+class Setting:
+    """One tenant setting of an algorithm (``Tenant.settings[name]``): its default and its
+    range. An unset, mistyped or out-of-range value falls back to the default (a bad setting
+    never breaks training)."""
+
+    default: int | float
+    cast: type[int] | type[float]
+    low: float
+    high: float
+
 
 #: Arrays every artifact holds whatever its algorithms: an implementation's own arrays
 #: (``to_arrays``) may not use these names.
@@ -52,6 +65,8 @@ class Recommender(ABC):
 
     name: ClassVar[str]
     label: ClassVar[str]
+    #: The algorithm's own tenant settings, read into ``ModelingSettings.algorithm``.
+    settings: ClassVar[Mapping[str, Setting]] = {}
     embeds_items: ClassVar[bool] = False
     positive_scores_only: ClassVar[bool] = False
 
@@ -63,7 +78,8 @@ class Recommender(ABC):
     @classmethod
     @abstractmethod
     def base_params(cls, cfg: ModelingSettings) -> dict[str, Any]:
-        """The tenant's own parameters: always the first candidate of this algorithm."""
+        """The tenant's own parameters (from ``cfg.algorithm``, its :attr:`settings`, and
+        the shared ones such as ``cfg.threads``): always this algorithm's first candidate."""
 
     @classmethod
     def variants(cls, base: dict[str, Any]) -> list[tuple[float, dict[str, Any]]]:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from apps.modeling.recommenders.base import IterationCallback, Recommender, register
+from apps.modeling.recommenders.base import IterationCallback, Recommender, Setting, register
 
 if TYPE_CHECKING:
     from apps.modeling.config import ModelingSettings
@@ -30,6 +30,7 @@ def make_bm25(params: Mapping[str, Any]) -> Any:
 class Bm25Recommender(Recommender):
     name = "bm25"
     label = "BM25 item-kNN (implicit)"
+    settings = {"model_bm25_k": Setting(100, int, 1, 10000)}
     positive_scores_only = True
 
     def __init__(self, params: Mapping[str, Any], estimator: Any = None,
@@ -40,7 +41,8 @@ class Bm25Recommender(Recommender):
 
     @classmethod
     def base_params(cls, cfg: ModelingSettings) -> dict[str, Any]:
-        return {"K": cfg.bm25_k, "K1": 1.2, "B": 0.75, "num_threads": cfg.threads}
+        return {"K": cfg.algorithm["model_bm25_k"], "K1": 1.2, "B": 0.75,
+                "num_threads": cfg.threads}
 
     @classmethod
     def variants(cls, base: dict[str, Any]) -> list[tuple[float, dict[str, Any]]]:
