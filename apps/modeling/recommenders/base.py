@@ -33,6 +33,7 @@ NAME_MAX_LENGTH = 8
 #: ``(iteration, iterations)`` after each iteration of an iterative fit.
 IterationCallback = Callable[[int, int], None]
 
+
 @dataclass(frozen=True)
 class Setting:
     """One tenant setting of an algorithm (``Tenant.settings[name]``): its default and its
