@@ -178,12 +178,13 @@ def latency(fn: Any, args: list[Any], warmup: int = 20,
 
 def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
     from apps.modeling.config import modeling_settings
+    from apps.modeling.recommenders import get_recommender
+    from apps.modeling.recommenders.als import make_als
     from apps.modeling.services import algorithms as alg
     from apps.modeling.services import (
         train_model,
     )
     from apps.modeling.services.dataset import snapshot_training_data
-    from apps.modeling.services.training import base_params
     from apps.tenants.services import create_tenant
 
     out: dict[str, Any] = {"dataset": name}
@@ -234,9 +235,10 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
           f"CSR build {data.timings['csr_build_s']:.2f}s (total {snapshot_s:.2f}s)", flush=True)
 
     # 3. Bare implicit fit vs the platform, same matrix and parameters.
-    als_params, bm25_params = base_params(cfg)
+    als, bm25 = get_recommender("als"), get_recommender("bm25")
+    als_params, bm25_params = als.base_params(cfg), bm25.base_params(cfg)
     t = time.perf_counter()
-    bare = alg.make_als(als_params)
+    bare = make_als(als_params)
     bare.fit(data.matrix, show_progress=False)
     bare_fit_s = time.perf_counter() - t
     t = time.perf_counter()
@@ -256,8 +258,9 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
     search_s = time.perf_counter() - t
     train, test = alg.holdout_split(data.matrix, data.last_seen, cfg.holdout_fraction)
     users = alg.eval_users(test, cfg.eval_max_users)
-    bare_als = alg.fit_als(train, als_params)
-    bare_bm25 = alg.fit_bm25(train, bm25_params)
+    bare_als, bare_bm25 = als(als_params), bm25(bm25_params)
+    bare_als.fit(train)
+    bare_bm25.fit(train)
     quality = {
         "platform_chosen": {"algorithm": chosen.algorithm, "params": chosen.params["chosen"],
                             **chosen.metrics["model"]},
@@ -289,6 +292,7 @@ def measure_serving(tenant: Any, consenting: list[str], args: argparse.Namespace
 
     from apps.consent.selectors import get_subject_consent_views
     from apps.modeling.models import ModelVersion, ServingState
+    from apps.modeling.recommenders import algorithm_names
     from apps.modeling.services import (
         recommend_for_session,
         recommend_for_subject,
@@ -308,7 +312,7 @@ def measure_serving(tenant: Any, consenting: list[str], args: argparse.Namespace
         with the key, carrying the serving state that lookup read."""
         return authenticate_api_key(raw_key).tenant
 
-    for algorithm in ("als", "bm25"):
+    for algorithm in algorithm_names():
         tenant.settings = {**tenant.settings, "model_algorithms": [algorithm],
                            "model_search_seconds": 0, "model_activation_tolerance": 1.0}
         tenant.save(update_fields=["settings"])

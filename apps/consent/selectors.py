@@ -17,9 +17,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
+from django.db import connection
 from django.db.models import Count, QuerySet
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from apps.consent.models import (
     PERSONALIZATION,
@@ -30,7 +32,6 @@ from apps.consent.models import (
     Purpose,
     SubjectState,
 )
-from apps.core.compiled import run_compiled
 from apps.core.db import fetch_rows_matching
 from apps.core.exceptions import ApplicationError
 from apps.tenants.config_memo import memoize_tenant_config
@@ -106,6 +107,49 @@ _STATE_FIELDS = ("subject_key", "purpose_id", "granted", "notice__version",
 _PLAIN_STATE_FIELDS = ("subject_key", "purpose_id", "granted", "captured_at")
 _FLAG_FIELDS = ("subject_key", "level", "restricted", "objected")
 
+# One subject's flags and current-state rows: the two reads of a request's consent check,
+# as plain SQL with bound parameters. Building and compiling even these one-row index
+# probes through the ORM cost Django about a millisecond each on our 2-core hardware, more
+# than the database takes to answer them. Columns in the order of the field tuples above.
+_ONE_SUBJECT_FLAGS_SQL = (
+    'SELECT "subject_key", "level", "restricted", "objected" FROM "consent_subjectstate" '
+    'WHERE "tenant_id" = %s AND "subject_key" = %s')
+_ONE_SUBJECT_STATES_SQL = (
+    'SELECT s."subject_key", s."purpose_id", s."granted", n."version", n."effective_at", '
+    's."source", s."method", s."captured_at" FROM "consent_consentstate" s '
+    'LEFT OUTER JOIN "consent_privacynotice" n ON s."notice_id" = n."id" '
+    'WHERE s."tenant_id" = %s AND s."subject_key" = %s')
+_ONE_SUBJECT_PLAIN_STATES_SQL = (
+    'SELECT "subject_key", "purpose_id", "granted", "captured_at" FROM "consent_consentstate" '
+    'WHERE "tenant_id" = %s AND "subject_key" = %s')
+
+
+def _one_subject_rows(sql: str, tenant: Tenant, subject_key: str,
+                      datetimes: tuple[int, ...] = ()) -> list[tuple[Any, ...]]:
+    """Rows of one of the statements above, converted as the ORM would: booleans as
+    ``bool``, the columns at ``datetimes`` as aware datetimes (SQLite hands back naive UTC;
+    PostgreSQL aware values already)."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [tenant.pk, subject_key])
+        rows = cursor.fetchall()
+    if not datetimes or connection.vendor == "postgresql":
+        return [tuple(row) for row in rows]
+    converted = []
+    for row in rows:
+        values = list(row)
+        for n in datetimes:
+            values[n] = _aware(values[n])
+        converted.append(tuple(values))
+    return converted
+
+
+def _aware(value: Any) -> Any:
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if isinstance(value, datetime) and timezone.is_naive(value):
+        return timezone.make_aware(value, connection.timezone)
+    return value
+
 
 # --- Tenant policy -------------------------------------------------------------------------
 
@@ -162,16 +206,12 @@ class _Flags(NamedTuple):
 
 def _subject_flags(tenant: Tenant, keys: Sequence[str]) -> dict[str, _Flags]:
     """Flags of many subjects as plain tuples: the hot path (one ingestion batch) does not
-    pay for building model instances. One subject (a request's consent check) runs a
-    statement compiled once per process."""
+    pay for building model instances. One subject (a request's consent check) runs the
+    plain statement ``_ONE_SUBJECT_FLAGS_SQL``."""
     if len(keys) == 1:
-        # Compiled once with sentinel arguments (apps.core.compiled), so the tenant is a
-        # bound filter value here rather than for_tenant, which checks it against the scope.
-        rows = run_compiled(
-            "consent.subject_flags", lambda tenant_id, key: (
-                SubjectState.all_tenants.filter(tenant_id=tenant_id, subject_key=key).order_by()
-                .values_list(*_FLAG_FIELDS)), tenant.pk, keys[0])
-        return {key: _Flags(*flags) for key, *flags in rows}
+        rows = _one_subject_rows(_ONE_SUBJECT_FLAGS_SQL, tenant, keys[0])
+        return {key: _Flags(level, bool(restricted), bool(objected))
+                for key, level, restricted, objected in rows}
     found: dict[str, _Flags] = {}
     for chunk in _chunks(keys):
         rows = fetch_rows_matching(
@@ -193,19 +233,18 @@ def _state_rows(tenant: Tenant, keys: Sequence[str], purpose_ids: Collection[int
                 *, proof: bool = True) -> dict[str, dict[int, _StateRow]]:
     """Current-state rows of many subjects. ``proof=False`` (the batch path, when no
     purpose awaits renewal) skips the notice join and the source columns a decision does
-    not need. One subject runs a statement compiled once per process (all its purposes:
-    a handful of rows, filtered here)."""
+    not need. One subject runs a plain statement (all its purposes: a handful of rows,
+    filtered here)."""
     found: dict[str, dict[int, _StateRow]] = {}
     if not purpose_ids:
         return found
     fields = _STATE_FIELDS if proof else _PLAIN_STATE_FIELDS
     if len(keys) == 1:
         wanted = set(purpose_ids)
-        rows: Iterable[tuple[Any, ...]] = (row for row in run_compiled(
-            f"consent.state_rows.{'proof' if proof else 'plain'}", lambda tenant_id, key: (
-                # A bound tenant filter, as for consent.subject_flags above.
-                ConsentState.all_tenants.filter(tenant_id=tenant_id, subject_key=key).order_by()
-                .values_list(*fields)), tenant.pk, keys[0]) if row[1] in wanted)
+        one = (_one_subject_rows(_ONE_SUBJECT_STATES_SQL, tenant, keys[0], datetimes=(4, 7))
+               if proof else _one_subject_rows(_ONE_SUBJECT_PLAIN_STATES_SQL, tenant, keys[0],
+                                               datetimes=(3,)))
+        rows: Iterable[tuple[Any, ...]] = (row for row in one if row[1] in wanted)
     else:
         queryset = (ConsentState.objects.for_tenant(tenant).filter(purpose_id__in=purpose_ids)
                     .order_by().values_list(*fields))

@@ -50,15 +50,10 @@ class ModelingConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_save
 
-        from apps.audit.models import AuditEvent
         from apps.consent.services import register_withdrawal_listener
-        from apps.events.models import Item
         from apps.modeling.blas import pin_blas_threads
         from apps.modeling.demo import seed_demo_model
-        from apps.modeling.models import ServingState
-        from apps.modeling.services.serving import SERVING_STATE_FIELDS
         from apps.tenants.demo import register_demo_seeder
-        from apps.tenants.request_readings import register_request_reading
 
         # Web processes run BLAS single-threaded like the worker (platform_site/celery.py):
         # a ``recalculate_user`` request measured 22x slower at p50 with default threading.
@@ -68,9 +63,7 @@ class ModelingConfig(AppConfig):
         # Its subject data (the artifacts) is declared in apps/modeling/subject_data.py.
         register_withdrawal_listener(_on_withdrawal)
         register_demo_seeder(seed_demo_model)
-        # Serving's per-request state rides on the API-key query: no query of its own.
-        register_request_reading("serving_state", ServingState,
-                                 SERVING_STATE_FIELDS)
-        post_save.connect(_item_saved, sender=Item, dispatch_uid="modeling.item_saved")
-        post_save.connect(_audit_written, sender=AuditEvent,
+        # Senders named by label: another app's models are not imported (import contracts).
+        post_save.connect(_item_saved, sender="events.Item", dispatch_uid="modeling.item_saved")
+        post_save.connect(_audit_written, sender="audit.AuditEvent",
                           dispatch_uid="modeling.catalog_audited")

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from apps.modeling.recommenders import algorithm_names, recommenders
 from apps.tenants.models import Tenant
 from apps.tenants.services import tenant_setting
 
-# Setting name -> default. Documented in docs/modeling.md.
+# Setting name -> default. Documented in docs/modeling.md. The algorithms a tenant may
+# choose are the registered ones (apps.modeling.recommenders); those that embed items are
+# fitted whatever the choice (their factors back the bundle and the lineage export). Each
+# algorithm declares its own settings (``Recommender.settings``: ALS's factors,
+# regularization, alpha and iterations; BM25's K).
 DEFAULTS: dict[str, Any] = {
-    "model_factors": 64,
-    "model_regularization": 0.01,
-    "model_alpha": 1.0,
-    "model_iterations": 15,
     "model_weighting": "linear",        # "linear": summed weights; "log": log1p(sum)
-    "model_bm25_k": 100,
-    "model_algorithms": ["als", "bm25"],  # may serve; ALS is always fitted (sessions, bundle)
+    "model_algorithms": None,           # may serve (None: every registered algorithm)
     "model_search_seconds": 60.0,       # extra candidates tried within this budget
     "model_activation_tolerance": 0.005,  # NDCG@10 a new version may lose and still win
     "model_holdout_fraction": 0.2,      # newest share of each subject's items held out
@@ -34,12 +34,7 @@ DEFAULTS: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class ModelingSettings:
-    factors: int
-    regularization: float
-    alpha: float
-    iterations: int
     weighting: str
-    bm25_k: int
     algorithms: tuple[str, ...]
     search_seconds: float
     activation_tolerance: float
@@ -53,6 +48,8 @@ class ModelingSettings:
     dp_epsilon: float
     dp_contribution_bound: int
     dp_budget_total: float | None
+    #: Every registered algorithm's own settings (``Recommender.settings``), by name.
+    algorithm: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,16 +74,12 @@ def modeling_settings(tenant: Tenant) -> ModelingSettings:
 
     weighting = get("model_weighting")
     chosen = get("model_algorithms")
-    algorithms = tuple(a for a in ("als", "bm25")
-                       if isinstance(chosen, list | tuple) and a in chosen) or ("als", "bm25")
+    registered = algorithm_names()
+    algorithms = tuple(a for a in registered
+                       if isinstance(chosen, list | tuple) and a in chosen) or registered
     budget = get("dp_budget_total")
     return ModelingSettings(
-        factors=_num(get("model_factors"), 64, int, 2, 1024),
-        regularization=_num(get("model_regularization"), 0.01, float, 0.0, 1e4),
-        alpha=_num(get("model_alpha"), 1.0, float, 1e-6, 1e4),
-        iterations=_num(get("model_iterations"), 15, int, 1, 10000),
         weighting=weighting if weighting in {"linear", "log"} else "linear",
-        bm25_k=_num(get("model_bm25_k"), 100, int, 1, 10000),
         algorithms=algorithms,
         search_seconds=_num(get("model_search_seconds"), 60.0, float, 0.0, 86400.0),
         activation_tolerance=_num(get("model_activation_tolerance"), 0.005, float, 0.0, 1.0),
@@ -101,4 +94,8 @@ def modeling_settings(tenant: Tenant) -> ModelingSettings:
         dp_epsilon=_num(get("dp_epsilon"), 1.0, float, 1e-3, 100.0),
         dp_contribution_bound=_num(get("dp_contribution_bound"), 20, int, 1, 10**5),
         dp_budget_total=None if budget is None else _num(budget, None, float, 0.0, 1e9),
+        algorithm={name: _num(tenant_setting(tenant, name, spec.default), spec.default,
+                              spec.cast, spec.low, spec.high)
+                   for recommender in recommenders()
+                   for name, spec in recommender.settings.items()},
     )

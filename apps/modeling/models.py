@@ -12,12 +12,9 @@ from typing import ClassVar
 from django.db import models
 
 from apps.core.jobs import DurableJob
+from apps.modeling.recommenders import algorithm_choices
+from apps.modeling.recommenders.base import NAME_MAX_LENGTH
 from apps.tenants.scoping import TenantOwnedModel
-
-
-class Algorithm(models.TextChoices):
-    ALS = "als", "ALS (implicit)"
-    BM25 = "bm25", "BM25 item-kNN (implicit)"
 
 
 class TrainingRun(TenantOwnedModel, DurableJob):
@@ -60,7 +57,7 @@ class ModelVersion(TenantOwnedModel):
         RETIRED = "retired", "Retired"
 
     number = models.PositiveIntegerField(help_text="Per-tenant version number.")
-    algorithm = models.CharField(max_length=8, choices=Algorithm.choices)
+    algorithm = models.CharField(max_length=NAME_MAX_LENGTH, choices=algorithm_choices)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.CANDIDATE)
     params = models.JSONField(default=dict, blank=True)
     data_stats = models.JSONField(default=dict, blank=True)
@@ -106,10 +103,13 @@ class ModelVersion(TenantOwnedModel):
 
 
 class ServingState(TenantOwnedModel):
-    """One row per tenant: what serving checks on every request (one indexed read) and what
-    the debounced retrain looks at. ``catalog_stamp`` moves whenever the catalog changes, so
+    """One row per tenant: what serving checks on every request and what the debounced
+    retrain looks at. API-key authentication reads it with the key, in the same query
+    (``tenant.serving_state``). ``catalog_stamp`` moves whenever the catalog changes, so
     serving processes reload item flags (active, categories) without querying items."""
 
+    tenant = models.OneToOneField("tenants.Tenant", on_delete=models.PROTECT,
+                                  related_name="serving_state")
     active_version = models.ForeignKey(ModelVersion, null=True, blank=True,
                                        on_delete=models.SET_NULL, related_name="+")
     active_revision = models.PositiveIntegerField(default=0)
@@ -118,11 +118,6 @@ class ServingState(TenantOwnedModel):
         null=True, blank=True, help_text="An erasure or a withdrawal is pending: a retrain "
         "starts once the debounce delay has passed.")
     retrain_reason = models.CharField(max_length=16, blank=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["tenant"], name="servingstate_one_per_tenant"),
-        ]
 
     def __str__(self) -> str:
         return f"serving state of tenant {self.tenant_id}"

@@ -18,7 +18,6 @@ from django.utils.text import slugify
 from apps.core.exceptions import ApplicationError
 from apps.tenants.crypto import decrypt_secret, encrypt_secret, keyed_hash
 from apps.tenants.models import ApiKey, Membership, Scope, Tenant
-from apps.tenants.request_readings import attach_request_readings, with_request_readings
 
 API_KEY_PREFIX = "dsk"
 SUBJECT_ID_MAX_LENGTH = 512
@@ -182,20 +181,24 @@ def revoke_api_key(*, api_key: ApiKey) -> ApiKey:
 
 
 LAST_USED_RESOLUTION_SECONDS = 60
+_LOADED_WITH_KEY = "_loaded_with_api_key"
 
 
 def authenticate_api_key(raw_key: str) -> ApiKey | None:
     """The usable key matching ``raw_key``, or ``None``. Constant-time hash comparison;
     ``last_used_at`` is written at most once a minute to keep the hot path read-only.
-    The same query reads the tenant's registered request readings (request_readings)."""
+    The same query reads the tenant's serving state (``tenant.serving_state``, the modeling
+    app's one-to-one row), so serving spends no query of its own per request."""
     parts = raw_key.split("_", 2)  # the random part may itself contain "_"
     if len(parts) != 3 or parts[0] != API_KEY_PREFIX:
         return None
-    api_key = with_request_readings(  # all_tenants: the key is what tells us its tenant
-        ApiKey.all_tenants.select_related("tenant").filter(prefix=parts[1])).first()
+    # all_tenants: the key is what tells us its tenant. The tenant's serving state (a
+    # one-to-one row) comes in the same query: serving makes none of its own.
+    api_key = (ApiKey.all_tenants.select_related("tenant", "tenant__serving_state")
+               .filter(prefix=parts[1]).first())
     if api_key is None or not hmac.compare_digest(api_key.key_hash, _hash_key(raw_key)):
         return None
-    attach_request_readings(api_key.tenant, api_key)
+    setattr(api_key.tenant, _LOADED_WITH_KEY, True)
     if not api_key.is_usable or not api_key.tenant.is_active:
         return None
     now = timezone.now()
@@ -205,6 +208,14 @@ def authenticate_api_key(raw_key: str) -> ApiKey | None:
             last_used_at=now)
         api_key.last_used_at = now
     return api_key
+
+
+def loaded_with_api_key(tenant: Tenant) -> bool:
+    """Whether ``tenant`` is an API request's own object, loaded by
+    :func:`authenticate_api_key` together with the rows that lookup joins: those are as
+    fresh as the request. Any other tenant object may hold related rows cached long ago
+    (Django caches a reverse one-to-one on first access, and ``None`` on a new tenant)."""
+    return getattr(tenant, _LOADED_WITH_KEY, False)
 
 
 def tenant_setting(tenant: Tenant, name: str, default: Any) -> Any:

@@ -227,3 +227,46 @@ def test_months_last_at_least_28_days_each(captured, months):
     """The batch path skips the calendar for consents younger than 28 days per month of
     expiry; that is only right if no span of calendar months is shorter."""
     assert add_months(captured, months) - captured >= timedelta(days=28 * months)
+
+
+# --- One subject's plain-SQL reads (formerly apps/core/compiled.py) -------------------------
+
+
+def test_one_subjects_plain_sql_rows_equal_the_orms(tenant, other_tenant):
+    """The request path's two statements return what the ORM would, converted the same way
+    (bool, aware datetime), on both backends; only the asked tenant's rows."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.consent.selectors import _FLAG_FIELDS, _STATE_FIELDS, _state_rows, _subject_flags
+
+    key, other_key = subject_key("plain-a"), subject_key("plain-b")
+    record_consents(tenant=tenant, subject_key=key, decisions={"personalization": True},
+                    level="full")
+    set_restriction(tenant=tenant, subject_key=key, restricted=True)
+    record_consents(tenant=other_tenant, subject_key=key,
+                    decisions={"personalization": False}, level="off")
+    purposes = list(Purpose.objects.for_tenant(tenant).values_list("pk", flat=True))
+    for t, k in [(tenant, key), (tenant, other_key), (other_tenant, key)]:
+        flags = list(SubjectState.objects.for_tenant(t).filter(subject_key=k).order_by()
+                     .values_list(*_FLAG_FIELDS))
+        assert [(k2, *f) for k2, f in _subject_flags(t, [k]).items()] == flags
+        for proof in (True, False):
+            orm = {(row[0], row[1]): row for row in (
+                ConsentState.objects.for_tenant(t).filter(subject_key=k).order_by()
+                .values_list(*_STATE_FIELDS))}
+            plain = _state_rows(t, [k], purposes, proof=proof)
+            # The batch path (two keys) is the ORM's own: both agree on every field.
+            batch = _state_rows(t, [k, "z" * 64], purposes, proof=proof)
+            assert plain == {kk: v for kk, v in batch.items() if kk == k}
+            for purpose_id, state in plain.get(k, {}).items():
+                row = orm[(k, purpose_id)]
+                assert state.granted is row[2]
+                assert state.captured_at == row[7]
+                assert state.captured_at.tzinfo is not None
+                if proof:
+                    assert (state.notice_version, state.notice_effective_at) == row[3:5]
+    assert _subject_flags(tenant, [key])[key].restricted is True
+    with CaptureQueriesContext(connection) as captured:
+        _subject_flags(tenant, [key])
+    assert len(captured.captured_queries) == 1

@@ -237,7 +237,7 @@ def test_the_model_bundle_lets_a_client_score_on_device(trained, api):
     cols = [model.catalog.column_of[bundle["items"][j]] for j in mine]
     row = sp.csr_matrix((np.full(len(cols), 8.0, np.float32), (np.zeros(len(cols)), cols)),
                         shape=(1, len(model.catalog.active)))
-    server = model.artifact.item_factors @ model.als.recalculate_user(0, row)
+    server = model.artifact.embedding.score_session(row)
     order = [model.catalog.column_of[i] for i in bundle["items"]]
     np.testing.assert_allclose(scores, server[order], rtol=1e-3, atol=1e-4)
     top = [bundle["items"][j] for j in np.argsort(-scores) if j not in mine][:3]

@@ -16,6 +16,7 @@ from apps.core.exceptions import ApplicationError
 from apps.core.jobs import DurableJob
 from apps.modeling.config import modeling_settings
 from apps.modeling.models import ModelVersion, PrivacyBudgetEntry, ServingState, TrainingRun
+from apps.modeling.recommenders.als import AlsRecommender
 from apps.modeling.services import (
     algorithms,
     artifacts,
@@ -25,7 +26,7 @@ from apps.modeling.services import (
     train_model,
 )
 from apps.modeling.services.dataset import snapshot_training_data
-from apps.modeling.services.training import base_params, fit_pipeline
+from apps.modeling.services.training import fit_pipeline
 from tests.factories.events import withdraw_consent
 from tests.factories.modeling import configure, planted_dataset
 
@@ -69,7 +70,7 @@ def test_the_artifact_is_checksummed_numpy_under_the_tenant_prefix_without_raw_i
         assert raw.encode() not in data
     artifact = _artifact(version)
     assert sorted(k.decode() for k in artifact.user_keys) == sorted(planted.keys.values())
-    assert artifact.item_factors.shape == (40, 8)
+    assert artifact.embedding.item_factors.shape == (40, 8)
 
 
 def test_an_altered_artifact_is_refused(planted):
@@ -95,7 +96,7 @@ def test_training_recovers_planted_structure_well_above_popularity(tenant):
     artifact = _artifact(version)
     subject = planted.subjects[0]
     row = artifact.user_row(planted.keys[subject])
-    scores = artifact.item_factors @ artifact.user_factors[row]
+    scores = artifact.embedding.item_factors @ artifact.embedding.user_factors[row]
     group_items = {planted.item_pk(i) for i in planted.groups[planted.group_of[subject]]}
     top = [int(artifact.item_ids[c]) for c in np.argsort(-scores)[:10]]
     assert len(group_items & set(top)) >= 8
@@ -271,19 +272,21 @@ def test_candidates_are_scored_as_fitted_on_the_split_not_as_folded_in(planted):
 
     train, test = algorithms.holdout_split(data.matrix, data.last_seen, cfg.holdout_fraction)
     users = algorithms.eval_users(test, cfg.eval_max_users)
-    split_fit = algorithms.fit_als(train, result.als.params)
-    assert result.als.metrics == algorithms.evaluate_model(split_fit, train, test, users)
-    assert not np.array_equal(result.artifact.user_factors, split_fit.user_factors)
+    split_fit = AlsRecommender(result.embedding.params)
+    split_fit.fit(train)
+    assert result.embedding.metrics == algorithms.evaluate_model(split_fit, train, test, users)
+    assert not np.array_equal(result.artifact.embedding.user_factors, split_fit.user_factors)
 
 
 def test_a_frozen_model_keeps_its_factors_while_the_original_is_refitted(planted):
     cfg = modeling_settings(planted.tenant)
     data = snapshot_training_data(tenant=planted.tenant, weighting=cfg.weighting)
-    model = algorithms.fit_als(data.matrix, base_params(cfg)[0])
+    model = AlsRecommender(AlsRecommender.base_params(cfg))
+    model.fit(data.matrix)
     before = model.user_factors.copy(), model.item_factors.copy()
 
-    frozen = algorithms._frozen(model)
-    algorithms.fold_in_full(model, data.matrix, iterations=2)
+    frozen = model.frozen()
+    model.fit_full(data.matrix, iterations=2)
 
     assert np.array_equal(frozen.user_factors, before[0])
     assert np.array_equal(frozen.item_factors, before[1])

@@ -5,37 +5,33 @@
   ``1 / fraction`` items stay entirely in training).
 * Metrics on the held-out items, seen items excluded: precision@10, recall@20, NDCG@10,
   MAP@10 and catalog coverage@10, for the model and for a popularity baseline.
-* Candidates: ALS (implicit, CPU) and BM25 item-kNN (implicit), the tenant's parameters
-  first, then a small grid while the search budget lasts; the best NDCG@10 wins.
-* The served ALS is the candidate fitted on the training split, then warm-started for
-  ``FOLD_IN_ITERATIONS`` more ALS iteration(s) on the full matrix (implicit's ``fit``
-  continues from factors already set): the held-out newest interactions shape the served
-  factors without a second full fit.
+* Candidates: every registered algorithm (``apps.modeling.recommenders``) the tenant allows,
+  and those that embed items whether allowed or not; the tenant's parameters first, then a
+  small grid while the search budget lasts; the best NDCG@10 wins. Every algorithm is used
+  only through the ``Recommender`` interface.
 """
 
 from __future__ import annotations
 
-import copy
 import time
-import warnings
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from apps.modeling.models import Algorithm
+from apps.modeling.recommenders import Recommender, get_recommender, recommenders
 
-FOLD_IN_ITERATIONS = 1
-IterationCallback = Callable[[int, int, float], None]  # (iteration, iterations, seconds)
+if TYPE_CHECKING:
+    from apps.modeling.config import ModelingSettings
 
 
 @dataclass
 class Candidate:
     algorithm: str
     params: dict[str, Any]
-    model: Any = None
+    model: Recommender | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     fit_s: float = 0.0
     evaluation: Future[dict[str, float]] | None = field(default=None, repr=False)
@@ -106,66 +102,6 @@ def holdout_split(matrix: Any, last_seen: np.ndarray, fraction: float,
     return part(~is_test), part(is_test)
 
 
-# --- Fitting -------------------------------------------------------------------------------
-
-
-def make_als(params: dict[str, Any]) -> Any:
-    from implicit.cpu.als import AlternatingLeastSquares
-
-    from apps.modeling.blas import ensure_single_threaded_blas
-
-    ensure_single_threaded_blas()  # SciPy's own OpenBLAS is loaded by now
-
-    return AlternatingLeastSquares(
-        factors=int(params["factors"]), regularization=float(params["regularization"]),
-        alpha=float(params["alpha"]), iterations=int(params["iterations"]),
-        random_state=int(params["random_state"]), num_threads=int(params["num_threads"]),
-        dtype=np.float32, calculate_training_loss=False)
-
-
-def fit_als(matrix: Any, params: dict[str, Any],
-            on_iteration: IterationCallback | None = None) -> Any:
-    model = make_als(params)
-    iterations = int(params["iterations"])
-
-    def callback(iteration: int, elapsed: float, _loss: Any) -> None:
-        if on_iteration:
-            on_iteration(iteration + 1, iterations, elapsed)
-
-    model.fit(matrix, show_progress=False, callback=callback)
-    return model
-
-
-def make_bm25(params: dict[str, Any]) -> Any:
-    from implicit.nearest_neighbours import BM25Recommender
-
-    return BM25Recommender(K=int(params["K"]), K1=float(params.get("K1", 1.2)),
-                           B=float(params.get("B", 0.75)),
-                           num_threads=int(params.get("num_threads", 1)))
-
-
-def fit_bm25(matrix: Any, params: dict[str, Any]) -> Any:
-    model = make_bm25(params)
-    with warnings.catch_warnings():
-        # implicit's own bm25_weight hands its kNN a COO matrix and then warns about it.
-        warnings.filterwarnings("ignore", message="Method expects CSR input")
-        model.fit(matrix.tocsr(), show_progress=False)
-    return model
-
-
-def fold_in_full(als: Any, matrix: Any, iterations: int | None = None) -> Any:
-    """Continue ``als`` (fitted on the training split) on ``matrix``, the full data, for
-    ``FOLD_IN_ITERATIONS`` iterations: implicit's ``fit`` keeps factors that are already
-    set, so this is a warm start, not a new fit."""
-    fitted = als.iterations
-    als.iterations = FOLD_IN_ITERATIONS if iterations is None else iterations
-    try:
-        als.fit(matrix.tocsr().astype(np.float32), show_progress=False)
-    finally:
-        als.iterations = fitted
-    return als
-
-
 # --- Evaluation ----------------------------------------------------------------------------
 
 
@@ -228,11 +164,12 @@ def _padded(ids: np.ndarray, width: int) -> np.ndarray:
     return np.pad(ids, ((0, 0), (0, width - ids.shape[1])), constant_values=-1)
 
 
-def evaluate_model(model: Any, train: Any, test: Any, users: np.ndarray) -> dict[str, float]:
+def evaluate_model(model: Recommender, train: Any, test: Any, users: np.ndarray
+                   ) -> dict[str, float]:
     if not len(users):
         return metrics_from_recs(np.zeros((0, 20), np.int64), users, test, train.shape[1])
     n = min(20, train.shape[1])
-    ids, _ = model.recommend(users, train[users], N=n, filter_already_liked_items=True)
+    ids = model.top_items(users, train[users], n)
     return metrics_from_recs(_padded(ids, 20), users, test, train.shape[1])
 
 
@@ -256,77 +193,57 @@ def evaluate_popularity(train: Any, test: Any, users: np.ndarray) -> dict[str, f
 # --- Search --------------------------------------------------------------------------------
 
 
-def candidate_grid(base_als: dict[str, Any], base_bm25: dict[str, Any],
-                   allowed: frozenset[str] = frozenset({"als", "bm25"}),
-                   ) -> list[tuple[str, dict[str, Any]]]:
-    """The tenant's parameters first (always tried), then variants in order of promise
-    on real implicit-feedback data (Online Retail measurements, docs/modeling.md)."""
-    grid: list[tuple[str, dict[str, Any]]] = [(Algorithm.ALS, base_als),
-                                              (Algorithm.BM25, base_bm25)]
-    grid.extend((Algorithm.BM25, {**base_bm25, "K": k}) for k in (50, 200)
-                if k != base_bm25["K"])
-    grid.append((Algorithm.ALS, {**base_als, "alpha": base_als["alpha"] * 0.2}))
-    grid.append((Algorithm.ALS, {**base_als, "factors": base_als["factors"] * 2}))
-    grid.append((Algorithm.ALS, {**base_als, "regularization":
-                                 max(base_als["regularization"] * 10, 0.1)}))
+def candidate_grid(cfg: ModelingSettings, allowed: frozenset[str]
+                   ) -> list[tuple[type[Recommender], dict[str, Any]]]:
+    """Every fitted algorithm's own parameters first (always tried, in registration
+    order), then their variants in order of promise on real implicit-feedback data
+    (Online Retail measurements, docs/modeling.md). Algorithms that embed items are fitted
+    whether allowed or not: their factors back the bundle and the lineage export."""
+    fitted = [r for r in recommenders() if r.embeds_items or r.name in allowed]
+    bases = [(r, r.base_params(cfg)) for r in fitted]
+    variants = sorted(((rank, n, r, params) for n, (r, base) in enumerate(bases)
+                       for rank, params in r.variants(base)), key=lambda v: (v[0], v[1]))
+    grid = bases + [(r, params) for _, _, r, params in variants]
     seen: set[str] = set()
     unique = []
-    # ALS is always fitted: it backs sessions, the model bundle and the erasure patch.
-    grid = [(a, p) for a, p in grid if a == Algorithm.ALS or a in allowed]
     for algorithm, params in grid:
-        key = f"{algorithm}:{sorted(params.items())}"
+        key = f"{algorithm.name}:{sorted(params.items())}"
         if key not in seen:
             seen.add(key)
             unique.append((algorithm, params))
     return unique
 
 
-def _frozen(model: Any) -> Any:
-    """A copy of an ALS model whose factors a later warm start (the fold-in) cannot change
-    under a running evaluation; other models are never refitted in place."""
-    if not hasattr(model, "user_factors"):
-        return model
-    frozen = copy.copy(model)
-    frozen.user_factors = model.user_factors.copy()
-    frozen.item_factors = model.item_factors.copy()
-    return frozen
-
-
 def fit_candidates(
-    train: Any, test: Any, users: np.ndarray, *, base_als: dict[str, Any],
-    base_bm25: dict[str, Any], budget_s: float, evaluations: Executor,
-    allowed: frozenset[str] = frozenset({"als", "bm25"}),
+    train: Any, test: Any, users: np.ndarray, *, cfg: ModelingSettings, budget_s: float,
+    evaluations: Executor, allowed: frozenset[str],
     on_iteration: Callable[[str, int, int], None] | None = None,
 ) -> list[Candidate]:
     """Fit candidates on the split; each one's evaluation goes to ``evaluations`` (a
-    thread: the fits run one BLAS thread, so the next fit, or the fold-in, uses one core
+    thread: the fits run one BLAS thread, so the next fit, or the final fit, uses one core
     while the other evaluates) and lands in its ``metrics`` through :func:`collect`. The
-    first ALS and BM25 always run; others while their estimated cost (the last fit of the
-    same algorithm) fits the budget."""
+    first candidate of each algorithm always runs; others while their estimated cost (the
+    last fit of the same algorithm) fits the budget."""
     started = time.perf_counter()
     done: list[Candidate] = []
     last_cost: dict[str, float] = {}
-    grid = candidate_grid(base_als, base_bm25, allowed)
-    always = 2 if any(a == Algorithm.BM25 for a, _ in grid) else 1
-    for n, (algorithm, params) in enumerate(grid):
-        if n >= always:
+    for algorithm, params in candidate_grid(cfg, allowed):
+        name = algorithm.name
+        if name in last_cost:
             spent = time.perf_counter() - started
-            if spent + last_cost.get(algorithm, 0.0) > budget_s:
+            if spent + last_cost[name] > budget_s:
                 continue
-        candidate = Candidate(algorithm=str(algorithm), params=dict(params))
+        candidate = Candidate(algorithm=name, params=dict(params))
         fit_started = time.perf_counter()
-        if algorithm == Algorithm.ALS:
-            label = candidate.label
-            candidate.model = fit_als(
-                train, params,
-                None if on_iteration is None
-                else (lambda i, total, _s, label=label: on_iteration(label, i, total)))
-        else:
-            candidate.model = fit_bm25(train, params)
+        model = algorithm(params)
+        label = candidate.label
+        model.fit(train, None if on_iteration is None
+                  else (lambda i, total, label=label: on_iteration(label, i, total)))
+        candidate.model = model
         candidate.fit_s = time.perf_counter() - fit_started
-        candidate.evaluation = evaluations.submit(evaluate_model, _frozen(candidate.model),
+        candidate.evaluation = evaluations.submit(evaluate_model, model.frozen(),
                                                   train, test, users)
-        last_cost[algorithm] = candidate.fit_s
+        last_cost[name] = candidate.fit_s
         done.append(candidate)
     return done
 
@@ -344,8 +261,14 @@ def collect(candidates: list[Candidate], log: Callable[[str], None] | None = Non
     return candidates
 
 
-def best_of(candidates: list[Candidate], algorithm: str | None = None,
+def embeds_items(candidate: Candidate) -> bool:
+    return get_recommender(candidate.algorithm).embeds_items
+
+
+def best_of(candidates: list[Candidate], *, embedding: bool = False,
             allowed: frozenset[str] | None = None) -> Candidate:
-    pool = [c for c in candidates if (algorithm is None or c.algorithm == algorithm)
+    """The best NDCG@10 among ``candidates`` (those that embed items, with ``embedding``;
+    those of ``allowed`` algorithms, with ``allowed``)."""
+    pool = [c for c in candidates if (not embedding or embeds_items(c))
             and (allowed is None or c.algorithm in allowed)]
     return max(pool, key=lambda c: c.ndcg)  # first wins ties: the tenant's own parameters

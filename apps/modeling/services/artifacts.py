@@ -15,6 +15,13 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from apps.core.exceptions import ApplicationError
+from apps.modeling.recommenders import (
+    Recommender,
+    algorithm_names,
+    get_recommender,
+    recommenders,
+)
+from apps.modeling.recommenders.base import SHARED_ARRAYS
 
 ARTIFACT_ROOT = "modeling"
 
@@ -29,20 +36,28 @@ class Artifact:
 
     ``user_items`` holds the (pseudonymous) training interactions: serving uses it to
     exclude seen items and to explain, erasure to recompute the items a subject touched.
+    ``recommender`` serves; ``embedding`` (an ``embeds_items`` algorithm, fitted in every
+    training) backs the device bundle and the lineage export. They are one object when the
+    served algorithm embeds items itself. ``meta`` names the served algorithm and holds
+    ``<name>_params`` for every registered algorithm (``None`` for those not in the file).
     """
 
     meta: dict[str, Any]
     item_ids: np.ndarray          # int64 Item pks (columns)
     user_keys: np.ndarray         # S64 subject keys (rows), sorted
-    item_factors: np.ndarray      # float32 items x factors
-    user_factors: np.ndarray      # float32 users x factors
     user_items: Any               # scipy.sparse.csr_matrix float32 (weights before alpha)
     support: np.ndarray           # int32: distinct subjects per item
-    similarity: Any = None        # csr items x items (BM25 only)
+    recommender: Recommender
+    embedding: Recommender
 
     @property
     def algorithm(self) -> str:
         return str(self.meta["algorithm"])
+
+    def models(self) -> list[Recommender]:
+        """The distinct models in the file."""
+        return [self.embedding] + ([] if self.recommender is self.embedding
+                                   else [self.recommender])
 
     def user_row(self, subject_key: str) -> int | None:
         key = subject_key.encode()
@@ -50,6 +65,31 @@ class Artifact:
         if position < len(self.user_keys) and self.user_keys[position] == key:
             return position
         return None
+
+    def without_subject(self, row: int) -> Artifact:
+        """The artifact without the subject of ``row``: their id, interactions and support
+        gone, and each model's own erasure patch (``Recommender.without_subject``)."""
+        keep = np.ones(len(self.user_keys), dtype=bool)
+        keep[row] = False
+        ui = self.user_items
+        touched = ui.indices[ui.indptr[row]:ui.indptr[row + 1]].astype(np.int64)
+        remaining = ui[keep].tocsr()
+        support = self.support.copy()
+        support[touched] -= 1
+        embedding = self.embedding.without_subject(row, remaining, touched)
+        recommender = (embedding if self.recommender is self.embedding
+                       else self.recommender.without_subject(row, remaining, touched))
+        return Artifact(meta=self.meta, item_ids=self.item_ids,
+                        user_keys=self.user_keys[keep], user_items=remaining,
+                        support=support, recommender=recommender, embedding=embedding)
+
+
+def build_meta(recommender: Recommender, embedding: Recommender) -> dict[str, Any]:
+    meta: dict[str, Any] = {"algorithm": recommender.name}
+    meta.update((f"{name}_params", None) for name in algorithm_names())
+    meta[f"{embedding.name}_params"] = embedding.params
+    meta[f"{recommender.name}_params"] = recommender.params
+    return meta
 
 
 def encode_keys(keys: list[str]) -> np.ndarray:
@@ -61,41 +101,46 @@ def dump(artifact: Artifact) -> bytes:
         "meta": np.array(json.dumps(artifact.meta, sort_keys=True)),
         "item_ids": artifact.item_ids.astype(np.int64),
         "user_keys": artifact.user_keys.astype("S64"),
-        "item_factors": artifact.item_factors.astype(np.float32),
-        "user_factors": artifact.user_factors.astype(np.float32),
-        "ui_indptr": artifact.user_items.indptr.astype(np.int64),
-        "ui_indices": artifact.user_items.indices.astype(np.int32),
-        "ui_data": artifact.user_items.data.astype(np.float32),
-        "support": artifact.support.astype(np.int32),
     }
-    if artifact.similarity is not None:
-        sim = artifact.similarity.tocsr()
-        arrays.update(sim_indptr=sim.indptr.astype(np.int64),
-                      sim_indices=sim.indices.astype(np.int32),
-                      sim_data=sim.data.astype(np.float32))
+    own = [model.to_arrays() for model in artifact.models()]
+    arrays.update(own[0])  # the embedding's arrays first: the layout of every stored file
+    arrays.update(ui_indptr=artifact.user_items.indptr.astype(np.int64),
+                  ui_indices=artifact.user_items.indices.astype(np.int32),
+                  ui_data=artifact.user_items.data.astype(np.float32),
+                  support=artifact.support.astype(np.int32))
+    for extra in own[1:]:
+        arrays.update(extra)
+    clash = SHARED_ARRAYS & {name for extra in own for name in extra}
+    if clash:
+        raise ValueError(f"an algorithm's arrays use the shared names {sorted(clash)}")
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     return buffer.getvalue()
+
+
+def _load_model(meta: dict[str, Any], name: str, arrays: dict[str, np.ndarray],
+                n_items: int) -> Recommender:
+    return get_recommender(name).from_arrays(meta[f"{name}_params"], arrays, n_items)
 
 
 def parse(data: bytes) -> Artifact:
     import scipy.sparse as sp
 
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-        item_ids = npz["item_ids"]
-        user_keys = npz["user_keys"]
-        shape = (len(user_keys), len(item_ids))
-        user_items = sp.csr_matrix((npz["ui_data"], npz["ui_indices"], npz["ui_indptr"]),
-                                   shape=shape)
-        similarity = None
-        if "sim_indptr" in npz.files:
-            similarity = sp.csr_matrix(
-                (npz["sim_data"], npz["sim_indices"], npz["sim_indptr"]),
-                shape=(len(item_ids), len(item_ids)))
-        return Artifact(
-            meta=json.loads(str(npz["meta"])), item_ids=item_ids, user_keys=user_keys,
-            item_factors=npz["item_factors"], user_factors=npz["user_factors"],
-            user_items=user_items, support=npz["support"], similarity=similarity)
+        arrays = {name: npz[name] for name in npz.files}
+    meta = json.loads(str(arrays["meta"]))
+    item_ids, user_keys = arrays["item_ids"], arrays["user_keys"]
+    user_items = sp.csr_matrix((arrays["ui_data"], arrays["ui_indices"], arrays["ui_indptr"]),
+                               shape=(len(user_keys), len(item_ids)))
+    recommender = _load_model(meta, meta["algorithm"], arrays, len(item_ids))
+    if recommender.embeds_items:
+        embedding = recommender
+    else:  # the file's item-embedding model: the one whose parameters it records
+        (name,) = [r.name for r in recommenders()
+                   if r.embeds_items and meta.get(f"{r.name}_params") is not None]
+        embedding = _load_model(meta, name, arrays, len(item_ids))
+    return Artifact(meta=meta, item_ids=item_ids, user_keys=user_keys, user_items=user_items,
+                    support=arrays["support"], recommender=recommender, embedding=embedding)
 
 
 def save(tenant_id: int, artifact: Artifact, *, label: str) -> tuple[str, str, int]:

@@ -1,10 +1,10 @@
 """The modeling side of data-subject requests (DESIGN step 8, GDPR Art. 15/17).
 
-* **Erase** (``erase_subject``): in the active model, the subject's user-factor row, id
-  mapping and interactions are removed at once and the factors of the items they touched
-  are recomputed without them (an exact ALS half-step: implicit's ``partial_fit_items``
-  with the remaining users' factors); a BM25 similarity is recomputed from the remaining
-  interactions. The patched artifact replaces the old file. Any other stored artifact
+* **Erase** (``erase_subject``): in the active model, the subject's id mapping and
+  interactions are removed at once and every model in the artifact applies its own erasure
+  patch (``Recommender.without_subject``: ALS drops their factor row and recomputes the
+  items they touched with an exact half-step, item-kNN recomputes its similarity from the
+  remaining interactions). The patched artifact replaces the old file. Any other stored artifact
   holding the subject is destroyed. The active version is marked as still holding an
   erased subject's influence and a retrain is requested; once the retrain activates, the
   patched artifact is destroyed too. An audit entry lists the versions that contained them.
@@ -27,9 +27,8 @@ from django.utils import timezone
 
 from apps.audit import services as audit
 from apps.events.selectors import list_items
-from apps.modeling.models import Algorithm, ModelVersion, ServingState, TrainingRun
+from apps.modeling.models import ModelVersion, ServingState, TrainingRun
 from apps.modeling.services import artifacts
-from apps.modeling.services.algorithms import fit_bm25, make_als
 from apps.modeling.services.training import (
     destroy_artifact,
     request_retrain_later,
@@ -65,31 +64,6 @@ def _orphans(tenant: Tenant) -> list[str]:
     return [p for p in artifacts.list_files(tenant.pk) if p not in registered]
 
 
-def _patched(artifact: artifacts.Artifact, row: int) -> artifacts.Artifact:
-    """The artifact without user ``row``; touched items recomputed without them."""
-    keep = np.ones(len(artifact.user_keys), dtype=bool)
-    keep[row] = False
-    ui = artifact.user_items
-    touched = ui.indices[ui.indptr[row]:ui.indptr[row + 1]].astype(np.int64)
-    user_items = ui[keep].tocsr()
-    support = artifact.support.copy()
-    support[touched] -= 1
-    als = make_als({**artifact.meta["als_params"], "num_threads": 1})
-    als.user_factors = np.ascontiguousarray(artifact.user_factors[keep])
-    als.item_factors = np.array(artifact.item_factors, copy=True)
-    if len(touched) and user_items.shape[0]:
-        als.partial_fit_items(touched, user_items.T.tocsr()[touched])
-    similarity = None
-    if artifact.algorithm == Algorithm.BM25 and artifact.meta.get("bm25_params"):
-        similarity = fit_bm25(user_items, {**artifact.meta["bm25_params"],
-                                           "num_threads": 1}).similarity
-    return artifacts.Artifact(
-        meta=artifact.meta, item_ids=artifact.item_ids, user_keys=artifact.user_keys[keep],
-        item_factors=np.ascontiguousarray(als.item_factors, dtype=np.float32),
-        user_factors=np.ascontiguousarray(als.user_factors, dtype=np.float32),
-        user_items=user_items, support=support, similarity=similarity)
-
-
 def _patch_active(tenant: Tenant, version: ModelVersion, state: ServingState,
                   subject_key: str) -> int:
     artifact = artifacts.load(version.artifact_path, version.artifact_sha256)
@@ -97,7 +71,7 @@ def _patch_active(tenant: Tenant, version: ModelVersion, state: ServingState,
     if row is None:
         return 0
     touched = int(artifact.user_items.indptr[row + 1] - artifact.user_items.indptr[row])
-    patched = _patched(artifact, row)
+    patched = artifact.without_subject(row)
     old_path = version.artifact_path
     path, digest, size = artifacts.save(tenant.pk, patched,
                                         label=f"v{version.number}-r{version.revision + 1}")
@@ -153,7 +127,7 @@ def _modified_before(path: str, cutoff: Any) -> bool:
 
 
 def _inferred_categories(tenant: Tenant, artifact: artifacts.Artifact, row: int) -> list[str]:
-    scores = artifact.item_factors @ artifact.user_factors[row]
+    scores = artifact.embedding.score_subject(row, artifact.user_items)
     top = np.argsort(-scores, kind="stable")[:20]
     pks = [int(artifact.item_ids[c]) for c in top.tolist()]
     counts: Counter[str] = Counter()

@@ -1,11 +1,12 @@
 """Serving from memory (DESIGN step 7).
 
 Each process keeps one loaded model per tenant. A request reads one indexed row
-(``ServingState``: active version, its revision, the catalog stamp), as subqueries of its
-API-key authentication query, and reloads only when one of them moved: a new activation,
-an erasure patch, or a catalog change (item deactivated, categories edited). Apart from
-authentication and the consent check, a request touches no database: scores, seen items,
-categories and active flags are arrays in memory.
+(``ServingState``: active version, its revision, the catalog stamp), joined to its API-key
+authentication query (``tenant.serving_state``), and reloads only when one of them moved:
+a new activation, an erasure patch, or a catalog change (item deactivated, categories
+edited). Apart from authentication and the consent check, a request touches no database:
+scores, seen items, categories and active flags are arrays in memory. Scores come from the
+artifact's ``Recommender``; nothing here depends on which algorithm it is.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ import numpy as np
 from apps.consent.selectors import get_subject_consent, get_subject_consent_views
 from apps.core.exceptions import ApplicationError
 from apps.events.selectors import list_items
-from apps.modeling.models import Algorithm, ModelVersion, PrivacyBudgetEntry, ServingState
+from apps.modeling.models import ModelVersion, PrivacyBudgetEntry, ServingState
+from apps.modeling.recommenders import Recommender
 from apps.modeling.services import artifacts
-from apps.modeling.services.algorithms import make_als
 from apps.tenants.models import Tenant
-from apps.tenants.request_readings import take_request_reading
+from apps.tenants.services import loaded_with_api_key
 
 logger = logging.getLogger("modeling.serving")
 
@@ -68,8 +69,6 @@ class LoadedModel:
     catalog: Catalog
     popular: list[tuple[int, float]]     # (column, noisy count), best first
     min_support: int
-    normed: np.ndarray
-    _als: Any = None
     _bundle: dict[str, Any] | None = None
 
     @property
@@ -77,14 +76,8 @@ class LoadedModel:
         return self.artifact.algorithm
 
     @property
-    def als(self) -> Any:
-        """An implicit ALS object around the loaded factors (explain, recalculate_user)."""
-        if self._als is None:
-            model = make_als({**self.artifact.meta["als_params"], "num_threads": 1})
-            model.item_factors = self.artifact.item_factors
-            model.user_factors = self.artifact.user_factors
-            self._als = model
-        return self._als
+    def recommender(self) -> Recommender:
+        return self.artifact.recommender
 
 
 @dataclass
@@ -139,27 +132,32 @@ def _load_model(tenant: Tenant, version_id: int, revision: int, stamp: int) -> L
     column = {int(pk): n for n, pk in enumerate(artifact.item_ids.tolist())}
     popular = [(column[int(pk)], float(count)) for pk, count in (release or [])
                if int(pk) in column]
-    factors = artifact.item_factors.astype(np.float32)
-    norms = np.linalg.norm(factors, axis=1, keepdims=True)
-    normed = factors / np.where(norms > 0, norms, 1.0)
     return LoadedModel(
         tenant_id=tenant.pk, version_id=version.pk, number=version.number,
         revision=version.revision, artifact=artifact,
         catalog=_load_catalog(tenant, artifact.item_ids, stamp), popular=popular,
-        min_support=modeling_settings(tenant).min_support, normed=normed)
+        min_support=modeling_settings(tenant).min_support)
 
 
 SERVING_STATE_FIELDS = ("active_version_id", "active_revision", "catalog_stamp")
 
 
+def _serving_state(tenant: Tenant) -> tuple[Any, ...] | None:
+    """``(active version id, revision, catalog stamp)``. An API request's tenant carries
+    its row, read with the key (``authenticate_api_key`` joins ``serving_state``); any
+    other caller reads the one indexed row, without caching it on ``tenant``."""
+    if loaded_with_api_key(tenant):
+        state = getattr(tenant, "serving_state", None)  # None: the tenant has no row yet
+        return None if state is None else tuple(getattr(state, f)
+                                                for f in SERVING_STATE_FIELDS)
+    return (ServingState.objects.for_tenant(tenant)
+            .values_list(*SERVING_STATE_FIELDS).first())
+
+
 def current_model(tenant: Tenant) -> LoadedModel | None:
-    """The tenant's active model, from this process's cache. The serving state comes with
-    the API request's authentication query (registered as a request reading in
-    ``ModelingConfig.ready``); any other caller reads its one indexed row."""
-    row = take_request_reading(tenant, "serving_state")
-    if row is None:
-        row = (ServingState.objects.for_tenant(tenant)
-               .values_list(*SERVING_STATE_FIELDS).first())
+    """The tenant's active model, from this process's cache, reloaded when the serving
+    state moved."""
+    row = _serving_state(tenant)
     if row is None or row[0] is None:
         return None
     version_id, revision, stamp = row
@@ -235,35 +233,21 @@ def _blocked_reason(tenant: Tenant, subject_key: str) -> str | None:
     return "level_session" if granted and view.level == "session" else "no_consent"
 
 
-def _user_scores(model: LoadedModel, row: int) -> np.ndarray:
-    art = model.artifact
-    if model.algorithm == Algorithm.BM25:
-        return np.asarray((art.user_items[row] @ art.similarity).todense()).ravel()
-    return art.item_factors @ art.user_factors[row]
-
-
 def _explain(model: LoadedModel, row: int, columns: np.ndarray) -> list[list[dict[str, Any]]]:
-    art = model.artifact
     ids = model.catalog.external_ids
-    explained = []
-    if model.algorithm == Algorithm.BM25:
-        start, end = art.user_items.indptr[row], art.user_items.indptr[row + 1]
-        liked, weights = art.user_items.indices[start:end], art.user_items.data[start:end]
-        block = art.similarity[liked][:, columns].toarray()  # liked x recommended
-        for k in range(len(columns)):
-            contribution = weights * block[:, k]
-            best = np.argsort(-contribution, kind="stable")[:EXPLAIN_ITEMS]
-            explained.append([{"item": ids[liked[j]], "weight": round(float(contribution[j]), 6)}
-                              for j in best if contribution[j] > 0])
-        return explained
-    user_weights = None
-    own = art.user_items[row]  # explain() scales what it is given by alpha: one row only
-    for col in columns.tolist():
-        _, contributions, user_weights = model.als.explain(
-            0, own, col, user_weights=user_weights, N=EXPLAIN_ITEMS)
-        explained.append([{"item": ids[j], "weight": round(float(w), 6)}
-                          for j, w in contributions])
-    return explained
+    return [[{"item": ids[col], "weight": round(weight, 6)} for col, weight in because]
+            for because in model.recommender.explain(row, model.artifact.user_items, columns,
+                                                     EXPLAIN_ITEMS)]
+
+
+def _candidates(model: LoadedModel, scores: np.ndarray, categories: Sequence[str]
+                ) -> np.ndarray:
+    """Columns that may be recommended: active, in ``categories`` when given, and scored
+    at all when the algorithm scores only neighbourhoods."""
+    valid = _valid_mask(model, categories)
+    if model.recommender.positive_scores_only:
+        valid &= scores > 0
+    return valid
 
 
 def recommend_for_subject(
@@ -290,13 +274,11 @@ def score_subject(model: LoadedModel, row: int, *, n: int = 10, exclude_seen: bo
                   categories: Sequence[str] = (), explain: bool = False
                   ) -> list[dict[str, Any]]:
     """The in-memory part of a personalized answer (no database)."""
-    scores = _user_scores(model, row)
-    valid = _valid_mask(model, categories)
+    scores = model.recommender.score_subject(row, model.artifact.user_items)
+    valid = _candidates(model, scores, categories)
     if exclude_seen:
         ui = model.artifact.user_items
         valid[ui.indices[ui.indptr[row]:ui.indptr[row + 1]]] = False
-    if model.algorithm == Algorithm.BM25:
-        valid &= scores > 0  # item-kNN scores nothing outside the neighbourhoods
     columns = _top(scores, valid, n)
     items = _items(model, columns, scores)
     if explain:
@@ -307,9 +289,9 @@ def score_subject(model: LoadedModel, row: int, *, n: int = 10, exclude_seen: bo
 
 def recommend_for_session(*, tenant: Tenant, recent_items: Sequence[str], n: int = 10,
                           categories: Sequence[str] = ()) -> Recommendation:
-    """Recommendations from the items of the current session only: a user vector solved
-    on the fly from the item factors (implicit's ``recalculate_user``), or the item-kNN
-    neighbourhoods. Nothing about the caller is stored or logged."""
+    """Recommendations from the items of the current session only (the recommender's
+    ``score_session``: for ALS a user vector solved on the fly, for item-kNN the items'
+    neighbourhoods). Nothing about the caller is stored or logged."""
     import scipy.sparse as sp
 
     model = current_model(tenant)
@@ -322,15 +304,9 @@ def recommend_for_session(*, tenant: Tenant, recent_items: Sequence[str], n: int
     seen = np.flatnonzero(counts)
     row = sp.csr_matrix((counts[seen].astype(np.float32), seen.astype(np.int32),
                          np.array([0, len(seen)])), shape=(1, len(counts)))
-    if model.algorithm == Algorithm.BM25:
-        scores = np.asarray((row @ model.artifact.similarity).todense()).ravel()
-    else:
-        vector = model.als.recalculate_user(0, row)
-        scores = model.artifact.item_factors @ vector
-    valid = _valid_mask(model, categories)
+    scores = model.recommender.score_session(row)
+    valid = _candidates(model, scores, categories)
     valid[seen] = False
-    if model.algorithm == Algorithm.BM25:
-        valid &= scores > 0
     top = _top(scores, valid, n)
     return Recommendation(model.number, False, "session", _items(model, top, scores))
 
@@ -354,12 +330,8 @@ def similar_items(*, tenant: Tenant, item: str, n: int = 10,
     art = model.artifact
     if art.support[col] < model.min_support:
         return Recommendation(model.number, False, "insufficient_support", [])
-    if model.algorithm == Algorithm.BM25:
-        scores = np.asarray(art.similarity[col].todense()).ravel()
-        valid = _valid_mask(model, categories) & (scores > 0)
-    else:
-        scores = model.normed @ model.normed[col]
-        valid = _valid_mask(model, categories)
+    scores = model.recommender.similar(col)
+    valid = _candidates(model, scores, categories)
     valid &= art.support >= model.min_support
     valid[col] = False
     top = _top(scores, valid, n)
@@ -368,25 +340,18 @@ def similar_items(*, tenant: Tenant, item: str, n: int = 10,
 
 def model_bundle(*, tenant: Tenant) -> dict[str, Any]:
     """The active model for on-device scoring: active items' ids and factors and the
-    regularized Gram matrix ``G = YᵀY + λI`` of all item factors (docs/modeling.md)."""
+    regularized Gram matrix ``G = YᵀY + λI`` of all item factors (docs/modeling.md), from
+    the artifact's item-embedding model whichever algorithm serves."""
     model = current_model(tenant)
     if model is None:
         raise ApplicationError("No model is active yet.", code="no_active_model",
                                status_code=404)
     if model._bundle is None:
-        art = model.artifact
-        params = art.meta["als_params"]
-        factors = art.item_factors.astype(np.float64)
-        gram = factors.T @ factors + float(params["regularization"]) * np.eye(factors.shape[1])
         active = np.flatnonzero(model.catalog.active)
         model._bundle = {
             "model_version": model.number,
             "algorithm": model.algorithm,
-            "factors": int(factors.shape[1]),
-            "regularization": float(params["regularization"]),
-            "alpha": float(params["alpha"]),
             "items": [model.catalog.external_ids[c] for c in active.tolist()],
-            "item_factors": np.round(art.item_factors[active], 6).tolist(),
-            "gram": np.round(gram, 6).tolist(),
+            **model.artifact.embedding.device_bundle(active),
         }
     return model._bundle

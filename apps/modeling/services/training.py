@@ -1,7 +1,8 @@
 """Training, registration and activation of a tenant's model (DESIGN steps 6-7).
 
 ``train_model`` is the service a training run's task calls: snapshot -> split -> search
-(ALS and BM25) -> fold-in -> artifact -> ``ModelVersion`` -> DP popularity -> activation.
+(every allowed algorithm) -> final fit -> artifact -> ``ModelVersion`` -> DP popularity ->
+activation.
 Everything up to the registration is side-effect free apart from the artifact file; the
 registration, the ledger row and the activation commit together, so a worker killed at any
 point leaves the active model as it was (and the run is redelivered or swept).
@@ -26,7 +27,8 @@ from apps.audit import services as audit
 from apps.core.exceptions import ApplicationError
 from apps.core.jobs import DurableJob, enqueue_job, record_progress
 from apps.modeling.config import ModelingSettings, modeling_settings
-from apps.modeling.models import Algorithm, ModelVersion, ServingState, TrainingRun
+from apps.modeling.models import ModelVersion, ServingState, TrainingRun
+from apps.modeling.recommenders import Recommender
 from apps.modeling.services import algorithms, artifacts
 from apps.modeling.services.dataset import TrainingData, snapshot_training_data
 from apps.modeling.services.popularity import release_popular_items
@@ -40,18 +42,10 @@ Echo = Callable[[str], None]
 # --- Pipeline (pure: matrices in, arrays out) ------------------------------------------------
 
 
-def base_params(cfg: ModelingSettings) -> tuple[dict[str, Any], dict[str, Any]]:
-    als = {"factors": cfg.factors, "regularization": cfg.regularization, "alpha": cfg.alpha,
-           "iterations": cfg.iterations, "random_state": cfg.random_state,
-           "num_threads": cfg.threads}
-    bm25 = {"K": cfg.bm25_k, "K1": 1.2, "B": 0.75, "num_threads": cfg.threads}
-    return als, bm25
-
-
 @dataclass
 class PipelineResult:
     chosen: algorithms.Candidate
-    als: algorithms.Candidate
+    embedding: algorithms.Candidate   # the item-embedding candidate (bundle, export)
     candidates: list[algorithms.Candidate]
     popularity: dict[str, float]
     artifact: artifacts.Artifact
@@ -62,8 +56,9 @@ def fit_pipeline(
     data: TrainingData, cfg: ModelingSettings, *,
     on_iteration: Callable[[str, int, int], None] | None = None, log: Echo | None = None,
 ) -> PipelineResult:
-    """Split, search, fold in, and assemble the artifact. Deterministic for given data and
-    settings when the search budget is 0 or unbounded and ``threads == 1``."""
+    """Split, search, fit the served models on the full data, and assemble the artifact.
+    Deterministic for given data and settings when the search budget is 0 or unbounded
+    and ``threads == 1``."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
     train, test = algorithms.holdout_split(data.matrix, data.last_seen, cfg.holdout_fraction,
@@ -71,51 +66,51 @@ def fit_pipeline(
     users = algorithms.eval_users(test, cfg.eval_max_users)
     timings["split_s"] = time.perf_counter() - started
 
-    base_als, base_bm25 = base_params(cfg)
     allowed = frozenset(cfg.algorithms)
-    # Evaluations run in a thread beside the fits and the fold-in, which use one core; the
-    # popularity baseline's first, during the first fit.
+    # Evaluations run in a thread beside the fits and the final fit, which use one core;
+    # the popularity baseline's first, during the first fit.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="evaluate") as evaluations:
         baseline = evaluations.submit(algorithms.evaluate_popularity, train, test, users)
         started = time.perf_counter()
         fitted = algorithms.fit_candidates(
-            train, test, users, base_als=base_als, base_bm25=base_bm25,
-            budget_s=cfg.search_seconds, evaluations=evaluations, allowed=allowed,
-            on_iteration=on_iteration)
+            train, test, users, cfg=cfg, budget_s=cfg.search_seconds,
+            evaluations=evaluations, allowed=allowed, on_iteration=on_iteration)
         timings["fits_s"] = time.perf_counter() - started
-        fitted_als = [c for c in fitted if c.algorithm == Algorithm.ALS]
-        folded = None
-        if len(fitted_als) == 1:
-            # The only ALS is the one served whatever its metrics: fold it in now, while
-            # it is evaluated on a frozen copy.
-            folded = fitted_als[0]
+        embedding_fits = [c for c in fitted if algorithms.embeds_items(c)]
+        final: dict[int, Recommender] = {}  # id(candidate) -> its model fitted on all data
+        if len(embedding_fits) == 1:
+            # The only item-embedding candidate is served whatever its metrics: fit it on
+            # the full data now, while it is evaluated on a frozen copy.
+            only = embedding_fits[0]
             fold_started = time.perf_counter()
-            algorithms.fold_in_full(folded.model, data.matrix)
+            final[id(only)] = _model(only).fit_full(data.matrix)
             timings["fold_in_s"] = time.perf_counter() - fold_started
         candidates = algorithms.collect(fitted, log)
         popularity = baseline.result()
     chosen = algorithms.best_of(candidates, allowed=allowed)
-    als = algorithms.best_of(candidates, Algorithm.ALS)
+    embedding = algorithms.best_of(candidates, embedding=True)
     timings["search_s"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    if als is not folded:
-        algorithms.fold_in_full(als.model, data.matrix)
-    similarity = None
-    if chosen.algorithm == Algorithm.BM25:
-        similarity = algorithms.fit_bm25(data.matrix, chosen.params).similarity
+    for candidate in (embedding, chosen):
+        if id(candidate) not in final:
+            final[id(candidate)] = _model(candidate).fit_full(data.matrix)
     timings["final_fit_s"] = time.perf_counter() - started
 
+    recommender, embedded = final[id(chosen)], final[id(embedding)]
     support = np.diff(data.matrix.tocsc().indptr).astype(np.int32)
-    meta = {"algorithm": chosen.algorithm, "als_params": als.params,
-            "bm25_params": chosen.params if chosen.algorithm == Algorithm.BM25 else None}
     artifact = artifacts.Artifact(
-        meta=meta, item_ids=data.item_ids, user_keys=artifacts.encode_keys(data.user_keys),
-        item_factors=np.ascontiguousarray(als.model.item_factors, dtype=np.float32),
-        user_factors=np.ascontiguousarray(als.model.user_factors, dtype=np.float32),
-        user_items=data.matrix, support=support, similarity=similarity)
-    return PipelineResult(chosen=chosen, als=als, candidates=candidates,
+        meta=artifacts.build_meta(recommender, embedded), item_ids=data.item_ids,
+        user_keys=artifacts.encode_keys(data.user_keys), user_items=data.matrix,
+        support=support, recommender=recommender, embedding=embedded)
+    return PipelineResult(chosen=chosen, embedding=embedding, candidates=candidates,
                           popularity=popularity, artifact=artifact, timings=timings)
+
+
+def _model(candidate: algorithms.Candidate) -> Recommender:
+    if candidate.model is None:
+        raise ValueError(f"candidate {candidate.label} was not fitted")
+    return candidate.model
 
 
 # --- Serving state, activation ---------------------------------------------------------------
@@ -320,15 +315,16 @@ def _register(*, tenant: Tenant, run: TrainingRun | None, data: TrainingData,
             transaction.on_commit(lambda: artifacts.delete(path))
             return ModelVersion.objects.for_tenant(tenant).get(pk=run.model_version_id)
     number = (ModelVersion.objects.for_tenant(tenant).aggregate(n=Max("number"))["n"] or 0) + 1
-    chosen = result.chosen
+    chosen, embedding = result.chosen, result.embedding
     version = ModelVersion.objects.create(
         tenant=tenant, number=number, algorithm=chosen.algorithm,
-        params={"chosen": chosen.params, "als": result.als.params, "weighting": cfg.weighting,
+        params={"chosen": chosen.params, embedding.algorithm: embedding.params,
+                "weighting": cfg.weighting,
                 "holdout_fraction": cfg.holdout_fraction, "search_seconds": cfg.search_seconds,
                 "min_support": cfg.min_support},
         data_stats=data.stats,
         metrics={"model": _round(chosen.metrics), "popularity": _round(result.popularity),
-                 "als": _round(result.als.metrics)},
+                 embedding.algorithm: _round(embedding.metrics)},
         search=[c.summary() for c in result.candidates],
         timings={k: round(v, 4) for k, v in timings.items()},
         consent_snapshot_at=data.consent_snapshot_at,
