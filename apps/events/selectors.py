@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import QuerySet, Value
 
 from apps.core.subject_data import retention_period
@@ -120,6 +121,29 @@ def list_training_interactions(
     caller filters subjects by *current* consent and applies :meth:`EventSchema.weight_of`."""
     return list_events(tenant=tenant, since=since).values_list(
         "subject_key", "item_id", "type", "value")
+
+
+_TRAINING_RECORDS = """
+SELECT string_agg(decode(subject_key, 'hex') || int8send(item_id)
+                  || float8send(COALESCE(value, 0)) || timestamptz_send(occurred_at)
+                  || int2send((array_position(%(types)s::text[], type::text) - 1)::int2),
+                  ''::bytea),
+       count(*), min(octet_length(subject_key)), max(octet_length(subject_key))
+FROM {table}
+WHERE tenant_id = %(tenant)s AND occurred_at >= %(since)s AND type = ANY(%(types)s)
+      AND ctid >= %(low)s::tid AND ctid < %(high)s::tid
+"""
+
+
+def training_records_sql() -> tuple[str, str]:
+    """PostgreSQL only: ``(statement, table)`` for the training snapshot's reader
+    (``apps.modeling.services.dataset``). The statement returns one chunk of a tenant's
+    events (the block range ``low``..``high`` of the table, of the given ``types``, since
+    ``since``) as fixed-width binary records (subject key decoded from hex, item id, value,
+    time, the type's position in ``types``), with the count and the shortest and longest
+    key; parameters are bound by name. The events app owns the SQL on its table."""
+    table = Event._meta.db_table
+    return _TRAINING_RECORDS.format(table=connection.ops.quote_name(table)), table
 
 
 def history_cap(tenant: Tenant) -> int:

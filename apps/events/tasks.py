@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from django.db import InterfaceError, OperationalError
+
+from apps.core.jobs import TRANSIENT_ERRORS
 
 logger = logging.getLogger("events.tasks")
-RETRYABLE = (OperationalError, InterfaceError, TimeoutError)
 
 
-@shared_task(acks_late=True, autoretry_for=RETRYABLE, retry_backoff=5,
+@shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=5,
              retry_backoff_max=300, retry_jitter=True, max_retries=5, soft_time_limit=300,
              time_limit=360)
 def enforce_history_cap_task(tenant_id: int, subject_keys: list[str] | None = None) -> None:

@@ -23,3 +23,21 @@ def list_training_runs(*, tenant: Tenant) -> QuerySet[TrainingRun]:
 
 def list_budget_entries(*, tenant: Tenant) -> QuerySet[PrivacyBudgetEntry]:
     return PrivacyBudgetEntry.objects.for_tenant(tenant).order_by("-pk")
+
+
+#: Stored artifacts kept besides the active version's: "the two before it" (retention).
+ARTIFACTS_KEPT_BEFORE_ACTIVE = 2
+
+
+def list_expired_artifacts(*, tenant: Tenant) -> list[ModelVersion]:
+    """Stored artifacts older than the active version and the two before it (by version
+    number). Versions newer than the active one (candidates not activated) are kept; with
+    no active version, the newest three are kept."""
+    stored = list(ModelVersion.objects.for_tenant(tenant)
+                  .filter(artifact_destroyed_at__isnull=True).exclude(artifact_path="")
+                  .order_by("-number"))
+    active = next((v for v in stored if v.status == ModelVersion.Status.ACTIVE), None)
+    if active is None:
+        return stored[ARTIFACTS_KEPT_BEFORE_ACTIVE + 1:]
+    before = [v for v in stored if v.number < active.number]
+    return before[ARTIFACTS_KEPT_BEFORE_ACTIVE:]

@@ -254,37 +254,20 @@ def purge_expired_audit_entries(tenant: Tenant, cutoff: datetime, batch_size: in
 
 # --- Model artifacts ----------------------------------------------------------------------
 
-#: Stored artifacts kept besides the active version's: "the two before it".
-ARTIFACTS_KEPT_BEFORE_ACTIVE = 2
-
-
-def _artifacts_to_destroy(tenant: Tenant) -> list[Any]:
-    """Stored artifacts older than the active version and the two before it (by version
-    number). Versions newer than the active one (candidates not activated) are kept; with
-    no active version, the newest three are kept."""
-    from apps.modeling.models import ModelVersion
-
-    stored = list(ModelVersion.objects.for_tenant(tenant)
-                  .filter(artifact_destroyed_at__isnull=True).exclude(artifact_path="")
-                  .order_by("-number"))
-    active = next((v for v in stored if v.status == ModelVersion.Status.ACTIVE), None)
-    if active is None:
-        return stored[ARTIFACTS_KEPT_BEFORE_ACTIVE + 1:]
-    before = [v for v in stored if v.number < active.number]
-    return before[ARTIFACTS_KEPT_BEFORE_ACTIVE:]
-
-
 def count_expired_artifacts(tenant: Tenant, cutoff: datetime) -> int:
-    return len(_artifacts_to_destroy(tenant))
+    from apps.modeling.selectors import list_expired_artifacts
+
+    return len(list_expired_artifacts(tenant=tenant))
 
 
 def purge_expired_artifacts(tenant: Tenant, cutoff: datetime, batch_size: int,
                             state: dict[str, Any]) -> PurgeResult:
     """Through the modeling app's ``destroy_artifact``: the file goes after commit, the
     version row (metrics, lineage) stays."""
-    from apps.modeling.services.training import destroy_artifact
+    from apps.modeling.selectors import list_expired_artifacts
+    from apps.modeling.services import destroy_artifact
 
-    doomed = _artifacts_to_destroy(tenant)
+    doomed = list_expired_artifacts(tenant=tenant)
     for version in doomed[:batch_size]:
         destroy_artifact(tenant=tenant, version=version, why="retention")
     deleted = min(len(doomed), batch_size)

@@ -291,24 +291,13 @@ def schedule_due_retention_runs(*, now: datetime | None = None) -> int:
 def notify_models_of_deleted_data(*, tenant: Tenant, cutoff: datetime, deleted: int,
                                   category: str) -> bool:
     """After commit, once ``category`` deleted ``deleted`` of what was older than ``cutoff``
-    (events, or inactive subjects whose data was all older). If the active model's training
-    window began before the cutoff it holds data that is gone: ask the modeling app for a
-    retrain (debounced by its beat, minutes later, well within the day); the retrain
-    recomputes every subject's factors from what remains. Returns whether one was asked."""
-    from apps.modeling.models import TrainingRun
-    from apps.modeling.services import get_active_version, request_retrain_later
+    (events, or inactive subjects whose data was all older): the modeling app retrains
+    if its active model holds any of it. Returns whether a retrain was asked for."""
+    from apps.modeling.services import request_retrain_after_deletion
 
-    active = get_active_version(tenant=tenant)
+    active = request_retrain_after_deletion(tenant=tenant, cutoff=cutoff)
     if active is None:
         return False
-    since = (active.data_stats or {}).get("retention_since")
-    try:
-        window_start = datetime.fromisoformat(since) if since else None
-    except (TypeError, ValueError):
-        window_start = None
-    if window_start is not None and window_start >= cutoff:
-        return False
-    request_retrain_later(tenant_id=tenant.pk, reason=TrainingRun.Reason.RETENTION)
     logger.info("retention.retrain_requested tenant_id=%s category=%s deleted=%s version=%s",
                 tenant.pk, category, deleted, active.number)
     return True

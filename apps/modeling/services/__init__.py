@@ -16,8 +16,10 @@ from apps.modeling.services.serving import (
 )
 from apps.modeling.services.training import (
     activate_version,
+    destroy_artifact,
     execute_training_run,
     get_active_version,
+    request_retrain_after_deletion,
     request_retrain_later,
     request_training,
     retire_version,
@@ -32,6 +34,7 @@ __all__ = [
     "artifacts_holding_subject",
     "budget_spent",
     "current_model",
+    "destroy_artifact",
     "erase_subject",
     "execute_training_run",
     "export_subject",
@@ -40,6 +43,7 @@ __all__ = [
     "recommend_for_session",
     "recommend_for_subject",
     "release_popular_items",
+    "request_retrain_after_deletion",
     "request_retrain_later",
     "request_training",
     "retire_version",

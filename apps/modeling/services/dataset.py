@@ -25,8 +25,12 @@ from django.db.models import Count, Max, QuerySet, Sum
 from django.utils import timezone
 
 from apps.consent.selectors import CHUNK_SIZE, get_subject_consent_views
-from apps.events.models import Event
-from apps.events.selectors import get_event_schema, list_events, retention_days
+from apps.events.selectors import (
+    get_event_schema,
+    list_events,
+    retention_days,
+    training_records_sql,
+)
 from apps.tenants.models import Tenant
 
 STREAM_CHUNK = 50_000
@@ -61,7 +65,7 @@ class TrainingData:
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
-def _stream_rows(events: QuerySet[Event], type_index: dict[str, int],
+def _stream_rows(events: QuerySet[Any], type_index: dict[str, int],
                  progress: Callable[[str], None] | None) -> tuple[list[str], Arrays, int]:
     """Portable path: aggregated rows streamed in chunks into numpy arrays."""
     rows = (events.values("subject_key", "item_id", "type")
@@ -168,16 +172,6 @@ _EVENT_RECORD = np.dtype([*((word, ">u8") for word in _KEY_WORDS), ("item", ">i8
 _POSTGRES_EPOCH = 946_684_800  # timestamptz_send counts microseconds from 2000-01-01 UTC
 _CHUNK_BYTES = 256 << 20        # far below the 1 GB a PostgreSQL value may hold
 
-_READ_CHUNK = """
-SELECT string_agg(decode(subject_key, 'hex') || int8send(item_id)
-                  || float8send(COALESCE(value, 0)) || timestamptz_send(occurred_at)
-                  || int2send((array_position(%(types)s::text[], type::text) - 1)::int2),
-                  ''::bytea),
-       count(*), min(octet_length(subject_key)), max(octet_length(subject_key))
-FROM {table}
-WHERE tenant_id = %(tenant)s AND occurred_at >= %(since)s AND type = ANY(%(types)s)
-      AND ctid >= %(low)s::tid AND ctid < %(high)s::tid
-"""
 #: PostgreSQL's MaxHeapTuplesPerPage (8 kB pages): a block range of n pages never holds more
 #: than n times this many rows, whichever tenants they belong to.
 _MAX_ROWS_PER_PAGE = 291
@@ -236,7 +230,7 @@ def _fetch_chunks_in_snapshot(snapshot: str, statement: str, params: dict[str, A
         return _fetch_chunks(statement, params, chunks)
 
 
-def _scans_the_table(statement: str, params: dict[str, Any]) -> bool:
+def _scans_the_table(statement: str, table: str, params: dict[str, Any]) -> bool:
     """Does the planner read the whole unchunked query from the table itself, rather than
     through an index (the tenant is a small share of the table)? Only then are block ranges
     the right chunks: through an index, each range would walk the tenant's whole index."""
@@ -246,7 +240,7 @@ def _scans_the_table(statement: str, params: dict[str, Any]) -> bool:
         nodes = [cursor.fetchone()[0][0]["Plan"]]
     while nodes:
         node = nodes.pop()
-        if node.get("Relation Name") == Event._meta.db_table:
+        if node.get("Relation Name") == table:
             return node["Node Type"] in ("Seq Scan", "Tid Range Scan")
         nodes.extend(node.get("Plans", []))
     return False
@@ -264,14 +258,14 @@ def _read_chunks(tenant: Tenant, type_codes: list[str], since: datetime, *,
     in an exported snapshot, so two server processes build records at once. Through an
     index, it is one chunk. Synchronized scans are off: rows come in the table's physical
     order, whatever else scans it, so the same table gives the same sums to the bit."""
-    statement = _READ_CHUNK.format(table=connection.ops.quote_name(Event._meta.db_table))
+    statement, table = training_records_sql()
     params = {"tenant": tenant.pk, "since": since, "types": type_codes}
     with connection.cursor() as cursor:
         _set_reading_options(cursor)
         cursor.execute("SELECT pg_relation_size(%s::regclass), "
-                       "current_setting('block_size')::int", [Event._meta.db_table])
+                       "current_setting('block_size')::int", [table])
         size, block = cursor.fetchone()
-    in_ranges = _scans_the_table(statement, params)
+    in_ranges = _scans_the_table(statement, table, params)
     two_readers = in_ranges and beside is not None and size >= _TWO_READERS_FROM_BYTES
     chunks = (_block_ranges(size // block, even=two_readers) if in_ranges
               else [{"low": "(0,0)", "high": _END_OF_TABLE}])

@@ -383,6 +383,25 @@ def request_retrain_later(*, tenant_id: int, reason: str) -> None:
         retrain_requested_at=timezone.now(), retrain_reason=reason[:16])
 
 
+def request_retrain_after_deletion(*, tenant: Tenant, cutoff: datetime) -> ModelVersion | None:
+    """Data older than ``cutoff`` was deleted (retention). If the active model's training
+    window began before the cutoff it holds data that is gone: ask for a retrain (debounced
+    by the beat, minutes later); the retrain recomputes every subject's factors from what
+    remains. Returns the active version when a retrain was asked for."""
+    active = get_active_version(tenant=tenant)
+    if active is None:
+        return None
+    since = (active.data_stats or {}).get("retention_since")
+    try:
+        window_start = datetime.fromisoformat(since) if since else None
+    except (TypeError, ValueError):
+        window_start = None
+    if window_start is not None and window_start >= cutoff:
+        return None
+    request_retrain_later(tenant_id=tenant.pk, reason=TrainingRun.Reason.RETENTION)
+    return active
+
+
 def start_due_retrains(*, now: datetime | None = None) -> int:
     """Beat: start the debounced retrains whose delay has passed. Crosses tenants on
     purpose (housekeeping over one bookkeeping table)."""
@@ -417,31 +436,17 @@ def schedule_training_for_all(*, reason: str = TrainingRun.Reason.SCHEDULED) -> 
 
 def execute_training_run(*, tenant_id: int, run_id: int, echo: Echo | None = None
                          ) -> ModelVersion | None:
-    """Claim and run one training run (the task's service). A duplicate delivery of a
-    finished run is a no-op; a run redelivered after its worker died starts over (nothing
-    it did before registration is visible). Domain failures fail the run for good;
-    transient database errors leave it pending for a retry and re-raise."""
-    from django.db import InterfaceError, OperationalError
+    """Claim and run one training run (the task's service), under the job runner's one
+    error policy (``apps.core.jobs.run_job``). A duplicate delivery of a finished run is a
+    no-op; a run redelivered after its worker died starts over (nothing it did before
+    registration is visible)."""
+    from apps.core.jobs import finish_job, run_job
 
-    from apps.core.jobs import claim_job, fail_job, finish_job
+    def train(run: TrainingRun) -> ModelVersion:
+        version = train_model(tenant=Tenant.objects.get(pk=tenant_id), run=run, echo=echo)
+        run.refresh_from_db()
+        finish_job(run, stage="done", model_version=version.number, status_note=(
+            version.activation_note or "")[:200])
+        return version
 
-    run = claim_job(TrainingRun, tenant_id=tenant_id, job_id=run_id)
-    if run is None:
-        return None
-    tenant = Tenant.objects.get(pk=tenant_id)
-    try:
-        version = train_model(tenant=tenant, run=run, echo=echo)
-    except ApplicationError as exc:
-        fail_job(run, f"{exc.code}: {exc.message}", retryable=False)
-        return None
-    except (OperationalError, InterfaceError) as exc:
-        fail_job(run, f"transient: {type(exc).__name__}", retryable=True)
-        raise
-    except Exception as exc:
-        logger.exception("modeling.training_failed run=%s", run.pk)
-        fail_job(run, f"{type(exc).__name__}: {exc}", retryable=False)
-        return None
-    run.refresh_from_db()
-    finish_job(run, stage="done", model_version=version.number, status_note=(
-        version.activation_note or "")[:200])
-    return version
+    return run_job(TrainingRun, tenant_id=tenant_id, job_id=run_id, work=train)
