@@ -8,14 +8,15 @@ from typing import Any
 
 from apps.audit.services import forget_subject_token
 from apps.core.subject_data import (
+    INACTIVE_SUBJECTS,
     ModelEffect,
     PeriodOf,
-    RetentionRule,
     SubjectDataStore,
     declare,
     describe_period,
     frozen,
     not_applicable,
+    removed_with_inactive_subjects,
 )
 from apps.tenants.models import Tenant
 
@@ -31,7 +32,7 @@ def _erase(tenant: Tenant, subject_key: str) -> int:
 
 def _text(tenant: Tenant, period: PeriodOf) -> str:
     return ("The link between you and the audit trail is deleted when your data is erased "
-            f"or after {describe_period(period('inactive_subjects'))} without any activity; "
+            f"or after {describe_period(period(INACTIVE_SUBJECTS))} without any activity; "
             "the audit entries it linked stay, anonymous, for "
             f"{describe_period(period('audit_entries'))}.")
 
@@ -46,8 +47,6 @@ declare(SubjectDataStore(
     restrict=frozen("Kept, and not removed with inactive subjects; the token is never "
                     "processed, only written beside audit entries."),
     rectify=not_applicable("A random token: there is nothing in it to correct."),
-    retention=RetentionRule(
-        category="inactive_subjects", text=_text,
-        expiry=not_applicable("Removed with inactive subjects."), dated=False),
+    retention=removed_with_inactive_subjects(_text),
     model_effect=ModelEffect.NONE,
 ))

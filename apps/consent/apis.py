@@ -24,6 +24,7 @@ from apps.consent.models import METHOD_VALIDATOR, ConsentRecord
 from apps.consent.selectors import PurposeConsent, SubjectConsentDetail, get_subject_consent
 from apps.consent.services import apply_gpc_opt_out, record_consents
 from apps.core.exceptions import ApplicationError
+from apps.core.json import api_datetime
 from apps.tenants.apis import TenantApi
 from apps.tenants.models import Scope
 from apps.tenants.services import pseudonymize
@@ -66,9 +67,8 @@ def _purpose_json(detail: PurposeConsent) -> dict[str, Any]:
         "notice_version": detail.notice_version,
         "source": detail.source,
         "method": detail.method or None,
-        "at": serializers.DateTimeField().to_representation(detail.at) if detail.at else None,
-        "expires_at": (serializers.DateTimeField().to_representation(detail.expires_at)
-                       if detail.expires_at else None),
+        "at": api_datetime(detail.at),
+        "expires_at": api_datetime(detail.expires_at),
         "expired": detail.expired,
         "needs_renewal": detail.needs_renewal,
         "default": detail.chosen is None,
@@ -157,12 +157,10 @@ class SubjectConsentApi(TenantApi):
 
         @extend_schema_field(OpenApiTypes.OBJECT)
         def get_flags(self, detail: SubjectConsentDetail) -> dict[str, Any]:
-            until = detail.do_not_ask_until
             return {
                 "restricted": detail.view.restricted,
                 "objected": detail.view.objected,
-                "do_not_ask_until": (serializers.DateTimeField().to_representation(until)
-                                     if until else None),
+                "do_not_ask_until": api_datetime(detail.do_not_ask_until),
                 "gpc": detail.gpc,
             }
 

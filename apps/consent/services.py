@@ -215,31 +215,33 @@ class _SubjectWriter:
         self.states[purpose.pk] = state
         self.changed_states[purpose.pk] = state
 
-    def set_level(self, level: str, source: str) -> None:
-        if self.subject.level == level:
-            return
-        self.subject.level = level
+    def _change_subject(self, name: str, value: Any, **record: Any) -> bool:
+        """Set one field of the subject's state and append the ledger entry ``record``;
+        False, with nothing recorded, when the field already holds ``value``."""
+        if getattr(self.subject, name) == value:
+            return False
+        setattr(self.subject, name, value)
         self.subject_dirty = True
-        self._record(kind=ConsentRecord.Kind.LEVEL, level=level, source=source)
+        self._record(**record)
+        return True
+
+    def set_level(self, level: str, source: str) -> None:
+        self._change_subject("level", level, kind=ConsentRecord.Kind.LEVEL, level=level,
+                             source=source)
 
     def set_restricted(self, restricted: bool, source: str) -> None:
-        if self.subject.restricted == restricted:
-            return
-        self.subject.restricted = restricted
-        self.subject_dirty = True
-        self._record(kind=ConsentRecord.Kind.RESTRICTION, granted=restricted, source=source)
+        self._change_subject("restricted", restricted, kind=ConsentRecord.Kind.RESTRICTION,
+                             granted=restricted, source=source)
 
     def set_objected(self, objected: bool, source: str) -> None:
-        if self.subject.objected == objected:
+        if not self._change_subject("objected", objected, kind=ConsentRecord.Kind.OBJECTION,
+                                    granted=objected, source=source):
             return
-        self.subject.objected = objected
         if objected:
             self.subject.objected_at = self.now
             self.subject.do_not_ask_until = self.now + get_objection_quiet_period(self.tenant)
         else:
             self.subject.do_not_ask_until = None
-        self.subject_dirty = True
-        self._record(kind=ConsentRecord.Kind.OBJECTION, granted=objected, source=source)
 
     def state_rows(self) -> dict[int, _StateRow]:
         return {

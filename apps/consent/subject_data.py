@@ -4,7 +4,6 @@ Erased state first, the ledger (the proof) last."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +11,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 
 from apps.consent.models import ConsentRecord, ConsentState, SubjectState
 from apps.core.subject_data import (
+    INACTIVE_SUBJECTS,
     Correction,
     Expiry,
     ModelEffect,
@@ -22,24 +22,10 @@ from apps.core.subject_data import (
     describe_period,
     frozen,
     not_applicable,
+    removed_with_inactive_subjects,
+    subject_rows,
 )
 from apps.tenants.models import Tenant
-
-INACTIVE_SUBJECTS = "inactive_subjects"  # the retention app's rule for inactive subjects
-
-
-def _rows(model: Any, fields: tuple[str, ...]) -> tuple[Callable, Callable]:
-    """``export`` and ``erase`` of a table found by (tenant, subject_key)."""
-
-    def export(tenant: Tenant, subject_key: str) -> list[dict[str, Any]]:
-        return list(model.objects.for_tenant(tenant).filter(subject_key=subject_key)
-                    .order_by("pk").values(*fields))
-
-    def erase(tenant: Tenant, subject_key: str) -> int:
-        deleted, _ = model.objects.for_tenant(tenant).filter(subject_key=subject_key).delete()
-        return deleted
-
-    return export, erase
 
 
 def _rectify(tenant: Tenant, subject_key: str, correction: Correction) -> dict[str, Any]:
@@ -74,21 +60,23 @@ def _ledger_text(tenant: Tenant, period: PeriodOf) -> str:
             "then deleted.")
 
 
-def _state_text(what: str) -> Callable[[Tenant, PeriodOf], str]:
+def _while_active(what: str) -> RetentionRule:
+    """The rule of state kept while the subject is active (``what``: "Your ... are")."""
+
     def text(tenant: Tenant, period: PeriodOf) -> str:
         return (f"{what} kept while you use the service, and deleted after "
                 f"{describe_period(period(INACTIVE_SUBJECTS))} without any activity.")
 
-    return text
+    return removed_with_inactive_subjects(text)
 
 
 _FROZEN = frozen("Kept, and not removed with inactive subjects; the restriction itself is "
                  "what training, serving and ingestion read.")
-_export_level, _erase_level = _rows(SubjectState, (
+_export_level, _erase_level = subject_rows(SubjectState, (
     "level", "restricted", "objected", "objected_at", "do_not_ask_until", "updated_at"))
-_export_state, _erase_state = _rows(ConsentState, (
+_export_state, _erase_state = subject_rows(ConsentState, (
     "purpose__key", "granted", "notice__version", "source", "method", "captured_at"))
-_export_ledger, _erase_ledger = _rows(ConsentRecord, (
+_export_ledger, _erase_ledger = subject_rows(ConsentRecord, (
     "kind", "purpose__key", "granted", "level", "notice__version", "source", "method",
     "captured_at"))
 
@@ -100,10 +88,7 @@ declare(
         export=_export_level, erase=_erase_level, restrict=_FROZEN,
         rectify=not_applicable("The level is corrected with the current choices "
                                "(consent.state)."),
-        retention=RetentionRule(
-            category=INACTIVE_SUBJECTS,
-            text=_state_text("Your personalization level and flags are"),
-            expiry=not_applicable("Removed with inactive subjects."), dated=False),
+        retention=_while_active("Your personalization level and flags are"),
         model_effect=ModelEffect.NONE,
     ),
     SubjectDataStore(
@@ -111,9 +96,7 @@ declare(
         category="consent: current choices",
         models=("consent.ConsentState",), order=890,
         export=_export_state, erase=_erase_state, restrict=_FROZEN, rectify=_rectify,
-        retention=RetentionRule(
-            category=INACTIVE_SUBJECTS, text=_state_text("Your current choices are"),
-            expiry=not_applicable("Removed with inactive subjects."), dated=False),
+        retention=_while_active("Your current choices are"),
         model_effect=ModelEffect.NONE,
     ),
     SubjectDataStore(

@@ -11,10 +11,12 @@ DRF's.
 from __future__ import annotations
 
 import io
+from datetime import datetime
 from typing import Any
 
 import orjson
 from django.conf import settings
+from rest_framework.fields import DateTimeField
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 
@@ -65,3 +67,9 @@ class FastJSONRenderer(JSONRenderer):
         # Like DRF: U+2028/U+2029 escaped, so the output is also valid JavaScript.
         return rendered.replace("\u2028".encode(), b"\\u2028").replace(
             "\u2029".encode(), b"\\u2029")
+
+
+def api_datetime(value: datetime | None) -> str | None:
+    """A date and time as the API writes it in a hand-built body (DRF's ``DateTimeField``:
+    ISO 8601, in the current time zone), or ``None``."""
+    return DateTimeField().to_representation(value) if value else None

@@ -253,6 +253,38 @@ def undefined_rights(store: SubjectDataStore) -> list[str]:
     return problems
 
 
+# --- Parts that several declarations share -------------------------------------------------
+
+#: The retention app's rule for subjects without activity for the events period: it removes
+#: the subject's rows of every store it governs (``apps.retention.categories``).
+INACTIVE_SUBJECTS = "inactive_subjects"
+
+
+def subject_rows(model: Any, fields: tuple[str, ...]) -> tuple[Exporter, Eraser]:
+    """``export`` and ``erase`` of a tenant-owned table whose rows are the subject's by
+    ``subject_key``: their ``fields`` in the order they were written, and their deletion."""
+
+    def export(tenant: Tenant, subject_key: str) -> list[dict[str, Any]]:
+        return list(model.objects.for_tenant(tenant).filter(subject_key=subject_key)
+                    .order_by("pk").values(*fields))
+
+    def erase(tenant: Tenant, subject_key: str) -> int:
+        deleted, _ = model.objects.for_tenant(tenant).filter(subject_key=subject_key).delete()
+        return deleted
+
+    return export, erase
+
+
+def removed_with_inactive_subjects(
+    text: RetentionText, *, how: str = "Removed with inactive subjects.",
+) -> RetentionRule:
+    """The retention rule of a store kept while its subject is active: the retention app's
+    :data:`INACTIVE_SUBJECTS` rule removes it (``how``: and anything else that does), and the
+    subject is shown no period in days."""
+    return RetentionRule(category=INACTIVE_SUBJECTS, text=text, expiry=NotApplicable(how),
+                         dated=False)
+
+
 # --- The registry -------------------------------------------------------------------------
 
 _stores: dict[str, SubjectDataStore] = {}

@@ -17,23 +17,15 @@ from apps.core.subject_data import (
     declare,
     describe_period,
     frozen,
+    subject_rows,
 )
 from apps.events.models import Event
 from apps.events.selectors import history_cap, list_subject_events
 from apps.tenants.models import Tenant
 
-EXPORT_FIELDS = ("event_id", "item__external_id", "type", "value", "occurred_at",
-                 "properties", "created_at")
-
-
-def _export(tenant: Tenant, subject_key: str) -> list[dict[str, Any]]:
-    return list(Event.objects.for_tenant(tenant).filter(subject_key=subject_key)
-                .order_by("pk").values(*EXPORT_FIELDS))
-
-
-def _erase(tenant: Tenant, subject_key: str) -> int:
-    deleted, _ = Event.objects.for_tenant(tenant).filter(subject_key=subject_key).delete()
-    return deleted
+_export, _erase = subject_rows(Event, (
+    "event_id", "item__external_id", "type", "value", "occurred_at", "properties",
+    "created_at"))
 
 
 def _rectify(tenant: Tenant, subject_key: str, correction: Correction) -> dict[str, Any]:

@@ -4,6 +4,7 @@ logs) and the privacy-budget ledger. All tenant-scoped (apps/tenants/admin.py)."
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
@@ -56,6 +57,17 @@ def _ndcg_series(queryset: QuerySet[ModelVersion]) -> list[dict[str, Any]]:
     return charts
 
 
+def _indented_json(field: str, description: str) -> Callable[[Any, ModelVersion], str]:
+    """A read-only admin field that shows the JSON field ``field`` of a version, indented."""
+
+    @admin.display(description=description)
+    def show(model_admin: Any, obj: ModelVersion) -> str:
+        return format_html("<pre>{}</pre>",
+                           json.dumps(getattr(obj, field), indent=2, sort_keys=True))
+
+    return show
+
+
 @admin.register(ModelVersion)
 class ModelVersionAdmin(TenantScopedAdmin):
     list_display = ["number", "tenant", "algorithm", "status", "ndcg_at_10",
@@ -94,28 +106,11 @@ class ModelVersionAdmin(TenantScopedAdmin):
     def artifact(self, obj: ModelVersion) -> bool:
         return obj.has_artifact
 
-    def _pretty(self, value: Any) -> str:
-        return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
-
-    @admin.display(description="parameters")
-    def pretty_params(self, obj: ModelVersion) -> str:
-        return self._pretty(obj.params)
-
-    @admin.display(description="metrics (hold-out)")
-    def pretty_metrics(self, obj: ModelVersion) -> str:
-        return self._pretty(obj.metrics)
-
-    @admin.display(description="candidates searched")
-    def pretty_search(self, obj: ModelVersion) -> str:
-        return self._pretty(obj.search)
-
-    @admin.display(description="data statistics")
-    def pretty_stats(self, obj: ModelVersion) -> str:
-        return self._pretty(obj.data_stats)
-
-    @admin.display(description="timings (s)")
-    def pretty_timings(self, obj: ModelVersion) -> str:
-        return self._pretty(obj.timings)
+    pretty_params = _indented_json("params", "parameters")
+    pretty_metrics = _indented_json("metrics", "metrics (hold-out)")
+    pretty_search = _indented_json("search", "candidates searched")
+    pretty_stats = _indented_json("data_stats", "data statistics")
+    pretty_timings = _indented_json("timings", "timings (s)")
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
         extra_context = {**(extra_context or {}),

@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.core.exceptions import ApplicationError
+from apps.core.json import api_datetime
 from apps.privacy.kinds import find_kind, kind_values
 from apps.privacy.models import PrivacyRequest
 from apps.privacy.selectors import get_privacy_request
@@ -21,10 +22,6 @@ from apps.privacy.services import COMPLAINT_RIGHTS, create_privacy_request, expo
 from apps.tenants.apis import TenantApi
 from apps.tenants.models import Scope
 from apps.tenants.services import SUBJECT_ID_MAX_LENGTH, pseudonymize
-
-
-def _iso(value: Any) -> str | None:
-    return serializers.DateTimeField().to_representation(value) if value else None
 
 
 class PrivacyRequestOutputSerializer(serializers.Serializer):
@@ -45,18 +42,19 @@ class PrivacyRequestOutputSerializer(serializers.Serializer):
     erasure_verification = serializers.SerializerMethodField()
 
     def get_verification(self, pr: PrivacyRequest) -> dict[str, Any]:
-        return {"method": pr.verification_method or None, "verified_at": _iso(pr.verified_at)}
+        return {"method": pr.verification_method or None,
+                "verified_at": api_datetime(pr.verified_at)}
 
     def get_extension(self, pr: PrivacyRequest) -> dict[str, Any] | None:
         if not pr.is_extended:
             return None
-        return {"extended_at": _iso(pr.extended_at), "reason": pr.extension_reason,
-                "original_due_at": _iso(pr.original_due_at)}
+        return {"extended_at": api_datetime(pr.extended_at), "reason": pr.extension_reason,
+                "original_due_at": api_datetime(pr.original_due_at)}
 
     def get_rejection(self, pr: PrivacyRequest) -> dict[str, Any] | None:
         if pr.status != PrivacyRequest.Status.REJECTED:
             return None
-        return {"rejected_at": _iso(pr.rejected_at), "reason": pr.rejection_reason,
+        return {"rejected_at": api_datetime(pr.rejected_at), "reason": pr.rejection_reason,
                 "complaint": COMPLAINT_RIGHTS.get(pr.regime, "")}
 
     def get_download(self, pr: PrivacyRequest) -> dict[str, Any] | None:

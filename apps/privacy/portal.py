@@ -9,7 +9,9 @@ rate-limited per IP address and per identifier (HMACs in the cache; no address i
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
@@ -61,8 +63,18 @@ Status = PrivacyRequest.Status
 # --- Helpers -------------------------------------------------------------------------------------
 
 
-def _tenant(slug: str) -> Tenant | None:
-    return Tenant.objects.filter(slug=slug, is_active=True).first()
+def _portal_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A portal page: ``view(request, tenant, **kwargs)`` with the tenant named by the URL's
+    slug; an unknown or inactive tenant is a 404 before the view runs."""
+
+    @functools.wraps(view)
+    def portal_page(request: HttpRequest, slug: str, **kwargs: Any) -> HttpResponse:
+        tenant = Tenant.objects.filter(slug=slug, is_active=True).first()
+        if tenant is None:
+            return _not_found(request)
+        return view(request, tenant, **kwargs)
+
+    return portal_page
 
 
 def _page(request: HttpRequest, tenant: Tenant | None, template: str,
@@ -109,8 +121,11 @@ def _cookie_path(tenant: Tenant) -> str:
     return reverse("privacy-portal:home", kwargs={"slug": tenant.slug})
 
 
-def _set_session_cookie(request: HttpRequest, response: HttpResponse, tenant: Tenant,
-                        raw: str) -> None:
+def _open_session(request: HttpRequest, response: HttpResponse, tenant: Tenant, *,
+                  subject_key: str, method: str, contact: Contact) -> None:
+    """Open a verified portal session for the subject and set its cookie on ``response``."""
+    raw = open_portal_session(tenant=tenant, subject_key=subject_key, method=method,
+                              contact=contact)
     response.set_cookie(COOKIE, raw, max_age=int(SESSION_TTL.total_seconds()),
                         path=_cookie_path(tenant), secure=request.is_secure(), httponly=True,
                         samesite="Lax")
@@ -159,19 +174,15 @@ def _home_context(tenant: Tenant, form: PortalRequestForm | None,
 
 
 @require_GET
-def home(request: HttpRequest, slug: str) -> HttpResponse:
-    tenant = _tenant(slug)
-    if tenant is None:
-        return _not_found(request)
+@_portal_view
+def home(request: HttpRequest, tenant: Tenant) -> HttpResponse:
     session = _session(request, tenant)
     return _page(request, tenant, "home.html", _home_context(tenant, None, session))
 
 
 @require_POST
-def make_request(request: HttpRequest, slug: str) -> HttpResponse:
-    tenant = _tenant(slug)
-    if tenant is None:
-        return _not_found(request)
+@_portal_view
+def make_request(request: HttpRequest, tenant: Tenant) -> HttpResponse:
     if not allow("ip", _ip(request)):
         return _too_many(request, tenant)
     session = _session(request, tenant)
@@ -215,10 +226,8 @@ def make_request(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @require_GET
-def sent(request: HttpRequest, slug: str) -> HttpResponse:
-    tenant = _tenant(slug)
-    if tenant is None:
-        return _not_found(request)
+@_portal_view
+def sent(request: HttpRequest, tenant: Tenant) -> HttpResponse:
     _session(request, tenant)
     what = request.GET.get("what", "verify")
     return _page(request, tenant, "sent.html", {
@@ -229,12 +238,10 @@ def sent(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-def verify(request: HttpRequest, slug: str) -> HttpResponse:
+@_portal_view
+def verify(request: HttpRequest, tenant: Tenant) -> HttpResponse:
     """GET shows a confirm button (so mail scanners that open links do not spend the
     single-use token); POST checks it."""
-    tenant = _tenant(slug)
-    if tenant is None:
-        return _not_found(request)
     _session(request, tenant)
     if request.method == "GET":
         return _page(request, tenant, "verify.html", {
@@ -256,19 +263,16 @@ def verify(request: HttpRequest, slug: str) -> HttpResponse:
     policy = _policy(pr)
     if policy is not None and not policy.erases_subject:
         # A session would hold the key of a subject being erased; the receipt needs none.
-        raw = open_portal_session(tenant=tenant, subject_key=pr.subject_key,
-                                  method=PrivacyRequest.Verification.EMAIL_LINK,
-                                  contact=decrypt_contact(pr.contact_ciphertext))
-        _set_session_cookie(request, response, tenant, raw)
+        _open_session(request, response, tenant, subject_key=pr.subject_key,
+                      method=PrivacyRequest.Verification.EMAIL_LINK,
+                      contact=decrypt_contact(pr.contact_ciphertext))
     return response
 
 
 @require_GET
-def start(request: HttpRequest, slug: str) -> HttpResponse:
+@_portal_view
+def start(request: HttpRequest, tenant: Tenant) -> HttpResponse:
     """Entry from the tenant's site with a link its backend signed for a logged-in user."""
-    tenant = _tenant(slug)
-    if tenant is None:
-        return _not_found(request)
     if not allow("ip", _ip(request)):
         return _too_many(request, tenant)
     try:
@@ -279,18 +283,15 @@ def start(request: HttpRequest, slug: str) -> HttpResponse:
     subject_key = pseudonymize(tenant, signed.subject)
     contact = Contact(identifier=signed.subject,
                       email=signed.email if looks_like_email(signed.email) else "")
-    raw = open_portal_session(tenant=tenant, subject_key=subject_key,
-                              method=PrivacyRequest.Verification.SIGNED_LINK, contact=contact)
     response = HttpResponseRedirect(_url("home", tenant))
-    _set_session_cookie(request, response, tenant, raw)
+    _open_session(request, response, tenant, subject_key=subject_key,
+                  method=PrivacyRequest.Verification.SIGNED_LINK, contact=contact)
     return response
 
 
 @require_POST
-def signout(request: HttpRequest, slug: str) -> HttpResponse:
-    tenant = _tenant(slug)
-    if tenant is None:
-        return _not_found(request)
+@_portal_view
+def signout(request: HttpRequest, tenant: Tenant) -> HttpResponse:
     close_portal_session(tenant=tenant, raw=request.COOKIES.get(COOKIE))
     response = HttpResponseRedirect(_url("home", tenant))
     response.delete_cookie(COOKIE, path=_cookie_path(tenant))
@@ -301,10 +302,8 @@ def signout(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @require_GET
-def status(request: HttpRequest, slug: str, reference: str) -> HttpResponse:
-    tenant = _tenant(slug)
-    if tenant is None:
-        return _not_found(request)
+@_portal_view
+def status(request: HttpRequest, tenant: Tenant, reference: str) -> HttpResponse:
     session = _session(request, tenant)
     pr = get_request_by_reference(tenant=tenant, reference=reference)
     if pr is None:
@@ -330,10 +329,8 @@ def status(request: HttpRequest, slug: str, reference: str) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-def download(request: HttpRequest, slug: str, token: str) -> HttpResponse:
-    tenant = _tenant(slug)
-    if tenant is None:
-        return _not_found(request)
+@_portal_view
+def download(request: HttpRequest, tenant: Tenant, token: str) -> HttpResponse:
     _session(request, tenant)
     if request.method == "GET":
         return _page(request, tenant, "download.html", {"token": token})
@@ -355,35 +352,35 @@ def download(request: HttpRequest, slug: str, token: str) -> HttpResponse:
 # --- Verified subjects: preference center and "my data" ------------------------------------------
 
 
-def _require_session(request: HttpRequest, tenant: Tenant) -> PortalSession | None:
-    return _session(request, tenant)
+def _verified_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A portal page for a verified visitor: ``view(request, tenant, session, pending)``,
+    ``pending`` being the rectification request the visit completes (``?request=``), if
+    any. A visitor who has not confirmed who they are gets a 403 page instead."""
 
+    @_portal_view
+    @functools.wraps(view)
+    def verified_page(request: HttpRequest, tenant: Tenant) -> HttpResponse:
+        session = _session(request, tenant)
+        if session is None:
+            return _message(request, tenant, "Please confirm who you are",
+                            "To see or change your data, make a request below or follow the "
+                            "privacy link in your account; we will confirm it is you first.",
+                            403)
+        reference = request.GET.get("request") or request.POST.get("request") or ""
+        pending = find_pending_rectification(tenant=tenant, subject_key=session.subject_key,
+                                             reference=reference)
+        return view(request, tenant, session, pending)
 
-def _needs_verification(request: HttpRequest, tenant: Tenant) -> HttpResponse:
-    return _message(request, tenant, "Please confirm who you are",
-                    "To see or change your data, make a request below or follow the "
-                    "privacy link in your account; we will confirm it is you first.", 403)
-
-
-def _pending_rectification(tenant: Tenant, session: PortalSession,
-                           request: HttpRequest) -> PrivacyRequest | None:
-    reference = request.GET.get("request") or request.POST.get("request") or ""
-    return find_pending_rectification(tenant=tenant, subject_key=session.subject_key,
-                                      reference=reference)
+    return verified_page
 
 
 @require_http_methods(["GET", "POST"])
-def preferences(request: HttpRequest, slug: str) -> HttpResponse:
+@_verified_page
+def preferences(request: HttpRequest, tenant: Tenant, session: PortalSession,
+                pending: PrivacyRequest | None) -> HttpResponse:
     from apps.consent.selectors import get_current_notices, get_subject_consent
     from apps.consent.services import record_consents
 
-    tenant = _tenant(slug)
-    if tenant is None:
-        return _not_found(request)
-    session = _require_session(request, tenant)
-    if session is None:
-        return _needs_verification(request, tenant)
-    pending = _pending_rectification(tenant, session, request)
     detail = get_subject_consent(tenant=tenant, subject_key=session.subject_key)
     error, saved = "", False
     if request.method == "POST":
@@ -418,16 +415,11 @@ def preferences(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-def my_data(request: HttpRequest, slug: str) -> HttpResponse:
+@_verified_page
+def my_data(request: HttpRequest, tenant: Tenant, session: PortalSession,
+            pending: PrivacyRequest | None) -> HttpResponse:
     from apps.events.selectors import list_subject_events
 
-    tenant = _tenant(slug)
-    if tenant is None:
-        return _not_found(request)
-    session = _require_session(request, tenant)
-    if session is None:
-        return _needs_verification(request, tenant)
-    pending = _pending_rectification(tenant, session, request)
     if request.method == "POST":
         chosen = [e for e in request.POST.getlist("event") if e][:1000]
         if not chosen:

@@ -26,6 +26,8 @@ from apps.core.subject_data import (
     describe_period,
     kept_as_proof,
     not_applicable,
+    removed_with_inactive_subjects,
+    subject_rows,
 )
 from apps.privacy.models import DataExport, ErasureTombstone, PortalSession, PrivacyRequest
 from apps.privacy.services.export import EXPORT_TTL
@@ -78,15 +80,8 @@ def _exports_text(tenant: Tenant, period: PeriodOf) -> str:
 # --- Portal sessions ----------------------------------------------------------------------
 
 
-def _export_sessions(tenant: Tenant, subject_key: str) -> list[dict[str, Any]]:
-    return list(PortalSession.objects.for_tenant(tenant).filter(subject_key=subject_key)
-                .order_by("pk").values("verification_method", "created_at", "expires_at"))
-
-
-def _erase_sessions(tenant: Tenant, subject_key: str) -> int:
-    deleted, _ = PortalSession.objects.for_tenant(tenant).filter(
-        subject_key=subject_key).delete()
-    return deleted
+_export_sessions, _erase_sessions = subject_rows(PortalSession, (
+    "verification_method", "created_at", "expires_at"))
 
 
 # --- Requests and tombstones (kept as proof) ----------------------------------------------
@@ -159,13 +154,11 @@ declare(
         restrict=not_applicable("A sign-in to the privacy portal, used for nothing else; "
                                 "it ends after 30 minutes."),
         rectify=_NOTHING_TO_CORRECT,
-        retention=RetentionRule(
-            category="inactive_subjects",
-            text=lambda tenant, period: ("A portal session ends after 30 minutes and is "
-                                         "deleted within the hour."),
-            expiry=not_applicable("Deleted by the privacy app's hourly housekeeping, and "
-                                  "with inactive subjects."),
-            dated=False),
+        retention=removed_with_inactive_subjects(
+            lambda tenant, period: "A portal session ends after 30 minutes and is deleted "
+                                   "within the hour.",
+            how="Deleted by the privacy app's hourly housekeeping, and with inactive "
+                "subjects."),
         model_effect=ModelEffect.NONE,
     ),
     SubjectDataStore(

@@ -140,6 +140,11 @@ def _accepts(kind: str, value: Any) -> bool:
     return False
 
 
+def _is_clean_id(value: Any, max_length: int) -> bool:
+    """An id a client sent: a non-empty string of at most ``max_length`` clean characters."""
+    return type(value) is str and 0 < len(value) <= max_length and is_clean_text(value)
+
+
 def _parse_event(
     index: int, raw: Any, schema: EventSchema, oldest: datetime, newest: datetime
 ) -> _Parsed:
@@ -147,16 +152,13 @@ def _parse_event(
     if type(raw) is not dict:
         raise _Rejected(Reason.INVALID_EVENT)
     event_id = raw.get("event_id")
-    if (type(event_id) is not str or not event_id or len(event_id) > MAX_EVENT_ID_LENGTH
-            or not is_clean_text(event_id)):
+    if not _is_clean_id(event_id, MAX_EVENT_ID_LENGTH):
         raise _Rejected(Reason.INVALID_EVENT_ID)
     subject = raw.get("subject")
-    if (type(subject) is not str or len(subject) > SUBJECT_ID_MAX_LENGTH
-            or not subject.strip() or not is_clean_text(subject)):
+    if not (_is_clean_id(subject, SUBJECT_ID_MAX_LENGTH) and subject.strip()):
         raise _Rejected(Reason.INVALID_SUBJECT)
     item = raw.get("item")
-    if (type(item) is not str or not item or len(item) > MAX_ITEM_ID_LENGTH
-            or not is_clean_text(item)):
+    if not _is_clean_id(item, MAX_ITEM_ID_LENGTH):
         raise _Rejected(Reason.INVALID_ITEM)
     type_code = raw.get("type")
     if type(type_code) is not str:

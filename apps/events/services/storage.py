@@ -19,6 +19,7 @@ from functools import cache
 from typing import Any
 
 from django.db import connection
+from django.db.models import Model
 
 from apps.core.db import binding_cursor, fetch_rows_matching, server_side_binding_available
 from apps.events.models import Event, Item
@@ -28,14 +29,12 @@ _COLUMNS = ("tenant", "event_id", "subject_key", "item", "type", "value", "occur
 
 
 @cache
-def _names() -> dict[str, str]:
+def _quoted(model: type[Model], fields: tuple[str, ...]) -> dict[str, str]:
+    """The quoted column names of ``model``'s ``fields``, its ``table`` and its ``pk``."""
     quote = connection.ops.quote_name
-    names = {name: quote(Event._meta.get_field(name).column) for name in _COLUMNS}
-    names["table"] = quote(Event._meta.db_table)
-    names["item_table"] = quote(Item._meta.db_table)
-    names["item_tenant"] = quote(Item._meta.get_field("tenant").column)
-    names["item_external_id"] = quote(Item._meta.get_field("external_id").column)
-    names["item_pk"] = quote(Item._meta.pk.column)
+    names = {name: quote(model._meta.get_field(name).column) for name in fields}
+    names["table"] = quote(model._meta.db_table)
+    names["pk"] = quote(model._meta.pk.column)
     return names
 
 
@@ -51,15 +50,6 @@ _ITEM_COLUMNS = ("tenant", "external_id", "title", "categories", "attributes", "
                  "auto_created", "created_at", "updated_at")
 
 
-@cache
-def _item_names() -> dict[str, str]:
-    quote = connection.ops.quote_name
-    names = {name: quote(Item._meta.get_field(name).column) for name in _ITEM_COLUMNS}
-    names["table"] = quote(Item._meta.db_table)
-    names["pk"] = quote(Item._meta.pk.column)
-    return names
-
-
 def create_items(*, tenant_id: int, external_ids: Collection[str], now: datetime
                  ) -> dict[str, int]:
     """Create active items titled by their ids (ingestion's unknown items) in one
@@ -67,7 +57,7 @@ def create_items(*, tenant_id: int, external_ids: Collection[str], now: datetime
     batch created first: the unique constraint skips them)."""
     if not external_ids:
         return {}
-    n = _item_names()
+    n = _quoted(Item, _ITEM_COLUMNS)
     columns = ", ".join(n[name] for name in _ITEM_COLUMNS)
     conflict = (f"ON CONFLICT ({n['tenant']}, {n['external_id']}) DO NOTHING "
                 f"RETURNING {n['external_id']}, {n['pk']}")
@@ -91,7 +81,7 @@ def create_items(*, tenant_id: int, external_ids: Collection[str], now: datetime
 
 
 def _values_sql(rows: int) -> str:
-    n = _names()
+    n = _quoted(Event, _COLUMNS)
     columns = ", ".join(n[name] for name in _COLUMNS)
     values = ", ".join(["(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"] * rows)
     return (f"INSERT INTO {n['table']} ({columns}) VALUES {values} "  # noqa: S608
@@ -101,7 +91,7 @@ def _values_sql(rows: int) -> str:
 
 @cache
 def _unnest_sql() -> str:
-    n = _names()
+    n = _quoted(Event, _COLUMNS)
     columns = ", ".join(n[name] for name in _COLUMNS)
     return (
         f"INSERT INTO {n['table']} ({columns}) "  # noqa: S608
