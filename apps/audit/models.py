@@ -40,9 +40,10 @@ class AuditEvent(TenantOwnedModel):
         return f"#{self.sequence} {self.action}"
 
 
-class AuditChainHead(models.Model):
+class AuditChainHead(TenantOwnedModel):
     """The newest link of a tenant's chain. Locked while appending, so entries get
-    consecutive sequence numbers; it also reveals a deleted tail."""
+    consecutive sequence numbers; it also reveals a deleted tail. One row per tenant, keyed
+    by it; tenant-owned like every other row (reached with ``for_tenant``)."""
 
     tenant = models.OneToOneField("tenants.Tenant", on_delete=models.PROTECT, primary_key=True,
                                   related_name="+")

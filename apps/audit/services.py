@@ -123,10 +123,10 @@ def record(
     """
     details = details or {}
     _check_details(details)
-    head, _ = AuditChainHead.objects.get_or_create(
-        tenant=tenant, defaults={"last_sequence": 0, "last_hash": GENESIS_HASH}
-    )
-    head = AuditChainHead.objects.select_for_update().get(pk=head.pk)
+    heads = AuditChainHead.objects.for_tenant(tenant)
+    heads.get_or_create(tenant=tenant, defaults={"last_sequence": 0,
+                                                 "last_hash": GENESIS_HASH})
+    head = heads.select_for_update().get()
     actor_type, actor_id = _actor(actor)
     target_type, target_id = _target(target)
     entry = AuditEvent(
@@ -184,7 +184,7 @@ def verify_chain(*, tenant: Tenant) -> ChainReport:
     """Walk the chain: each entry's hash must match its content, link to the previous
     entry's hash, and carry the next sequence number; the head must match the last one.
     Entries pruned by retention are skipped from the head's checkpoint on."""
-    head = AuditChainHead.objects.filter(tenant=tenant).first()
+    head = AuditChainHead.objects.for_tenant(tenant).first()
     pruned = head.pruned_through_sequence if head else 0
     expected_prev = head.pruned_through_hash if head and pruned else GENESIS_HASH
     expected_seq = pruned + 1
@@ -220,7 +220,7 @@ def prune_audit_events(*, tenant: Tenant, before: datetime, batch_size: int = 10
     deleted = 0
     while True:
         with transaction.atomic():
-            head = AuditChainHead.objects.select_for_update().filter(tenant=tenant).first()
+            head = AuditChainHead.objects.for_tenant(tenant).select_for_update().first()
             if head is None:
                 return deleted
             batch = list(

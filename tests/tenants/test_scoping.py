@@ -55,6 +55,18 @@ def test_the_walk_covers_every_tenant_owned_model():
     assert len(MODELS) >= 30
 
 
+def test_every_model_that_points_at_a_tenant_is_tenant_owned():
+    """A row that belongs to a tenant (any concrete relation to ``Tenant``) fails closed like
+    the rest: it inherits ``TenantOwnedModel`` (the audit chain head once did not)."""
+    from django.apps import apps
+
+    pointing = {_label(m) for m in apps.get_models() if m is not Tenant and any(
+        f.concrete and getattr(f, "related_model", None) is Tenant
+        for f in m._meta.get_fields())}
+    assert pointing
+    assert pointing <= {_label(m) for m in MODELS}
+
+
 def test_every_tenant_owned_model_has_the_scoped_objects_and_the_bypass_as_default():
     assert check_tenant_managers() == []
     for model in MODELS:
