@@ -39,6 +39,7 @@ from django.db import models
 from django.db.models import Exists, OuterRef
 
 from apps.core.subject_data import (
+    INACTIVE_SUBJECTS,
     Expiry,
     Frozen,
     ModelEffect,
@@ -52,7 +53,6 @@ from apps.tenants.models import Tenant
 logger = logging.getLogger("retention.categories")
 
 EVENTS = "events"
-INACTIVE_SUBJECTS = "inactive_subjects"
 AUDIT_ENTRIES = "audit_entries"
 MODEL_ARTIFACTS = "model_artifacts"
 
