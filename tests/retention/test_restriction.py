@@ -4,12 +4,16 @@ it, and the dry run counts exactly what the run then deletes."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from io import StringIO
+
+from django.core.management import call_command
 
 from apps.consent.models import ConsentRecord, SubjectState
 from apps.consent.services import set_restriction
 from apps.events.models import Event
 from apps.retention.selectors import preview_retention
-from apps.retention.services import enforce_retention_now
+from apps.retention.services import enforce_retention_now, set_retention_policy
+from apps.tenants.models import Scope
 from tests.factories.retention import at, consent_at, events_at
 
 NOW = datetime(2031, 3, 1, 12, 0, tzinfo=UTC)
@@ -56,4 +60,46 @@ def test_lifting_the_restriction_lets_retention_delete_again(tenant):
         deleted = enforce_retention_now(tenant=tenant)
 
     assert deleted["events"] == 2
+    assert not Event.objects.for_tenant(tenant).filter(subject_key=restricted).exists()
+
+
+# --- Acceptance (issue 14): a one-day events policy, through ``manage.py enforce_retention``
+
+
+def _enforce(tenant, moment: datetime) -> str:
+    out = StringIO()
+    with at(moment):
+        call_command("enforce_retention", "--tenant", tenant.slug, stdout=out)
+    return out.getvalue()
+
+
+def test_a_restriction_freezes_old_events_under_a_one_day_policy_until_it_is_lifted(
+        tenant, make_client):
+    set_retention_policy(tenant=tenant, category="events", days=1)
+    three_days_ago = NOW - timedelta(days=3)
+    restricted = consent_at(tenant, "restricted", three_days_ago)
+    with at(three_days_ago + SECOND):
+        set_restriction(tenant=tenant, subject_key=restricted, restricted=True)
+    free = consent_at(tenant, "free", three_days_ago)
+    events_at(tenant, restricted, three_days_ago, n=2)
+    events_at(tenant, free, three_days_ago, n=3)
+
+    printed = _enforce(tenant, NOW)
+
+    assert "events: 3" in printed.splitlines()
+    assert Event.objects.for_tenant(tenant).filter(subject_key=restricted).count() == 2
+    assert not Event.objects.for_tenant(tenant).filter(subject_key=free).exists()
+    # The flag survives: the restricted subject is not removed as inactive.
+    assert SubjectState.objects.for_tenant(tenant).get(subject_key=restricted).restricted
+    assert not SubjectState.objects.for_tenant(tenant).filter(subject_key=free).exists()
+
+    with at(NOW + SECOND):
+        lifted = make_client(tenant, scopes=[Scope.PRIVACY_WRITE]).delete(
+            "/api/v1/subjects/restricted/restriction")
+    assert lifted.status_code == 200
+    assert lifted.json()["flags"]["restricted"] is False
+
+    printed = _enforce(tenant, NOW + timedelta(minutes=1))
+
+    assert "events: 2" in printed.splitlines()
     assert not Event.objects.for_tenant(tenant).filter(subject_key=restricted).exists()
