@@ -238,7 +238,7 @@ class SubjectRestrictionApi(TenantApi):
     required_scope = {"DELETE": Scope.PRIVACY_WRITE}
 
     @extend_schema(operation_id="subject_restriction_lift",
-                   responses=SubjectConsentApi.OutputSerializer)
+                   responses={200: SubjectConsentApi.OutputSerializer})
     def delete(self, request: Request, subject: str) -> Response:
         subject_key = pseudonymize(self.tenant, subject)
         if list_restricted_subjects(tenant=self.tenant).filter(subject_key=subject_key).exists():
