@@ -32,7 +32,7 @@ from apps.consent.services import apply_gpc_opt_out, record_consents, set_restri
 from apps.core.exceptions import ApplicationError
 from apps.core.json import api_datetime
 from apps.tenants.apis import TenantApi
-from apps.tenants.models import Scope
+from apps.tenants.models import Scope, Tenant
 from apps.tenants.services import pseudonymize
 
 logger = logging.getLogger("consent.api")
@@ -205,6 +205,9 @@ class SubjectConsentApi(TenantApi):
                                    code="malformed_body", details=serializer.errors)
         body = serializer.validated_data
         flags = body.get("flags", {})
+        restricted = flags.get("restricted")
+        if restricted is False and not self._may_lift_restriction(subject_key):
+            restricted = None  # nothing to lift: a routine "restricted": false is a no-op
         record_consents(
             tenant=self.tenant,
             subject_key=subject_key,
@@ -215,10 +218,22 @@ class SubjectConsentApi(TenantApi):
             actor=self.api_key,
             gpc=has_gpc_signal(request),
             gpc_override=body.get("gpc_override", False),
-            restricted=flags.get("restricted"),
+            restricted=restricted,
             objected=flags.get("objected"),
         )
         return self._respond(subject_key)
+
+    def _may_lift_restriction(self, subject_key: str) -> bool:
+        """Lifting a restriction (Art. 18(3)) takes the ``privacy:write`` scope, as
+        ``DELETE .../restriction`` does: a consent key may place one, not lift it. False when
+        the subject is not restricted; refused (403 ``missing_scope``) without the scope."""
+        if not _is_restricted(self.tenant, subject_key):
+            return False
+        if Scope.PRIVACY_WRITE not in self.api_key.scopes:
+            raise exceptions.PermissionDenied(detail=exceptions.ErrorDetail(
+                f"Lifting a restriction needs the '{Scope.PRIVACY_WRITE}' scope.",
+                code="missing_scope"))
+        return True
 
     def finalize_response(self, request: Request, response: Response, *args: Any,
                           **kwargs: Any) -> Response:
@@ -241,7 +256,7 @@ class SubjectRestrictionApi(TenantApi):
                    responses={200: SubjectConsentApi.OutputSerializer})
     def delete(self, request: Request, subject: str) -> Response:
         subject_key = pseudonymize(self.tenant, subject)
-        if list_restricted_subjects(tenant=self.tenant).filter(subject_key=subject_key).exists():
+        if _is_restricted(self.tenant, subject_key):
             set_restriction(tenant=self.tenant, subject_key=subject_key, restricted=False,
                             actor=self.api_key)
         detail = get_subject_consent(tenant=self.tenant, subject_key=subject_key)
@@ -251,6 +266,10 @@ class SubjectRestrictionApi(TenantApi):
                           **kwargs: Any) -> Response:
         return _unlogged_errors(request, super().finalize_response(request, response, *args,
                                                                    **kwargs))
+
+
+def _is_restricted(tenant: Tenant, subject_key: str) -> bool:
+    return list_restricted_subjects(tenant=tenant).filter(subject_key=subject_key).exists()
 
 
 def _unlogged_errors(request: Request, response: Response) -> Response:

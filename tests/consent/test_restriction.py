@@ -103,6 +103,30 @@ def test_lifting_needs_the_privacy_write_scope(tenant, make_client):
     assert not _is_restricted(tenant, key)
 
 
+def test_a_consent_key_may_place_a_restriction_but_not_lift_it(tenant, make_client):
+    consent_key = make_client(tenant, scopes=[Scope.CONSENT_READ, Scope.CONSENT_WRITE])
+    put = consent_key.put(CONSENT_URL, {"flags": {"restricted": True}}, format="json")
+    assert put.json()["flags"]["restricted"] is True
+    before = _written(tenant)
+
+    refused = consent_key.put(CONSENT_URL, {"flags": {"restricted": False}}, format="json")
+
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "missing_scope"
+    assert _written(tenant) == before
+    both = make_client(tenant, scopes=[Scope.CONSENT_WRITE, Scope.PRIVACY_WRITE])
+    lifted = both.put(CONSENT_URL, {"flags": {"restricted": False}}, format="json")
+    assert lifted.json()["flags"]["restricted"] is False
+
+
+def test_restricted_false_for_a_subject_not_restricted_stays_a_no_op(tenant, make_client):
+    consent_key = make_client(tenant, scopes=[Scope.CONSENT_READ, Scope.CONSENT_WRITE])
+    response = consent_key.put(CONSENT_URL, {"flags": {"restricted": False, "objected": False}},
+                               format="json")
+    assert response.status_code == 200
+    assert not ConsentRecord.objects.for_tenant(tenant).exists()
+
+
 def test_the_raw_subject_id_is_pseudonymized_and_never_echoed(tenant, api):
     key = _restricted(tenant, "a/b c")
     response = api.delete("/api/v1/subjects/a%2Fb%20c/restriction")
