@@ -13,9 +13,16 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from apps.consent.models import ConsentRecord, ConsentState, PrivacyNotice, Purpose, SubjectState
+from apps.consent.models import (
+    ConsentRecord,
+    ConsentState,
+    PrivacyNotice,
+    Purpose,
+    Source,
+    SubjectState,
+)
 from apps.consent.selectors import count_decisions_by_month
-from apps.consent.services import require_consent_renewal
+from apps.consent.services import require_consent_renewal, set_restriction
 from apps.core.exceptions import ApplicationError
 from apps.tenants.admin import (
     SubjectDataAdmin,
@@ -229,3 +236,27 @@ class SubjectStateAdmin(_SubjectSearchMixin, SubjectDataAdmin):
     list_filter = ["level", "restricted", "objected"]
     list_select_related = ["tenant"]
     ordering = ["-updated_at"]
+    actions = ["lift_restriction"]
+
+    @admin.action(description="Lift the restriction of processing (GDPR Art. 18(3))")
+    def lift_restriction(self, request: HttpRequest, queryset: QuerySet[SubjectState]) -> None:
+        """The state stays read-only; the lift goes through the consent service, so it is a
+        ledger row and an audit entry like every other change. Owners and admins only."""
+        writable = writable_tenant_ids(request)
+        lifted = refused = 0
+        for state in queryset.filter(restricted=True).select_related("tenant"):
+            if not (request.user.is_superuser or state.tenant_id in writable):
+                refused += 1
+                continue
+            set_restriction(tenant=state.tenant, subject_key=state.subject_key,
+                            restricted=False, source=Source.ADMIN.value, actor=request.user)
+            lifted += 1
+        if lifted:
+            self.message_user(request, f"Restriction lifted for {lifted} subject(s).",
+                              messages.SUCCESS)
+        if refused:
+            self.message_user(request, f"{refused} subject(s) skipped: your role may not "
+                                       "change their tenant's data.", messages.ERROR)
+        if not lifted and not refused:
+            self.message_user(request, "None of the selected subjects is restricted.",
+                              messages.WARNING)

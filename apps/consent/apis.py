@@ -1,4 +1,5 @@
-"""``/api/v1/subjects/{subject}/consent``: read and record one subject's consent.
+"""``/api/v1/subjects/{subject}/consent``: read and record one subject's consent;
+``/api/v1/subjects/{subject}/restriction``: lift a restriction of processing (GDPR Art. 18).
 
 ``{subject}`` is the client site's own identifier. It is pseudonymized on arrival, never
 stored, never echoed and never logged (see :meth:`SubjectConsentApi.finalize_response`).
@@ -21,12 +22,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.consent.models import METHOD_VALIDATOR, ConsentRecord
-from apps.consent.selectors import PurposeConsent, SubjectConsentDetail, get_subject_consent
-from apps.consent.services import apply_gpc_opt_out, record_consents
+from apps.consent.selectors import (
+    PurposeConsent,
+    SubjectConsentDetail,
+    get_subject_consent,
+    list_restricted_subjects,
+)
+from apps.consent.services import apply_gpc_opt_out, record_consents, set_restriction
 from apps.core.exceptions import ApplicationError
 from apps.core.json import api_datetime
 from apps.tenants.apis import TenantApi
-from apps.tenants.models import Scope
+from apps.tenants.models import Scope, Tenant
 from apps.tenants.services import pseudonymize
 
 logger = logging.getLogger("consent.api")
@@ -199,6 +205,9 @@ class SubjectConsentApi(TenantApi):
                                    code="malformed_body", details=serializer.errors)
         body = serializer.validated_data
         flags = body.get("flags", {})
+        restricted = flags.get("restricted")
+        if restricted is False and not self._may_lift_restriction(subject_key):
+            restricted = None  # nothing to lift: a routine "restricted": false is a no-op
         record_consents(
             tenant=self.tenant,
             subject_key=subject_key,
@@ -209,19 +218,66 @@ class SubjectConsentApi(TenantApi):
             actor=self.api_key,
             gpc=has_gpc_signal(request),
             gpc_override=body.get("gpc_override", False),
-            restricted=flags.get("restricted"),
+            restricted=restricted,
             objected=flags.get("objected"),
         )
         return self._respond(subject_key)
 
+    def _may_lift_restriction(self, subject_key: str) -> bool:
+        """Lifting a restriction (Art. 18(3)) takes the ``privacy:write`` scope, as
+        ``DELETE .../restriction`` does: a consent key may place one, not lift it. False when
+        the subject is not restricted; refused (403 ``missing_scope``) without the scope."""
+        if not _is_restricted(self.tenant, subject_key):
+            return False
+        if Scope.PRIVACY_WRITE not in self.api_key.scopes:
+            raise exceptions.PermissionDenied(detail=exceptions.ErrorDetail(
+                f"Lifting a restriction needs the '{Scope.PRIVACY_WRITE}' scope.",
+                code="missing_scope"))
+        return True
+
     def finalize_response(self, request: Request, response: Response, *args: Any,
                           **kwargs: Any) -> Response:
-        response = super().finalize_response(request, response, *args, **kwargs)
-        if response.status_code >= 400:
-            # Django's request logger would print the path, which holds the raw subject id.
-            # Log the outcome without it and mark the response as logged.
-            error = response.data.get("error", {}) if isinstance(response.data, dict) else {}
-            logger.warning("consent.api_error status=%s code=%s method=%s",
-                           response.status_code, error.get("code"), request.method)
-            response._has_been_logged = True  # type: ignore[attr-defined]
-        return response
+        return _unlogged_errors(request, super().finalize_response(request, response, *args,
+                                                                   **kwargs))
+
+
+class SubjectRestrictionApi(TenantApi):
+    """Lift a subject's restriction of processing (GDPR Art. 18(3)): their data, kept
+    untouched while restricted, may be used again under their consent, and retention
+    applies to it again. Recorded in the consent ledger and the audit trail. Answers the
+    subject's consent, as ``GET /subjects/{subject}/consent`` does; lifting a restriction
+    that is not in place (or for a subject never seen) writes nothing.
+    ``{subject}`` is your own identifier for the subject; it is pseudonymized on arrival.
+    A restriction is placed through a privacy request or the consent ``flags``."""
+
+    required_scope = {"DELETE": Scope.PRIVACY_WRITE}
+
+    @extend_schema(operation_id="subject_restriction_lift",
+                   responses={200: SubjectConsentApi.OutputSerializer})
+    def delete(self, request: Request, subject: str) -> Response:
+        subject_key = pseudonymize(self.tenant, subject)
+        if _is_restricted(self.tenant, subject_key):
+            set_restriction(tenant=self.tenant, subject_key=subject_key, restricted=False,
+                            actor=self.api_key)
+        detail = get_subject_consent(tenant=self.tenant, subject_key=subject_key)
+        return Response(SubjectConsentApi.OutputSerializer(detail).data)
+
+    def finalize_response(self, request: Request, response: Response, *args: Any,
+                          **kwargs: Any) -> Response:
+        return _unlogged_errors(request, super().finalize_response(request, response, *args,
+                                                                   **kwargs))
+
+
+def _is_restricted(tenant: Tenant, subject_key: str) -> bool:
+    return list_restricted_subjects(tenant=tenant).filter(subject_key=subject_key).exists()
+
+
+def _unlogged_errors(request: Request, response: Response) -> Response:
+    """Django's request logger would print the path, which holds the raw subject id: log an
+    error's outcome without it and mark the response as logged."""
+    if response.status_code >= 400:
+        error = response.data.get("error", {}) if isinstance(response.data, dict) else {}
+        logger.warning("consent.api_error status=%s code=%s method=%s",
+                       response.status_code, error.get("code"), request.method)
+        response._has_been_logged = True  # type: ignore[attr-defined]
+    return response

@@ -53,3 +53,20 @@ def subject_consent_put(owner: Tenant) -> IsolationCase:
         markers=("owner-notice-v7", "owner-banner", key),
         intact=lambda: _intact(owner, key, rows),
     )
+
+
+@isolation_case("subject-restriction:delete")
+def subject_restriction_delete(owner: Tenant) -> IsolationCase:
+    from apps.consent.models import SubjectState
+    from apps.consent.services import set_restriction
+
+    key, _ = _owner_consent(owner)
+    set_restriction(tenant=owner, subject_key=key, restricted=True)
+    return IsolationCase(
+        # A's key reaches a never-seen subject of A's: the same answer as for an id nobody
+        # used, and B's subject stays restricted.
+        target=Probe(method="delete", kwargs={"subject": OWNER_SUBJECT}),
+        missing=Probe(method="delete", kwargs={"subject": "nobody-ever-used-this-id"}),
+        markers=("owner-notice-v7", "owner-banner", key),
+        intact=lambda: SubjectState.objects.for_tenant(owner).get(subject_key=key).restricted,
+    )
