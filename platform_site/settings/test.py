@@ -3,7 +3,10 @@ are set (CI's second run uses PostgreSQL + Redis with a real worker for ``integr
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-use-0123456789")
 os.environ.setdefault("DISCREET_MASTER_KEY", "test-only-master-key-0123456789abcdef")
@@ -18,6 +21,10 @@ CELERY_TASK_ALWAYS_EAGER = True
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "test-celerybeat-schedule")
+# Exported audit heads go to a directory of this test process: tenant ids restart with each
+# test database, so heads left by an earlier run must never be read as this run's.
+AUDIT_HEADS_DIR = tempfile.mkdtemp(prefix="discreet-audit-heads-")
+atexit.register(shutil.rmtree, AUDIT_HEADS_DIR, ignore_errors=True)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
