@@ -244,3 +244,13 @@ def test_a_previous_master_key_still_verifies_after_rotation(tenant, settings):
     assert verify_chain(tenant=tenant).intact
     settings.DISCREET_MASTER_KEY_PREVIOUS = []
     assert not verify_chain(tenant=tenant).intact
+
+
+def test_beat_exports_heads_daily_before_the_nightly_verification(settings):
+    from platform_site.celery import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["export-audit-heads"]
+    assert entry["task"] in app.tasks
+    verify = settings.CELERY_BEAT_SCHEDULE["verify-audit-chains"]["schedule"]
+    assert (entry["schedule"].hour, verify.hour) == ({3}, {3})
+    assert min(entry["schedule"].minute) < min(verify.minute)
