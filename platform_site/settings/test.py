@@ -12,6 +12,12 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-use
 os.environ.setdefault("DISCREET_MASTER_KEY", "test-only-master-key-0123456789abcdef")
 os.environ.setdefault("DATABASE_URL", "sqlite://:memory:")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
+# Exported audit heads go to a directory of this test run (shared with the worker it starts,
+# which inherits the environment): tenant ids restart with each test database, so heads left
+# by an earlier run must never be read as this run's.
+if "AUDIT_HEADS_DIR" not in os.environ:
+    os.environ["AUDIT_HEADS_DIR"] = tempfile.mkdtemp(prefix="discreet-audit-heads-")
+    atexit.register(shutil.rmtree, os.environ["AUDIT_HEADS_DIR"], ignore_errors=True)
 
 from platform_site.settings.base import *  # noqa: F403
 from platform_site.settings.base import VAR_DIR, env
@@ -21,10 +27,6 @@ CELERY_TASK_ALWAYS_EAGER = True
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "test-celerybeat-schedule")
-# Exported audit heads go to a directory of this test process: tenant ids restart with each
-# test database, so heads left by an earlier run must never be read as this run's.
-AUDIT_HEADS_DIR = tempfile.mkdtemp(prefix="discreet-audit-heads-")
-atexit.register(shutil.rmtree, AUDIT_HEADS_DIR, ignore_errors=True)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
