@@ -26,7 +26,7 @@ FORMAT_VERSION = 1
 class ExportedHead:
     tenant: int
     sequence: int
-    entry_id: int | None
+    entry_id: int
     hash: str
     occurred_at: str
     count: int
@@ -50,9 +50,9 @@ def heads_path(tenant_id: int) -> Path:
     return Path(settings.AUDIT_HEADS_DIR) / f"tenant-{tenant_id}.jsonl"
 
 
-def append_head(head: ExportedHead) -> Path:
+def append_head(head: ExportedHead) -> str:
     """Sign ``head`` and append it as one line (one ``write`` of an ``O_APPEND`` file, then
-    fsync), creating the directory and file when needed."""
+    fsync), creating the directory and file when needed. Returns the line written."""
     path = heads_path(head.tenant)
     path.parent.mkdir(parents=True, exist_ok=True)
     signature = keyed_digest(heads_keys(head.tenant)[0], head.message())
@@ -63,7 +63,7 @@ def append_head(head: ExportedHead) -> Path:
         os.fsync(fd)
     finally:
         os.close(fd)
-    return path
+    return line
 
 
 def read_heads(tenant_id: int) -> list[ExportedHead]:

@@ -2,18 +2,25 @@
 
 ``record`` runs in the caller's transaction: the operation and its audit entry commit or
 roll back together.
+
+Each tenant's entries form a chain of keyed hashes, checked by ``verify_chain`` against the
+heads ``export_chain_head`` signs and writes outside the database; why it is built this way
+(keys, the switch from plain hashes, the head's seal) is in :mod:`apps.audit.sealing`.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import logging
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
+from django.core.mail import send_mail
 from django.db import models, transaction
 from django.utils import timezone
 
@@ -29,7 +36,9 @@ from apps.audit.sealing import (
     plain_digest,
     seal_message,
 )
-from apps.tenants.models import ApiKey, Tenant
+from apps.tenants.models import ApiKey, Membership, Tenant
+
+logger = logging.getLogger("audit.services")
 
 # Keys that would carry a raw identifier. ``record`` refuses them so a careless caller
 # fails in tests instead of leaking into an append-only log.
@@ -211,7 +220,7 @@ class ChainReport:
     last_sequence: int = 0  # the newest entry verified
     last_hash: str = ""
     keyed_from_sequence: int = 1
-    anchor: ExportedHead | None = None  # the latest exported head, matched by the chain
+    anchor: ExportedHead | None = None  # the latest exported head (the chain reaches it)
 
 
 def _broken(checked: int, sequence: int | None, problem: str) -> ChainReport:
@@ -291,7 +300,7 @@ def verify_chain(*, tenant: Tenant) -> ChainReport:
                        f"ends before its head exported at {top.exported_at} (truncated)")
     return ChainReport(True, checked, last_sequence=last_sequence,
                        last_hash=expected_prev if checked else "", keyed_from_sequence=keyed_from,
-                       anchor=top)
+                       anchor=latest)
 
 
 @dataclass(frozen=True)
@@ -317,8 +326,27 @@ def export_chain_head(*, tenant: Tenant) -> HeadExport:
         tenant=tenant.pk, sequence=entry.sequence, entry_id=entry.pk, hash=entry.entry_hash,
         occurred_at=entry.occurred_at.isoformat(), count=report.checked_entries,
         keyed_from_sequence=report.keyed_from_sequence, exported_at=timezone.now().isoformat())
-    append_head(head)
+    line = append_head(head)
+    if settings.AUDIT_HEADS_MAIL_OWNERS:
+        _mail_head_to_owners(tenant=tenant, head=head, line=line)
     return HeadExport(report, head, written=True)
+
+
+def _mail_head_to_owners(*, tenant: Tenant, head: ExportedHead, line: str) -> None:
+    """A second copy of the signed head, out of reach of whoever runs the servers."""
+    owners = list(Membership.objects.for_tenant(tenant).filter(role=Membership.Role.OWNER)
+                  .exclude(user__email="").values_list("user__email", flat=True))
+    if not owners:
+        return
+    body = (f"The audit trail of {tenant.name} had {head.count} entries up to entry "
+            f"#{head.sequence} ({head.occurred_at}). Keep this message: the signed line below "
+            "lets anyone holding the master key prove later that no entry up to it was "
+            "changed or removed.\n\n" + line)
+    try:
+        send_mail(f"Audit trail head of {tenant.name}: entry #{head.sequence}", body,
+                  settings.DEFAULT_FROM_EMAIL, owners, fail_silently=False)
+    except Exception:  # the head is already in AUDIT_HEADS_DIR; a mail outage is not fatal
+        logger.exception("audit.head_mail_failed tenant_id=%s", tenant.pk)
 
 
 def prune_audit_events(*, tenant: Tenant, before: datetime, batch_size: int = 10_000) -> int:

@@ -250,3 +250,5 @@ CELERY_BEAT_SCHEDULE["export-audit-heads"] = {
     "task": "apps.audit.tasks.export_audit_heads_task",
     "schedule": crontab(hour=3, minute=7),
 }
+# Also mail each newly exported head to the tenant's owners (a copy out of the operators' reach).
+AUDIT_HEADS_MAIL_OWNERS = env.bool("AUDIT_HEADS_MAIL_OWNERS", default=False)

@@ -254,3 +254,21 @@ def test_beat_exports_heads_daily_before_the_nightly_verification(settings):
     verify = settings.CELERY_BEAT_SCHEDULE["verify-audit-chains"]["schedule"]
     assert (entry["schedule"].hour, verify.hour) == ({3}, {3})
     assert min(entry["schedule"].minute) < min(verify.minute)
+
+
+def test_owners_get_each_new_head_by_mail_when_enabled(tenant, settings, mailoutbox):
+    from tests.factories.tenants import MembershipFactory
+
+    owner = MembershipFactory(tenant=tenant, role="owner").user
+    MembershipFactory(tenant=tenant, role="viewer")
+    _fill(tenant, 2)
+    export_chain_head(tenant=tenant)
+    assert mailoutbox == []  # off by default
+    settings.AUDIT_HEADS_MAIL_OWNERS = True
+    audit.record(tenant, "test.more")
+    export_chain_head(tenant=tenant)
+    export_chain_head(tenant=tenant)  # unchanged: neither written nor mailed again
+    [mail] = mailoutbox
+    assert mail.to == [owner.email]
+    assert "entry #3" in mail.subject
+    assert heads_path(tenant.pk).read_text().splitlines()[-1] in mail.body
