@@ -52,6 +52,11 @@ class AuditChainHead(TenantOwnedModel):
     # Retention prunes the oldest entries; verification then starts after this checkpoint.
     pruned_through_sequence = models.PositiveBigIntegerField(default=0)
     pruned_through_hash = models.CharField(max_length=64, blank=True)
+    # Entries before this sequence were hashed with plain SHA-256 (before keyed hashes);
+    # from it on, with the tenant's chain key (apps.audit.sealing).
+    keyed_from_sequence = models.PositiveBigIntegerField(default=1)
+    # HMAC under the chain key over keyed_from_sequence and the pruning checkpoint.
+    seal = models.CharField(max_length=64, blank=True)
 
     def __str__(self) -> str:
         return f"head of tenant {self.tenant_id} at #{self.last_sequence}"

@@ -2,25 +2,43 @@
 
 ``record`` runs in the caller's transaction: the operation and its audit entry commit or
 roll back together.
+
+Each tenant's entries form a chain of keyed hashes, checked by ``verify_chain`` against the
+heads ``export_chain_head`` signs and writes outside the database; why it is built this way
+(keys, the switch from plain hashes, the head's seal) is in :mod:`apps.audit.sealing`.
 """
 
 from __future__ import annotations
 
-import hashlib
+import hmac
 import json
+import logging
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
+from django.core.mail import send_mail
 from django.db import models, transaction
 from django.utils import timezone
 
+from apps.audit.heads import BadHeadLineError, ExportedHead, append_head, read_heads
 from apps.audit.models import AuditChainHead, AuditChainVerification, AuditEvent, SubjectAuditToken
-from apps.tenants.models import ApiKey, Tenant
+from apps.audit.sealing import (
+    GENESIS_HASH,
+    canonical,
+    chain_keys,
+    head_seal,
+    keyed_digest,
+    matches_any,
+    plain_digest,
+    seal_message,
+)
+from apps.tenants.models import ApiKey, Membership, Tenant
 
-GENESIS_HASH = "0" * 64
+logger = logging.getLogger("audit.services")
 
 # Keys that would carry a raw identifier. ``record`` refuses them so a careless caller
 # fails in tests instead of leaking into an append-only log.
@@ -67,8 +85,8 @@ def _check_details(details: dict[str, Any]) -> None:
     walk(details)
 
 
-def compute_entry_hash(entry: AuditEvent) -> str:
-    payload = {
+def _entry_message(entry: AuditEvent) -> bytes:
+    return canonical({
         "tenant": entry.tenant_id,
         "sequence": entry.sequence,
         "occurred_at": entry.occurred_at.isoformat(),
@@ -78,9 +96,32 @@ def compute_entry_hash(entry: AuditEvent) -> str:
         "subject_token": entry.subject_token,
         "details": entry.details,
         "prev_hash": entry.prev_hash,
-    }
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    })
+
+
+def compute_entry_hash(entry: AuditEvent) -> str:
+    """The entry's keyed hash (HMAC under the tenant's current chain key)."""
+    return keyed_digest(chain_keys(entry.tenant_id)[0], _entry_message(entry))
+
+
+def _hash_verifies(entry: AuditEvent, *, keyed: bool) -> bool:
+    message = _entry_message(entry)
+    if not keyed:  # written before keyed hashes (sealing: "Entries written before the switch")
+        return hmac.compare_digest(plain_digest(message), entry.entry_hash)
+    return matches_any(chain_keys(entry.tenant_id), message, entry.entry_hash)
+
+
+def _seal(head: AuditChainHead) -> str:
+    return head_seal(tenant_id=head.tenant_id, keyed_from_sequence=head.keyed_from_sequence,
+                     pruned_through_sequence=head.pruned_through_sequence,
+                     pruned_through_hash=head.pruned_through_hash)
+
+
+def _seal_verifies(head: AuditChainHead) -> bool:
+    return matches_any(chain_keys(head.tenant_id), seal_message(
+        tenant_id=head.tenant_id, keyed_from_sequence=head.keyed_from_sequence,
+        pruned_through_sequence=head.pruned_through_sequence,
+        pruned_through_hash=head.pruned_through_hash), head.seal)
 
 
 def subject_token_for(*, tenant: Tenant, subject_key: str) -> str:
@@ -124,8 +165,10 @@ def record(
     details = details or {}
     _check_details(details)
     heads = AuditChainHead.objects.for_tenant(tenant)
-    heads.get_or_create(tenant=tenant, defaults={"last_sequence": 0,
-                                                 "last_hash": GENESIS_HASH})
+    heads.get_or_create(tenant=tenant, defaults={
+        "last_sequence": 0, "last_hash": GENESIS_HASH, "keyed_from_sequence": 1,
+        "seal": head_seal(tenant_id=tenant.pk, keyed_from_sequence=1,
+                          pruned_through_sequence=0, pruned_through_hash="")})
     head = heads.select_for_update().get()
     actor_type, actor_id = _actor(actor)
     target_type, target_id = _target(target)
@@ -174,43 +217,136 @@ class ChainReport:
     checked_entries: int
     first_broken_sequence: int | None = None
     problem: str = ""
+    last_sequence: int = 0  # the newest entry verified
+    last_hash: str = ""
+    keyed_from_sequence: int = 1
+    anchor: ExportedHead | None = None  # the latest exported head (the chain reaches it)
 
 
-def _entries(tenant: Tenant) -> Iterator[AuditEvent]:
-    return AuditEvent.objects.for_tenant(tenant).order_by("sequence").iterator(chunk_size=2000)
+def _broken(checked: int, sequence: int | None, problem: str) -> ChainReport:
+    return ChainReport(False, checked, sequence, problem)
+
+
+def _entries(tenant: Tenant, *, through: int) -> Iterator[AuditEvent]:
+    return (AuditEvent.objects.for_tenant(tenant).filter(sequence__lte=through)
+            .order_by("sequence").iterator(chunk_size=2000))
 
 
 def verify_chain(*, tenant: Tenant) -> ChainReport:
-    """Walk the chain: each entry's hash must match its content, link to the previous
-    entry's hash, and carry the next sequence number; the head must match the last one.
-    Entries pruned by retention are skipped from the head's checkpoint on."""
+    """Walk the chain and check it against the heads exported outside the database.
+
+    Each entry must carry the next sequence number, link to the previous entry's hash and
+    have the hash of its content (keyed, or plain before the head's ``keyed_from_sequence``);
+    an entry whose head was exported must still have the exported hash; the database head
+    must match the last entry, and the chain must reach the latest exported head (else its
+    tail was truncated). The head's seal and every exported head line's signature must
+    verify. Entries pruned by retention are skipped from the head's checkpoint on. The
+    report names the first broken entry by sequence where there is one."""
     head = AuditChainHead.objects.for_tenant(tenant).first()
+    try:
+        exported = read_heads(tenant.pk)
+    except BadHeadLineError as bad:
+        return _broken(0, None, str(bad))
+    if head is not None and not _seal_verifies(head):
+        return _broken(0, head.pruned_through_sequence + 1,
+                       "the chain head's seal does not verify: its hash-scheme switch or "
+                       "pruning checkpoint was changed outside the application")
     pruned = head.pruned_through_sequence if head else 0
+    keyed_from = head.keyed_from_sequence if head else 1
+    last_sequence = head.last_sequence if head else 0
+    latest = exported[-1] if exported else None
+    if latest is not None and latest.keyed_from_sequence != keyed_from:
+        return _broken(0, min(keyed_from, latest.keyed_from_sequence),
+                       f"the chain is keyed from #{keyed_from}, its exported head says "
+                       f"#{latest.keyed_from_sequence}")
+    anchors = {h.sequence: h for h in exported if h.sequence > pruned}
     expected_prev = head.pruned_through_hash if head and pruned else GENESIS_HASH
     expected_seq = pruned + 1
     checked = 0
-    for entry in _entries(tenant):
+    for entry in _entries(tenant, through=last_sequence):
         if entry.sequence != expected_seq:
-            return ChainReport(False, checked, expected_seq,
-                               f"entry #{expected_seq} is missing (next found: #{entry.sequence})")
+            return _broken(checked, expected_seq,
+                           f"entry #{expected_seq} is missing (next found: #{entry.sequence})")
         if entry.prev_hash != expected_prev:
-            return ChainReport(False, checked, entry.sequence,
-                               f"entry #{entry.sequence} does not link to entry "
-                               f"#{entry.sequence - 1}")
-        if compute_entry_hash(entry) != entry.entry_hash:
-            return ChainReport(False, checked, entry.sequence,
-                               f"entry #{entry.sequence} was altered (hash mismatch)")
+            return _broken(checked, entry.sequence,
+                           f"entry #{entry.sequence} does not link to entry #{entry.sequence - 1}")
+        if not _hash_verifies(entry, keyed=entry.sequence >= keyed_from):
+            return _broken(checked, entry.sequence,
+                           f"entry #{entry.sequence} was altered (hash mismatch)")
+        anchor = anchors.get(entry.sequence)
+        if anchor is not None and anchor.hash != entry.entry_hash:
+            return _broken(checked, entry.sequence,
+                           f"entry #{entry.sequence} differs from its head exported at "
+                           f"{anchor.exported_at}")
         expected_prev = entry.entry_hash
         expected_seq += 1
         checked += 1
-    last_sequence = head.last_sequence if head else 0
     if last_sequence != expected_seq - 1:
-        return ChainReport(False, checked, expected_seq,
-                           f"entries #{expected_seq}..#{last_sequence} are missing (tail deleted)")
+        return _broken(checked, expected_seq,
+                       f"entries #{expected_seq}..#{last_sequence} are missing (tail deleted)")
     if head and last_sequence and head.last_hash != expected_prev:
-        return ChainReport(False, checked, last_sequence,
-                           f"entry #{last_sequence} does not match the head")
-    return ChainReport(True, checked)
+        return _broken(checked, last_sequence, f"entry #{last_sequence} does not match the head")
+    beyond = (AuditEvent.objects.for_tenant(tenant).filter(sequence__gt=last_sequence)
+              .order_by("sequence").values_list("sequence", flat=True).first())
+    if beyond is not None:  # appended since the head was read, or slipped in past it
+        now_last = (AuditChainHead.objects.for_tenant(tenant)
+                    .values_list("last_sequence", flat=True).first() or 0)
+        if beyond > now_last:
+            return _broken(checked, beyond, f"entry #{beyond} lies beyond the chain head")
+    top = max(anchors.values(), key=lambda h: h.sequence, default=None)
+    if top is not None and top.sequence > last_sequence:
+        return _broken(checked, last_sequence + 1,
+                       f"entries #{last_sequence + 1}..#{top.sequence} are missing: the chain "
+                       f"ends before its head exported at {top.exported_at} (truncated)")
+    return ChainReport(True, checked, last_sequence=last_sequence,
+                       last_hash=expected_prev if checked else "", keyed_from_sequence=keyed_from,
+                       anchor=latest)
+
+
+@dataclass(frozen=True)
+class HeadExport:
+    report: ChainReport
+    head: ExportedHead | None = None  # None: the chain is broken or empty
+    written: bool = False  # False: broken, empty, or this head was already the latest line
+
+
+def export_chain_head(*, tenant: Tenant) -> HeadExport:
+    """Verify the tenant's chain, then append its newest entry, signed, to the tenant's head
+    file outside the database. Idempotent: a head already the file's latest line is not
+    written again. A broken chain exports nothing (signing it would bless the break)."""
+    report = verify_chain(tenant=tenant)
+    if not report.intact or not report.checked_entries:
+        return HeadExport(report)
+    exported = read_heads(tenant.pk)
+    latest = exported[-1] if exported else None
+    if latest and (latest.sequence, latest.hash) == (report.last_sequence, report.last_hash):
+        return HeadExport(report, latest)
+    entry = AuditEvent.objects.for_tenant(tenant).get(sequence=report.last_sequence)
+    head = ExportedHead(
+        tenant=tenant.pk, sequence=entry.sequence, entry_id=entry.pk, hash=entry.entry_hash,
+        occurred_at=entry.occurred_at.isoformat(), count=report.checked_entries,
+        keyed_from_sequence=report.keyed_from_sequence, exported_at=timezone.now().isoformat())
+    line = append_head(head)
+    if settings.AUDIT_HEADS_MAIL_OWNERS:
+        _mail_head_to_owners(tenant=tenant, head=head, line=line)
+    return HeadExport(report, head, written=True)
+
+
+def _mail_head_to_owners(*, tenant: Tenant, head: ExportedHead, line: str) -> None:
+    """A second copy of the signed head, out of reach of whoever runs the servers."""
+    owners = list(Membership.objects.for_tenant(tenant).filter(role=Membership.Role.OWNER)
+                  .exclude(user__email="").values_list("user__email", flat=True))
+    if not owners:
+        return
+    body = (f"The audit trail of {tenant.name} had {head.count} entries up to entry "
+            f"#{head.sequence} ({head.occurred_at}). Keep this message: the signed line below "
+            "lets anyone holding the master key prove later that no entry up to it was "
+            "changed or removed.\n\n" + line)
+    try:
+        send_mail(f"Audit trail head of {tenant.name}: entry #{head.sequence}", body,
+                  settings.DEFAULT_FROM_EMAIL, owners, fail_silently=False)
+    except Exception:  # the head is already in AUDIT_HEADS_DIR; a mail outage is not fatal
+        logger.exception("audit.head_mail_failed tenant_id=%s", tenant.pk)
 
 
 def prune_audit_events(*, tenant: Tenant, before: datetime, batch_size: int = 10_000) -> int:
@@ -236,7 +372,8 @@ def prune_audit_events(*, tenant: Tenant, before: datetime, batch_size: int = 10
                 sequence__lte=last_sequence, occurred_at__lt=before).delete()
             head.pruned_through_sequence = last_sequence
             head.pruned_through_hash = last_hash
-            head.save(update_fields=["pruned_through_sequence", "pruned_through_hash"])
+            head.seal = _seal(head)
+            head.save(update_fields=["pruned_through_sequence", "pruned_through_hash", "seal"])
             deleted += len(batch)
 
 

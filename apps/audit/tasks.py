@@ -35,3 +35,21 @@ def schedule_audit_chain_verifications_task() -> int:
     for tenant in tenants:
         request_chain_verification(tenant=tenant)
     return len(tenants)
+
+
+@shared_task(acks_late=True, soft_time_limit=1500, time_limit=1800)
+def export_audit_heads_task() -> int:
+    """Beat, daily: append each active tenant's verified chain head, signed, to its file in
+    ``AUDIT_HEADS_DIR``. No durable job: it is idempotent (an unchanged head is not written
+    again) and the next day's run catches up a missed one. Returns the heads written."""
+    from apps.audit.services import export_chain_head
+    from apps.tenants.models import Tenant
+
+    written = 0
+    for tenant in Tenant.objects.filter(is_active=True):  # housekeeping crosses tenants
+        export = export_chain_head(tenant=tenant)
+        written += export.written
+        if not export.report.intact:
+            logger.error("audit.chain_broken tenant_id=%s sequence=%s (head not exported)",
+                         tenant.pk, export.report.first_broken_sequence)
+    return written

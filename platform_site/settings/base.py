@@ -241,3 +241,14 @@ LOGGING = {
         for name in ("django.request", "django.server", "gunicorn.access", "gunicorn.error")
     },
 }
+
+# Audit trail (issue 14): signed chain heads are appended, one JSON-lines file per tenant,
+# outside the database. Point it at append-only storage the database's users cannot rewrite.
+AUDIT_HEADS_DIR = env.str("AUDIT_HEADS_DIR", default=str(VAR_DIR / "audit-heads"))
+# Daily, before the nightly verification: export every tenant's verified chain head.
+CELERY_BEAT_SCHEDULE["export-audit-heads"] = {
+    "task": "apps.audit.tasks.export_audit_heads_task",
+    "schedule": crontab(hour=3, minute=7),
+}
+# Also mail each newly exported head to the tenant's owners (a copy out of the operators' reach).
+AUDIT_HEADS_MAIL_OWNERS = env.bool("AUDIT_HEADS_MAIL_OWNERS", default=False)

@@ -3,12 +3,21 @@ are set (CI's second run uses PostgreSQL + Redis with a real worker for ``integr
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-use-0123456789")
 os.environ.setdefault("DISCREET_MASTER_KEY", "test-only-master-key-0123456789abcdef")
 os.environ.setdefault("DATABASE_URL", "sqlite://:memory:")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
+# Exported audit heads go to a directory of this test run (shared with the worker it starts,
+# which inherits the environment): tenant ids restart with each test database, so heads left
+# by an earlier run must never be read as this run's.
+if "AUDIT_HEADS_DIR" not in os.environ:
+    os.environ["AUDIT_HEADS_DIR"] = tempfile.mkdtemp(prefix="discreet-audit-heads-")
+    atexit.register(shutil.rmtree, os.environ["AUDIT_HEADS_DIR"], ignore_errors=True)
 
 from platform_site.settings.base import *  # noqa: F403
 from platform_site.settings.base import VAR_DIR, env

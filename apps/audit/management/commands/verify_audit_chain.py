@@ -4,12 +4,24 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.audit.services import verify_chain
+from apps.audit.services import ChainReport, verify_chain
 from apps.tenants.models import Tenant
 
 
+def describe(report: ChainReport) -> str:
+    """One line about a chain: intact and how far it is anchored, or where it broke."""
+    if not report.intact:
+        where = f" at entry #{report.first_broken_sequence}" if report.first_broken_sequence else ""
+        return f"BROKEN{where}: {report.problem}"
+    anchor = report.anchor
+    anchored = (f"matches the head exported at {anchor.exported_at} (#{anchor.sequence})"
+                if anchor else "no head exported yet")
+    return f"intact ({report.checked_entries} entries), {anchored}"
+
+
 class Command(BaseCommand):
-    help = "Verify the hash chain of audit entries; exit 1 and name the first broken entry."
+    help = ("Verify each tenant's audit chain (keyed hashes) against its latest exported head; "
+            "exit 1 and name the first broken entry.")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--tenant", help="slug of one tenant (default: every tenant)")
@@ -23,13 +35,7 @@ class Command(BaseCommand):
         broken = 0
         for tenant in tenants:
             report = verify_chain(tenant=tenant)
-            if report.intact:
-                self.stdout.write(f"{tenant.slug}: intact ({report.checked_entries} entries)")
-            else:
-                broken += 1
-                self.stdout.write(
-                    f"{tenant.slug}: BROKEN at entry #{report.first_broken_sequence}: "
-                    f"{report.problem}"
-                )
+            broken += not report.intact
+            self.stdout.write(f"{tenant.slug}: {describe(report)}")
         if broken:
             raise CommandError(f"{broken} audit chain(s) broken.")
