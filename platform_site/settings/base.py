@@ -241,3 +241,7 @@ LOGGING = {
         for name in ("django.request", "django.server", "gunicorn.access", "gunicorn.error")
     },
 }
+
+# Erasure tombstones are also appended here, encrypted under the master key, outside the
+# database: a restore of an older dump loses the rows, not this (README, restore runbook).
+TOMBSTONE_DIR = env.path("TOMBSTONE_DIR", default=str(VAR_DIR / "tombstones"))
