@@ -131,3 +131,22 @@ def test_housekeeping_writes_tombstones_the_store_lacks(tenant):
     assert run_housekeeping()["tombstones_stored"] == 1
     assert run_housekeeping()["tombstones_stored"] == 0
     assert [r.subject_key for r in read_tombstones()] == ["a" * 64]
+
+
+def test_retention_prunes_the_store_as_it_deletes_the_rows(tenant):
+    now = timezone.now()
+    old = record_of(tombstone_at(tenant, "a" * 64, now - timedelta(days=1200)))
+    recent = record_of(tombstone_at(tenant, "b" * 64, now - timedelta(days=10)))
+    append_tombstones([old, recent])
+    ErasureTombstone.objects.for_tenant(tenant).delete()  # e.g. a restore
+    report = replay_erasures()
+    assert report.expired == 1  # past the default 1096 days: never brought back
+    assert [key for _, key in report.erased] == ["b" * 64]
+    assert list(ErasureTombstone.objects.for_tenant(tenant)
+                .values_list("subject_key", flat=True)) == ["b" * 64]
+    assert run_housekeeping()["tombstone_records_expired"] == 1
+    assert [r.subject_key for r in read_tombstones(tenant=tenant)] == ["b" * 64]
+    assert oct(tenant_file(tenant.pk).stat().st_mode & 0o777) == "0o600"
+    assert run_housekeeping()["tombstone_records_expired"] == 0
+    append_tombstones([record_of(tombstone_at(tenant, "c" * 64, now))])  # appends still land
+    assert [r.subject_key for r in read_tombstones(tenant=tenant)] == ["b" * 64, "c" * 64]

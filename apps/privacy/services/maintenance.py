@@ -20,7 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.audit import services as audit
-from apps.core.subject_data import subject_data_stores
+from apps.core.subject_data import retention_period, subject_data_stores
 from apps.privacy.models import (
     ErasureTombstone,
     PortalSession,
@@ -41,6 +41,7 @@ from apps.privacy.services.tombstones import (
     TombstoneRecord,
     append_tombstones,
     backfill_tombstone_store,
+    prune_tombstone_store,
     read_tombstones,
     record_of,
 )
@@ -52,6 +53,7 @@ logger = logging.getLogger("privacy.maintenance")
 UNVERIFIED_DAYS_SETTING = "privacy_unverified_reject_days"
 DEFAULT_UNVERIFIED_DAYS = 30
 REMINDER_INTERVAL = timedelta(hours=20)
+TOMBSTONE_CATEGORY = "erasure_tombstones"  # the retention category of the tombstones
 
 
 def _open_requests() -> Any:
@@ -121,9 +123,19 @@ def run_housekeeping(*, now: datetime | None = None) -> dict[str, int]:
         Q(expires_at__lt=now - timedelta(days=1))).delete()[0]
     done["signed_links_pruned"] = SignedLinkUse.all_tenants.filter(expires_at__lt=now).delete()[0]
     done["sessions_deleted"] = PortalSession.all_tenants.filter(expires_at__lt=now).delete()[0]
-    # A tombstone whose copy outside the database failed to be written gets it now.
+    # A tombstone whose copy outside the database failed to be written gets it now; records
+    # past the tenant's tombstone period leave the store as the rows leave the database.
     done["tombstones_stored"] = backfill_tombstone_store()
+    for tenant in Tenant.objects.all():  # every tenant, as above
+        cutoff = _tombstone_cutoff(tenant, now)
+        if cutoff is not None:
+            done["tombstone_records_expired"] += prune_tombstone_store(tenant, cutoff)
     return dict(done)
+
+
+def _tombstone_cutoff(tenant: Tenant, now: datetime) -> datetime | None:
+    period = retention_period(tenant, TOMBSTONE_CATEGORY)
+    return now - period if period is not None else None
 
 
 @dataclass
@@ -136,6 +148,7 @@ class ReplayReport:
     tombstones_restored: int = 0  # rows a restore had lost, re-created from the store
     tombstones_stored: int = 0  # records the store lacked, written from the rows
     unmatched: int = 0  # store records of a tenant this database does not hold
+    expired: int = 0  # records past the tenant's tombstone period (retention prunes them)
     erased: list[tuple[Tenant, str]] = field(default_factory=list)  # (tenant, subject key)
 
 
@@ -186,10 +199,16 @@ def replay_erasures(*, tenant: Tenant | None = None, since: datetime | None = No
         pk__in={r.tenant_id for r in records})}
     per_tenant: dict[int, Counter[str]] = {}
     subjects: dict[int, set[str]] = {}
+    cutoffs: dict[int, datetime | None] = {}
+    now = timezone.now()
     for record in records:
         owner = tenants.get(record.tenant_id)
         if owner is None or not record.belongs_to(owner):
             report.unmatched += 1
+            continue
+        cutoff = cutoffs.setdefault(owner.pk, _tombstone_cutoff(owner, now))
+        if cutoff is not None and record.erased < cutoff:
+            report.expired += 1  # past the tenant's tombstone period: as if deleted
             continue
         if source == "store":
             with transaction.atomic():

@@ -11,8 +11,10 @@ file holds no subject key in the clear, and no raw identifier at all (the record
 tenant, the pseudonymous subject key, when, and the request's reference).
 
 Append-only: a line is only ever added (``O_APPEND``, under an exclusive lock, then
-``fsync``). Writing is idempotent: a record already in the file is not written again, and
-readers de-duplicate anyway (two writers racing, a replay re-writing). A record names its
+``fsync``), except by retention: records older than the tenant's ``erasure_tombstones``
+period are dropped (:func:`prune_tombstone_store`, hourly housekeeping), as the rows are.
+Writing is idempotent: a record already in the file is not written again, and readers
+de-duplicate anyway (two writers racing, a replay re-writing). A record names its
 tenant by id, slug and creation time, so a record never applies to another tenant that
 reuses an id.
 """
@@ -24,6 +26,7 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -111,6 +114,33 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+@contextmanager
+def _locked(path: Path) -> Iterator[int]:
+    """The tenant's file, open for appending under an exclusive lock. Retention replaces
+    the file (:func:`prune_tombstone_store`); a writer that waited on the replaced file
+    opens the new one, so that no record is appended to an unlinked file."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            current = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        os.close(fd)
+    try:
+        yield fd
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _read_fd(fd: int, path: Path) -> list[bytes]:
+    with os.fdopen(os.dup(fd), "rb") as lines:  # a dup shares the lock's open file
+        lines.seek(0)
+        return lines.readlines()
+
+
 def append_tombstones(records: Iterable[TombstoneRecord]) -> int:
     """Append the records not already in their tenant's file; returns how many were
     written. Each file is locked while it is read and appended to, then fsynced."""
@@ -126,11 +156,8 @@ def append_tombstones(records: Iterable[TombstoneRecord]) -> int:
     for tenant_id, pending in by_tenant.items():
         path = tenant_file(tenant_id)
         created = not path.exists()
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            with os.fdopen(os.dup(fd), "rb") as existing:
-                seen = {r.identity for r in _decode_lines(existing, path)}
+        with _locked(path) as fd:
+            seen = {r.identity for r in _decode_lines(_read_fd(fd, path), path)}
             lines = []
             for record in pending:
                 if record.identity not in seen:
@@ -140,13 +167,42 @@ def append_tombstones(records: Iterable[TombstoneRecord]) -> int:
                 os.write(fd, b"".join(lines))
                 os.fsync(fd)
                 written += len(lines)
-        finally:
-            os.close(fd)  # releases the lock
         if created:
             _fsync_dir(directory)
     if created_dir:
         _fsync_dir(directory.parent)
     return written
+
+
+def prune_tombstone_store(tenant: Tenant, cutoff: datetime) -> int:
+    """Retention, the one change besides appending: drop the tenant's records of erasures
+    before ``cutoff`` (the tenant's ``erasure_tombstones`` period, as for the rows). The
+    file is replaced atomically (written beside it, fsynced, renamed). A line that cannot
+    be read is kept. Returns how many records were dropped."""
+    path = tenant_file(tenant.pk)
+    if not path.exists():
+        return 0
+    with _locked(path) as fd:
+        keep: list[bytes] = []
+        dropped = 0
+        for line in _read_fd(fd, path):
+            decoded = list(_decode_lines([line], path))
+            record = decoded[0] if decoded else None
+            if (record is not None and record.belongs_to(tenant)
+                    and record.erased < cutoff):
+                dropped += 1
+            elif line.strip():
+                keep.append(line if line.endswith(b"\n") else line + b"\n")
+        if dropped:
+            fresh = path.with_suffix(".jsonl.new")
+            with fresh.open("wb") as out:
+                out.write(b"".join(keep))
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(fresh, 0o600)
+            os.replace(fresh, path)
+            _fsync_dir(path.parent)
+    return dropped
 
 
 def append_tombstone(tombstone: ErasureTombstone) -> int:

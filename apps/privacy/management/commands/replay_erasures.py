@@ -63,6 +63,9 @@ class Command(BaseCommand):
             self.stdout.write(self.style.WARNING(
                 f"{report.unmatched} record(s) name a tenant this database does not hold "
                 "(id, slug and creation time): left alone"))
+        if report.expired:
+            self.stdout.write(f"{report.expired} record(s) past the tenant's tombstone "
+                              "retention period: skipped")
         if options["verify"]:
             hits = 0
             for owner, subject_key in report.erased:
