@@ -66,7 +66,7 @@ class TombstoneRecord:
 
     def belongs_to(self, tenant: Tenant) -> bool:
         return (tenant.pk == self.tenant_id and tenant.slug == self.tenant_slug
-                and tenant.created_at.isoformat() == self.tenant_created_at)
+                and datetime.fromisoformat(self.tenant_created_at) == tenant.created_at)
 
 
 def tombstone_dir() -> Path:
