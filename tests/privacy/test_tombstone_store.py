@@ -87,10 +87,12 @@ def test_a_torn_line_or_a_foreign_key_is_skipped_not_fatal(tenant, settings):
     append_tombstone(tombstone_at(tenant, "a" * 64, timezone.now()))
     with tenant_file(tenant.pk).open("ab") as f:
         f.write(b'{"v": 1, "token": "gAAAA-torn')
+    append_tombstone(tombstone_at(tenant, "b" * 64, timezone.now()))  # after the torn line
+    assert [r.subject_key for r in read_tombstones(tenant=tenant)] == ["a" * 64, "b" * 64]
     settings.DISCREET_MASTER_KEY = "another-master-key-0123456789abcdef"
     assert read_tombstones(tenant=tenant) == []
     settings.DISCREET_MASTER_KEY_PREVIOUS = ["test-only-master-key-0123456789abcdef"]
-    assert [r.subject_key for r in read_tombstones(tenant=tenant)] == ["a" * 64]
+    assert [r.subject_key for r in read_tombstones(tenant=tenant)] == ["a" * 64, "b" * 64]
 
 
 def test_a_record_never_applies_to_another_tenant_reusing_the_id(tenant, other_tenant):

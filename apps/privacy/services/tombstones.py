@@ -157,16 +157,19 @@ def append_tombstones(records: Iterable[TombstoneRecord]) -> int:
         path = tenant_file(tenant_id)
         created = not path.exists()
         with _locked(path) as fd:
-            seen = {r.identity for r in _decode_lines(_read_fd(fd, path), path)}
-            lines = []
+            existing = _read_fd(fd, path)
+            seen = {r.identity for r in _decode_lines(existing, path)}
+            # After a torn last line (a crash mid-write) the next record starts on its own.
+            lines = [b"\n"] if existing and not existing[-1].endswith(b"\n") else []
             for record in pending:
                 if record.identity not in seen:
                     seen.add(record.identity)
                     lines.append(_encode(record))
-            if lines:
+            records = [line for line in lines if line != b"\n"]
+            if records:
                 os.write(fd, b"".join(lines))
                 os.fsync(fd)
-                written += len(lines)
+                written += len(records)
         if created:
             _fsync_dir(directory)
     if created_dir:
