@@ -3,7 +3,9 @@ are set (CI's second run uses PostgreSQL + Redis with a real worker for ``integr
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-use-0123456789")
@@ -11,7 +13,9 @@ os.environ.setdefault("DISCREET_MASTER_KEY", "test-only-master-key-0123456789abc
 os.environ.setdefault("DATABASE_URL", "sqlite://:memory:")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
 # The run's own tombstone store (the integration worker inherits it through the environment).
-os.environ.setdefault("TOMBSTONE_DIR", tempfile.mkdtemp(prefix="discreet-test-tombstones-"))
+if "TOMBSTONE_DIR" not in os.environ:
+    os.environ["TOMBSTONE_DIR"] = tempfile.mkdtemp(prefix="discreet-test-tombstones-")
+    atexit.register(shutil.rmtree, os.environ["TOMBSTONE_DIR"], ignore_errors=True)
 
 from platform_site.settings.base import *  # noqa: F403
 from platform_site.settings.base import VAR_DIR, env
