@@ -252,3 +252,7 @@ CELERY_BEAT_SCHEDULE["export-audit-heads"] = {
 }
 # Also mail each newly exported head to the tenant's owners (a copy out of the operators' reach).
 AUDIT_HEADS_MAIL_OWNERS = env.bool("AUDIT_HEADS_MAIL_OWNERS", default=False)
+
+# Erasure tombstones are also appended here, encrypted under the master key, outside the
+# database: a restore of an older dump loses the rows, not this (README, restore runbook).
+TOMBSTONE_DIR = env.path("TOMBSTONE_DIR", default=str(VAR_DIR / "tombstones"))

@@ -19,6 +19,11 @@ if "AUDIT_HEADS_DIR" not in os.environ:
     os.environ["AUDIT_HEADS_DIR"] = tempfile.mkdtemp(prefix="discreet-audit-heads-")
     atexit.register(shutil.rmtree, os.environ["AUDIT_HEADS_DIR"], ignore_errors=True)
 
+# The run's own tombstone store (the integration worker inherits it through the environment).
+if "TOMBSTONE_DIR" not in os.environ:
+    os.environ["TOMBSTONE_DIR"] = tempfile.mkdtemp(prefix="discreet-test-tombstones-")
+    atexit.register(shutil.rmtree, os.environ["TOMBSTONE_DIR"], ignore_errors=True)
+
 from platform_site.settings.base import *  # noqa: F403
 from platform_site.settings.base import VAR_DIR, env
 

@@ -118,11 +118,32 @@ def test_replay_erasures_deletes_what_a_restore_brought_back(tenant, other_tenan
     survivor = seed_subject(tenant, "bob@example.com", events=2)
     out = io.StringIO()
     call_command("replay_erasures", "--tenant", tenant.slug, stdout=out)
+    assert "read the tombstone store" in out.getvalue()
     assert "replayed 1 erased subject(s)" in out.getvalue()
     assert "events.event: 3 row(s) removed" in out.getvalue()
+    assert "re-created 0 tombstone row(s)" in out.getvalue()
     assert not Event.all_tenants.filter(pk__in=[e.pk for e in restored]).exists()
     assert Event.objects.for_tenant(tenant).filter(subject_key=survivor).count() == 2
     call_command("replay_erasures", "--since", "2999-01-01", stdout=io.StringIO())
+
+
+def test_replay_erasures_from_the_database_rows_as_before(tenant, oncommit, settings,
+                                                          tmp_path):
+    seed_subject(tenant)
+    with oncommit():
+        pr = make_request(tenant, "erasure", "alice@example.com")
+    settings.TOMBSTONE_DIR = tmp_path / "empty"  # e.g. a store not yet written
+    EventFactory.create_batch(2, tenant=tenant, subject_key=pr.subject_key)
+    out = io.StringIO()
+    call_command("replay_erasures", "--from-database", "--verify", stdout=out)
+    assert "read the database's tombstone rows" in out.getvalue()
+    assert "events.event: 2 row(s) removed" in out.getvalue()
+    assert "wrote 1 missing record(s) to the tombstone store" in out.getvalue()
+    assert "0 hits" in out.getvalue()
+    assert not Event.objects.for_tenant(tenant).filter(subject_key=pr.subject_key).exists()
+    out = io.StringIO()
+    call_command("replay_erasures", stdout=out)  # the store now has it
+    assert "replayed 1 erased subject(s)" in out.getvalue()
 
 
 def test_the_signing_secret_command_prints_and_rotates(tenant):

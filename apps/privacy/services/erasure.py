@@ -24,6 +24,7 @@ from apps.privacy.services.lifecycle import (
     transition_privacy_request,
 )
 from apps.privacy.services.notifications import notify_subject
+from apps.privacy.services.tombstones import store_on_commit
 from apps.tenants.models import Tenant
 
 logger = logging.getLogger("privacy.fulfilment")
@@ -39,13 +40,15 @@ def erase_subject(*, job: FulfilmentJob) -> None:
 
 def begin_erasure(pr: PrivacyRequest) -> None:
     """First moment of an erasure (inside the transaction that starts it): the tombstone that
-    lets a restore replay it, and a restriction that stops new data for the subject being
+    lets a restore replay it (a row, and after commit a record in the store outside the
+    database), and a restriction that stops new data for the subject being
     stored while the handlers run (ingestion refuses events of restricted subjects)."""
     from apps.consent.services import set_restriction
 
-    ErasureTombstone.objects.for_tenant(pr.tenant_id).get_or_create(
+    tombstone, _ = ErasureTombstone.objects.for_tenant(pr.tenant_id).get_or_create(
         tenant_id=pr.tenant_id, subject_key=pr.subject_key, privacy_request=pr,
         defaults={"erased_at": timezone.now()})
+    store_on_commit(tombstone)  # the copy outside the database that a restore keeps
     set_restriction(tenant=pr.tenant, subject_key=pr.subject_key, restricted=True,
                     source=CONSENT_SOURCES[pr.channel])
 

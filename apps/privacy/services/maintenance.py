@@ -1,6 +1,6 @@
 """What beat runs for privacy requests: deadline reminders to tenant staff, and housekeeping
-(expired export files, spent verification material, unverifiable requests), plus the replay
-of erasures after a restore.
+(expired export files, spent verification material, unverifiable requests, tombstones the
+store outside the database lacks), plus the replay of erasures after a restore.
 
 Request records (kept 24 months after they close, CCPA regulations §7101) and tombstones are
 deleted by the retention app, under each tenant's policy (``closed_privacy_requests``,
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,7 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.audit import services as audit
-from apps.core.subject_data import subject_data_stores
+from apps.core.subject_data import retention_period, subject_data_stores
 from apps.privacy.models import (
     ErasureTombstone,
     PortalSession,
@@ -36,6 +37,14 @@ from apps.privacy.services.requests import (
     at_risk_days,
     reject_privacy_request,
 )
+from apps.privacy.services.tombstones import (
+    TombstoneRecord,
+    append_tombstones,
+    backfill_tombstone_store,
+    prune_tombstone_store,
+    read_tombstones,
+    record_of,
+)
 from apps.tenants.models import Tenant
 from apps.tenants.services import tenant_setting
 
@@ -44,6 +53,7 @@ logger = logging.getLogger("privacy.maintenance")
 UNVERIFIED_DAYS_SETTING = "privacy_unverified_reject_days"
 DEFAULT_UNVERIFIED_DAYS = 30
 REMINDER_INTERVAL = timedelta(hours=20)
+TOMBSTONE_CATEGORY = "erasure_tombstones"  # the retention category of the tombstones
 
 
 def _open_requests() -> Any:
@@ -113,38 +123,111 @@ def run_housekeeping(*, now: datetime | None = None) -> dict[str, int]:
         Q(expires_at__lt=now - timedelta(days=1))).delete()[0]
     done["signed_links_pruned"] = SignedLinkUse.all_tenants.filter(expires_at__lt=now).delete()[0]
     done["sessions_deleted"] = PortalSession.all_tenants.filter(expires_at__lt=now).delete()[0]
+    # A tombstone whose copy outside the database failed to be written gets it now; records
+    # past the tenant's tombstone period leave the store as the rows leave the database.
+    done["tombstones_stored"] = backfill_tombstone_store()
+    for tenant in Tenant.objects.all():  # every tenant, as above
+        cutoff = _tombstone_cutoff(tenant, now)
+        if cutoff is not None:
+            done["tombstone_records_expired"] += prune_tombstone_store(tenant, cutoff)
     return dict(done)
 
 
-def replay_erasures(*, tenant: Tenant | None = None, since: datetime | None = None
-                    ) -> dict[str, int]:
-    """After a database or model restore: run every store's erase again for each erased
-    subject key (tombstones), oldest first; stores kept as proof the law requires are left
-    alone. Idempotent. Returns rows removed per store."""
-    tombstones = ErasureTombstone.all_tenants.all()  # an ops command: every tenant unless named
+def _tombstone_cutoff(tenant: Tenant, now: datetime) -> datetime | None:
+    period = retention_period(tenant, TOMBSTONE_CATEGORY)
+    return now - period if period is not None else None
+
+
+@dataclass
+class ReplayReport:
+    """What ``replay_erasures`` did (the command prints it)."""
+
+    source: str
+    subjects: int = 0
+    removed: Counter[str] = field(default_factory=Counter)  # rows per store
+    tombstones_restored: int = 0  # rows a restore had lost, re-created from the store
+    tombstones_stored: int = 0  # records the store lacked, written from the rows
+    unmatched: int = 0  # store records of a tenant this database does not hold
+    expired: int = 0  # records past the tenant's tombstone period (retention prunes them)
+    erased: list[tuple[Tenant, str]] = field(default_factory=list)  # (tenant, subject key)
+
+
+def _records_from_database(tenant: Tenant | None) -> list[TombstoneRecord]:
+    rows = ErasureTombstone.all_tenants.all()  # an ops command: every tenant unless named
     if tenant is not None:
-        tombstones = tombstones.for_tenant(tenant)
+        rows = rows.for_tenant(tenant)
+    return [record_of(t) for t in
+            rows.select_related("tenant", "privacy_request").order_by("erased_at", "pk")]
+
+
+def _restore_tombstone_row(tenant: Tenant, record: TombstoneRecord) -> bool:
+    """Re-create the row a restore lost; linked to its request when the restored database
+    still holds it. Returns whether a row was created."""
+    rows = ErasureTombstone.objects.for_tenant(tenant).filter(subject_key=record.subject_key)
+    request = (PrivacyRequest.objects.for_tenant(tenant)
+               .filter(reference=record.request_reference).first()
+               if record.request_reference else None)
+    if rows.filter(erased_at=record.erased).exists() or (
+            request is not None and rows.filter(privacy_request=request).exists()):
+        return False
+    ErasureTombstone.objects.for_tenant(tenant).create(
+        tenant=tenant, subject_key=record.subject_key, privacy_request=request,
+        erased_at=record.erased)
+    return True
+
+
+def replay_erasures(*, tenant: Tenant | None = None, since: datetime | None = None,
+                    source: str = "store") -> ReplayReport:
+    """After a database or model restore: run every store's erase again for each erased
+    subject key, oldest first; stores kept as proof the law requires are left alone.
+
+    ``source="store"`` (the default) reads the tombstone store outside the database
+    (:mod:`.tombstones`), which a restore of an older dump does not roll back, and
+    re-creates the tombstone rows the restore lost. ``source="database"`` reads the rows,
+    as before the store existed, and writes any the store lacks into it. Idempotent."""
+    if source not in ("store", "database"):
+        raise ValueError(f"unknown tombstone source {source!r}")
+    report = ReplayReport(source=source)
+    if source == "database":
+        records = _records_from_database(tenant)
+        report.tombstones_stored = append_tombstones(records)
+    else:
+        records = read_tombstones(tenant=tenant)
     if since is not None:
-        tombstones = tombstones.filter(erased_at__gte=since)
-    removed: Counter[str] = Counter()
+        records = [r for r in records if r.erased >= since]
+    tenants = {t.pk: t for t in Tenant.objects.filter(  # the system's own: named by id
+        pk__in={r.tenant_id for r in records})}
     per_tenant: dict[int, Counter[str]] = {}
-    seen: set[tuple[int, str]] = set()
-    for tombstone in tombstones.select_related("tenant").order_by("erased_at", "pk"):
-        key = (tombstone.tenant_id, tombstone.subject_key)
-        if key in seen:
+    subjects: dict[int, set[str]] = {}
+    cutoffs: dict[int, datetime | None] = {}
+    now = timezone.now()
+    for record in records:
+        owner = tenants.get(record.tenant_id)
+        if owner is None or not record.belongs_to(owner):
+            report.unmatched += 1
             continue
-        seen.add(key)
+        cutoff = cutoffs.setdefault(owner.pk, _tombstone_cutoff(owner, now))
+        if cutoff is not None and record.erased < cutoff:
+            report.expired += 1  # past the tenant's tombstone period: as if deleted
+            continue
+        if source == "store":
+            with transaction.atomic():
+                report.tombstones_restored += _restore_tombstone_row(owner, record)
+        if record.subject_key in subjects.setdefault(owner.pk, set()):
+            continue
+        subjects[owner.pk].add(record.subject_key)
+        report.erased.append((owner, record.subject_key))
         for handler in subject_data_stores():
             if handler.kept_as_proof:
                 continue
             with transaction.atomic():
-                count = erase_with_handler(handler, tombstone.tenant, tombstone.subject_key)
-            removed[handler.name] += count
-            per_tenant.setdefault(tombstone.tenant_id, Counter())[handler.name] += count
-    for tenant_id, counts in per_tenant.items():
-        audit.record(Tenant.objects.get(pk=tenant_id), "privacy.erasures_replayed", None,
+                count = erase_with_handler(handler, owner, record.subject_key)
+            report.removed[handler.name] += count
+            per_tenant.setdefault(owner.pk, Counter())[handler.name] += count
+    for tenant_id, keys in subjects.items():
+        audit.record(tenants[tenant_id], "privacy.erasures_replayed", None,
                      ("privacy.erasuretombstone", ""),
-                     {"subjects": sum(1 for t, _ in seen if t == tenant_id),
-                      "removed": dict(counts)})
-    removed["subjects"] = len(seen)
-    return dict(removed)
+                     {"subjects": len(keys), "source": source,
+                      "removed": dict(per_tenant.get(tenant_id, {}))})
+    report.subjects = len(report.erased)
+    return report
