@@ -28,7 +28,9 @@ def _audit_written(sender: Any, instance: Any, created: bool = False, **kwargs: 
 
 def _on_withdrawal(tenant_id: int, subject_keys: list[str], purposes: frozenset[str]) -> None:
     """Consent withdrawn: serving stops personalizing at once (it checks consent per
-    request); the model drops the subjects at the next, debounced, retrain."""
+    request), and a retrain is asked for when the model is trained on the purpose. (A
+    withdrawal of personalization also takes the subject below "full": the stop listener
+    below takes them out of the live model at once.)"""
     from apps.events.selectors import get_event_schema
     from apps.modeling.models import TrainingRun
     from apps.modeling.services import request_retrain_later

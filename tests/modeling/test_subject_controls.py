@@ -222,3 +222,22 @@ def test_the_portal_says_what_a_level_does_and_does_it(
     with django_capture_on_commit_callbacks(execute=True):   # until the models are retrained
         train_model(tenant=tenant)
     assert "modeling_modelversion.removed_subject_keys" not in columns_containing(key)
+
+
+def test_removing_an_interaction_in_the_portal_reaches_the_model_before_the_page_returns(
+        fan, api, django_capture_on_commit_callbacks):
+    planted, liked = fan
+    tenant, key = planted.tenant, planted.keys["fan"]
+    wrong = Event.objects.for_tenant(tenant).get(subject_key=key, item__external_id=liked)
+    portal = Client()
+    portal.get(f"/privacy/{tenant.slug}/start",
+               {"token": sign_portal_token(tenant=tenant, subject="fan")})
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = portal.post(f"/privacy/{tenant.slug}/my-data", {"event": [wrong.event_id]})
+    assert response.status_code == 302
+
+    assert artifacts_holding_subject(tenant, key) == []
+    assert liked not in _explained(api, "fan")[1]
+    assert "rare" not in _neighbours(api, liked)
+    assert _retrain_reason(tenant) == "rectification"
