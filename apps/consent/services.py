@@ -79,8 +79,9 @@ def _notify_withdrawals(tenant_id: int, withdrawn: Mapping[str, set[str]]) -> No
 
 
 #: ``fn(tenant_id, subject_keys)``, called after commit for the subjects whose effective
-#: level left "full" in that transaction: a level of "session" or "off", an objection, a
-#: restriction, or personalization withdrawn (the modeling app forgets them at once).
+#: level left "full" in that transaction (a level of "session" or "off", an objection, a
+#: restriction, personalization withdrawn), or stays below it as their restriction is
+#: lifted: the modeling app forgets them at once.
 PersonalizationStopListener = Callable[[int, list[str]], None]
 _personalization_stop_listeners: list[PersonalizationStopListener] = []
 
@@ -223,6 +224,12 @@ class _SubjectWriter:
     def subject_key(self) -> str:
         return self.subject.subject_key
 
+    @property
+    def lifted_restriction(self) -> bool:
+        """A restriction ended in this call: rows it kept frozen below "full" are due."""
+        return any(r.kind == ConsentRecord.Kind.RESTRICTION and not r.granted
+                   for r in self.records)
+
     def _record(self, **fields: Any) -> ConsentRecord:
         fields.setdefault("method", self.method)
         record = ConsentRecord(tenant=self.tenant, subject_key=self.subject_key,
@@ -334,7 +341,8 @@ def _flush(writers: list[_SubjectWriter], *, action: str, actor: Any,
     if personalization is not None:
         _notify_personalization_stopped(tenant.pk, [
             w.subject_key for w in writers
-            if w.was_full and not _personalizes_fully(w, personalization)])
+            if (w.was_full or w.lifted_restriction)
+            and not _personalizes_fully(w, personalization)])
     logger.info("consent.recorded", extra={"tenant_id": tenant.pk, "records": len(records),
                                              "subjects": len(writers)})
     return records

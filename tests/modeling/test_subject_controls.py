@@ -241,3 +241,18 @@ def test_removing_an_interaction_in_the_portal_reaches_the_model_before_the_page
     assert liked not in _explained(api, "fan")[1]
     assert "rare" not in _neighbours(api, liked)
     assert _retrain_reason(tenant) == "rectification"
+
+
+def test_lifting_a_restriction_below_full_deletes_the_history_it_kept(
+        trained, django_capture_on_commit_callbacks):
+    from apps.consent.services import record_consents, set_restriction
+
+    tenant = trained.tenant
+    key = trained.keys[trained.subjects[4]]
+    with django_capture_on_commit_callbacks(execute=True):
+        set_restriction(tenant=tenant, subject_key=key, restricted=True)
+        record_consents(tenant=tenant, subject_key=key, decisions={}, level="session")
+    assert _events(tenant, key) > 0  # frozen while the restriction holds
+    with django_capture_on_commit_callbacks(execute=True):
+        set_restriction(tenant=tenant, subject_key=key, restricted=False)
+    assert _events(tenant, key) == 0  # level "session": nothing stored
