@@ -78,6 +78,35 @@ def _notify_withdrawals(tenant_id: int, withdrawn: Mapping[str, set[str]]) -> No
     transaction.on_commit(run)
 
 
+#: ``fn(tenant_id, subject_keys)``, called after commit for the subjects whose effective
+#: level left "full" in that transaction (a level of "session" or "off", an objection, a
+#: restriction, personalization withdrawn), or stays below it as their restriction is
+#: lifted: the modeling app forgets them at once.
+PersonalizationStopListener = Callable[[int, list[str]], None]
+_personalization_stop_listeners: list[PersonalizationStopListener] = []
+
+
+def register_personalization_stop_listener(listener: PersonalizationStopListener) -> None:
+    """Register from ``AppConfig.ready``. Listeners run on commit, so before the service
+    that changed the level returns to its API call or portal form, and must not raise."""
+    if listener not in _personalization_stop_listeners:
+        _personalization_stop_listeners.append(listener)
+
+
+def _notify_personalization_stopped(tenant_id: int, subject_keys: list[str]) -> None:
+    if not subject_keys or not _personalization_stop_listeners:
+        return
+
+    def run() -> None:
+        for listener in _personalization_stop_listeners:
+            try:
+                listener(tenant_id, list(subject_keys))
+            except Exception:  # one failing listener must not hide the others
+                logger.exception("consent.personalization_stop_listener_failed")
+
+    transaction.on_commit(run)
+
+
 # --- Validation (before anything is written) ----------------------------------------------
 
 
@@ -188,10 +217,18 @@ class _SubjectWriter:
     changed_states: dict[int, ConsentState] = field(default_factory=dict)
     subject_dirty: bool = False
     withdrawn: set[str] = field(default_factory=set)
+    #: Whether the subject's effective level was "full" before this call's changes.
+    was_full: bool = False
 
     @property
     def subject_key(self) -> str:
         return self.subject.subject_key
+
+    @property
+    def lifted_restriction(self) -> bool:
+        """A restriction ended in this call: rows it kept frozen below "full" are due."""
+        return any(r.kind == ConsentRecord.Kind.RESTRICTION and not r.granted
+                   for r in self.records)
 
     def _record(self, **fields: Any) -> ConsentRecord:
         fields.setdefault("method", self.method)
@@ -269,8 +306,11 @@ class _SubjectWriter:
         return {"changes": changes}
 
 
-def _flush(writers: list[_SubjectWriter], *, action: str, actor: Any) -> list[ConsentRecord]:
-    """Write every writer's ledger rows, states and flags, and one audit entry each."""
+def _flush(writers: list[_SubjectWriter], *, action: str, actor: Any,
+           personalization: Purpose | None = None) -> list[ConsentRecord]:
+    """Write every writer's ledger rows, states and flags, and one audit entry each.
+    With ``personalization`` (the purpose), subjects whose effective level this call took
+    below "full" are announced to the personalization-stop listeners."""
     records = [r for w in writers for r in w.records]
     if not records:
         return []
@@ -298,6 +338,11 @@ def _flush(writers: list[_SubjectWriter], *, action: str, actor: Any) -> list[Co
             audit.record(tenant, action, actor, writer.records[-1], writer.audit_details(),
                          subject_key=writer.subject_key)
     _notify_withdrawals(tenant.pk, {w.subject_key: w.withdrawn for w in writers})
+    if personalization is not None:
+        _notify_personalization_stopped(tenant.pk, [
+            w.subject_key for w in writers
+            if (w.was_full or w.lifted_restriction)
+            and not _personalizes_fully(w, personalization)])
     logger.info("consent.recorded", extra={"tenant_id": tenant.pk, "records": len(records),
                                              "subjects": len(writers)})
     return records
@@ -366,6 +411,8 @@ def record_consents(
     writer = _SubjectWriter(tenant=tenant, subject=subject,
                             states=_load_states(tenant, [subject_key]).get(subject_key, {}),
                             now=now, method=method)
+    personalization = purposes.get(PERSONALIZATION)
+    writer.was_full = _personalizes_fully(writer, personalization)
     sale = [p for p in purposes.values() if p.is_sale_or_sharing]
     pending = dict(decisions)
     if gpc:
@@ -409,7 +456,8 @@ def record_consents(
         _gpc_opt_out(writer, sale, get_current_notices(tenant=tenant, now=now))
 
     _apply_level(writer, purposes, level, source)
-    return _flush([writer], action="consent.recorded", actor=actor)
+    return _flush([writer], action="consent.recorded", actor=actor,
+                  personalization=personalization)
 
 
 def _apply_level(writer: _SubjectWriter, purposes: Mapping[str, Purpose], level: str | None,
@@ -425,6 +473,14 @@ def _apply_level(writer: _SubjectWriter, purposes: Mapping[str, Purpose], level:
         writer.set_level(level, source)
     elif writer.subject.level == Level.FULL and not granted:
         writer.set_level(Level.SESSION.value, source)
+
+
+def _personalizes_fully(writer: _SubjectWriter, personalization: Purpose | None) -> bool:
+    """Whether the writer's subject is at effective level "full" (``effective_level``):
+    not restricted, no lower level chosen, personalization usable."""
+    return (not writer.subject.restricted
+            and writer.subject.level in ("", Level.FULL)
+            and _personalization_granted(writer, personalization))
 
 
 def _personalization_granted(writer: _SubjectWriter, personalization: Purpose | None) -> bool:

@@ -28,7 +28,9 @@ def _audit_written(sender: Any, instance: Any, created: bool = False, **kwargs: 
 
 def _on_withdrawal(tenant_id: int, subject_keys: list[str], purposes: frozenset[str]) -> None:
     """Consent withdrawn: serving stops personalizing at once (it checks consent per
-    request); the model drops the subjects at the next, debounced, retrain."""
+    request), and a retrain is asked for when the model is trained on the purpose. (A
+    withdrawal of personalization also takes the subject below "full": the stop listener
+    below takes them out of the live model at once.)"""
     from apps.events.selectors import get_event_schema
     from apps.modeling.models import TrainingRun
     from apps.modeling.services import request_retrain_later
@@ -42,6 +44,13 @@ def _on_withdrawal(tenant_id: int, subject_keys: list[str], purposes: frozenset[
         request_retrain_later(tenant_id=tenant_id, reason=TrainingRun.Reason.WITHDRAWAL)
 
 
+def _on_personalization_stopped(tenant_id: int, subject_keys: list[str]) -> None:
+    """A subject's level left "full": they leave the live model before the call returns."""
+    from apps.modeling.services import personalization_stopped
+
+    personalization_stopped(tenant_id, subject_keys)
+
+
 class ModelingConfig(AppConfig):
     name = "apps.modeling"
     label = "modeling"
@@ -50,7 +59,10 @@ class ModelingConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_save
 
-        from apps.consent.services import register_withdrawal_listener
+        from apps.consent.services import (
+            register_personalization_stop_listener,
+            register_withdrawal_listener,
+        )
         from apps.modeling.blas import pin_blas_threads
         from apps.modeling.demo import seed_demo_model
         from apps.tenants.demo import register_demo_seeder
@@ -62,6 +74,7 @@ class ModelingConfig(AppConfig):
         # actor), so ModelVersion is not registered with django-auditlog.
         # Its subject data (the artifacts) is declared in apps/modeling/subject_data.py.
         register_withdrawal_listener(_on_withdrawal)
+        register_personalization_stop_listener(_on_personalization_stopped)
         register_demo_seeder(seed_demo_model)
         # Senders named by label: another app's models are not imported (import contracts).
         post_save.connect(_item_saved, sender="events.Item", dispatch_uid="modeling.item_saved")

@@ -28,6 +28,8 @@ class TrainingRun(TenantOwnedModel, DurableJob):
         ERASURE = "erasure", "Erasure pending"
         WITHDRAWAL = "withdrawal", "Consent withdrawn"
         RETENTION = "retention", "Data deleted by retention"
+        SUBJECT_CONTROL = "subject_control", "Level, objection or restriction"
+        RECTIFICATION = "rectification", "Interactions rectified"
 
     job_task: ClassVar[str] = "apps.modeling.tasks.train_model_task"
     # A run heartbeats on every ALS iteration; silence this long means the worker died.
@@ -74,8 +76,14 @@ class ModelVersion(TenantOwnedModel):
     #: every serving process reloads it.
     revision = models.PositiveIntegerField(default=0)
     erased_subjects = models.PositiveIntegerField(
-        default=0, help_text="Subjects erased from this model since it was trained; their "
-        "influence remains until the retrain replaces it.")
+        default=0, help_text="Subjects removed from this model since it was trained (erasure, "
+        "level, objection, restriction, rectification); their remaining influence goes "
+        "with the retrain that replaces it.")
+    #: Lineage of subjects patched out of the artifact by a subject control (level,
+    #: objection, restriction, rectification) while it is stored: the version was trained
+    #: on them, and an erasure's receipt and an access export must still say so. Emptied
+    #: when the artifact is destroyed, and a subject's key by their erasure.
+    removed_subject_keys = models.JSONField(default=list, blank=True)
     activation_note = models.CharField(max_length=300, blank=True)
     activated_at = models.DateTimeField(null=True, blank=True)
     retired_at = models.DateTimeField(null=True, blank=True)

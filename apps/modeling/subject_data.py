@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from apps.core.subject_data import (
+    Correction,
     ModelEffect,
     PeriodOf,
     RetentionRule,
@@ -30,6 +31,12 @@ def _erase(tenant: Tenant, subject_key: str) -> int:
     from apps.modeling.services import erase_subject
 
     return erase_subject(tenant, subject_key)
+
+
+def _rectify(tenant: Tenant, subject_key: str, correction: Correction) -> dict[str, Any]:
+    from apps.modeling.services import rectify_subject
+
+    return rectify_subject(tenant, subject_key, correction)
 
 
 def _verify(tenant: Tenant, subject_key: str) -> list[str]:
@@ -58,8 +65,9 @@ declare(SubjectDataStore(
     erase=_erase,
     restrict=frozen("Serving does not personalize for the subject and training leaves "
                     "their events out."),
-    rectify=not_applicable("Nothing is stored here but what is learnt from the other "
-                           "stores: a correction there reaches the model with a retrain."),
+    # Runs before the events store deletes the interactions: the subject leaves the live
+    # model at once and the retrain learns them again from what remains.
+    rectify=_rectify,
     retention=RetentionRule(
         category="model_artifacts", text=_text,
         expiry=not_applicable("Kept by count, not by age: the retention app destroys all "

@@ -374,6 +374,22 @@ def _verified_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
     return verified_page
 
 
+#: The personalization levels as the preference center describes them ((value, label,
+#: hint)). Each says what happens when it is chosen; ``tests/modeling/test_subject_controls.py``
+#: holds the behaviour (the modeling app's personalization-stop listener) to these words.
+FORGOTTEN = ("Your stored interactions are deleted and the recommendation models forget you "
+             "at once. Only this choice is kept, as proof of it, and, until the models are "
+             "retrained, which of them had learnt from you. While a restriction you asked "
+             "for holds, your interactions are kept, frozen and unused, instead.")
+LEVEL_CHOICES: list[tuple[str, str, str]] = [
+    ("full", "Full: use my history to personalize",
+     "Your interactions on this site are kept to recommend items you may like."),
+    ("session", "Session only: my interactions are not stored",
+     f"Recommendations come only from what you look at now. {FORGOTTEN}"),
+    ("off", "Off: no personalization", FORGOTTEN),
+]
+
+
 @require_http_methods(["GET", "POST"])
 @_verified_page
 def preferences(request: HttpRequest, tenant: Tenant, session: PortalSession,
@@ -406,9 +422,7 @@ def preferences(request: HttpRequest, tenant: Tenant, session: PortalSession,
     rows = [{"detail": d, "notice": notices.get(d.purpose.pk)} for d in detail.purposes]
     return _page(request, tenant, "preferences.html", {
         "rows": rows, "detail": detail, "error": error, "saved": saved,
-        "levels": [("full", "Full: use my history to personalize"),
-                   ("session", "Session only: nothing about me is stored"),
-                   ("off", "Off: no personalization")],
+        "levels": LEVEL_CHOICES,
         "current_level": detail.chosen_level or detail.view.level,
         "pending": pending, "session": session,
     }, 400 if error else 200)

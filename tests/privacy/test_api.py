@@ -122,7 +122,8 @@ def test_rectification_changes_consents_and_deletes_chosen_interactions(tenant, 
                           "delete_events": chosen}).json()
     assert body["status"] == "completed"
     assert body["result"]["rectification"]["events_deleted"] == 2
-    assert Event.objects.for_tenant(tenant).filter(subject_key=key).count() == 1
+    # Level "session" stores nothing: the interaction left over goes too (issue 14).
+    assert Event.objects.for_tenant(tenant).filter(subject_key=key).count() == 0
     detail = get_subject_consent(tenant=tenant, subject_key=key)
     assert detail.chosen_level == "session"
     assert {d.purpose.key: d.granted for d in detail.purposes}["analytics"] is False

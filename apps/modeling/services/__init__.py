@@ -1,5 +1,10 @@
 """Writes and computations of the modeling app (STYLE S1). Public names live here."""
 
+from apps.modeling.services.controls import (
+    personalization_stopped,
+    rectify_subject,
+    remove_subject_from_models,
+)
 from apps.modeling.services.erasure import (
     artifacts_holding_subject,
     erase_subject,
@@ -40,9 +45,12 @@ __all__ = [
     "export_subject",
     "get_active_version",
     "model_bundle",
+    "personalization_stopped",
     "recommend_for_session",
     "recommend_for_subject",
+    "rectify_subject",
     "release_popular_items",
+    "remove_subject_from_models",
     "request_retrain_after_deletion",
     "request_retrain_later",
     "request_training",

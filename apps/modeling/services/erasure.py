@@ -43,13 +43,13 @@ logger = logging.getLogger("modeling.erasure")
 ORPHAN_GRACE = timedelta(minutes=30)
 
 
-def _stored_versions(tenant: Tenant) -> list[ModelVersion]:
+def stored_versions(tenant: Tenant) -> list[ModelVersion]:
     return list(ModelVersion.objects.for_tenant(tenant)
                 .filter(artifact_destroyed_at__isnull=True).exclude(artifact_path="")
                 .order_by("number"))
 
 
-def _contains(path: str, subject_key: str) -> bool:
+def holds_subject(path: str, subject_key: str) -> bool:
     try:
         return artifacts.contains_subject(path, subject_key)
     except (FileNotFoundError, OSError, ValueError, KeyError):
@@ -64,8 +64,15 @@ def _orphans(tenant: Tenant) -> list[str]:
     return [p for p in artifacts.list_files(tenant.pk) if p not in registered]
 
 
-def _patch_active(tenant: Tenant, version: ModelVersion, state: ServingState,
-                  subject_key: str) -> int:
+def patch_out_subject(tenant: Tenant, version: ModelVersion, state: ServingState,
+                      subject_key: str, *, keep_lineage: bool = False) -> int:
+    """Rewrite ``version``'s artifact without the subject (``Artifact.without_subject``: their
+    row, interactions and support gone, each model's own patch of the items they touched).
+    The version counts one more removed subject, so that the retrain replaces it; the active
+    revision moves so that every serving process reloads it. Returns the items touched
+    (0: the subject was not in it). Runs inside the caller's transaction, ``state`` locked.
+    ``keep_lineage`` (a subject control, not an erasure): the version remembers that it was
+    trained on the subject (``removed_subject_keys``) while its artifact is stored."""
     artifact = artifacts.load(version.artifact_path, version.artifact_sha256)
     row = artifact.user_row(subject_key)
     if row is None:
@@ -78,10 +85,14 @@ def _patch_active(tenant: Tenant, version: ModelVersion, state: ServingState,
     version.artifact_path, version.artifact_sha256, version.artifact_bytes = path, digest, size
     version.revision += 1
     version.erased_subjects += 1
+    if keep_lineage and subject_key not in version.removed_subject_keys:
+        version.removed_subject_keys = [*version.removed_subject_keys, subject_key]
     version.save(update_fields=["artifact_path", "artifact_sha256", "artifact_bytes",
-                                "revision", "erased_subjects", "updated_at"])
-    state.active_revision = version.revision
-    state.save(update_fields=["active_revision", "updated_at"])
+                                "revision", "erased_subjects", "removed_subject_keys",
+                                "updated_at"])
+    if version.status == ModelVersion.Status.ACTIVE:
+        state.active_revision = version.revision
+        state.save(update_fields=["active_revision", "updated_at"])
     transaction.on_commit(lambda: artifacts.delete(old_path))
     return touched
 
@@ -94,18 +105,25 @@ def erase_subject(tenant: Tenant, subject_key: str) -> int:
         state = serving_state(tenant, lock=True)
         lineage: list[int] = []
         touched = 0
-        for version in _stored_versions(tenant):
-            if not _contains(version.artifact_path, subject_key):
+        for version in stored_versions(tenant):
+            held = holds_subject(version.artifact_path, subject_key)
+            removed = subject_key in version.removed_subject_keys
+            if not (held or removed):
                 continue
             lineage.append(version.number)
+            if removed:  # patched out by a subject control: only the lineage names them
+                version.removed_subject_keys = [
+                    k for k in version.removed_subject_keys if k != subject_key]
+                version.save(update_fields=["removed_subject_keys", "updated_at"])
             if version.status == ModelVersion.Status.ACTIVE:
-                touched = _patch_active(tenant, version, state, subject_key)
+                if held:
+                    touched = patch_out_subject(tenant, version, state, subject_key)
             else:
                 destroy_artifact(tenant=tenant, version=version, why="held an erased subject")
             changed += 1
         cutoff = timezone.now() - ORPHAN_GRACE
         for path in _orphans(tenant):
-            if _contains(path, subject_key) and _modified_before(path, cutoff):
+            if holds_subject(path, subject_key) and _modified_before(path, cutoff):
                 transaction.on_commit(lambda path=path: artifacts.delete(path))
                 changed += 1
         if lineage:
@@ -137,12 +155,19 @@ def _inferred_categories(tenant: Tenant, artifact: artifacts.Artifact, row: int)
     return [name for name, _ in counts.most_common(5)]
 
 
+def trained_on(version: ModelVersion, subject_key: str) -> bool:
+    """Whether the stored ``version`` was trained on the subject: its artifact holds them,
+    or a subject control patched them out of it (lineage)."""
+    return (subject_key in version.removed_subject_keys
+            or holds_subject(version.artifact_path, subject_key))
+
+
 def export_subject(tenant: Tenant, subject_key: str) -> dict[str, Any]:
     """Lineage for an access request: the stored versions trained on the subject's data
     and what each infers about them (top categories of their best-scored items)."""
     versions = []
-    for version in _stored_versions(tenant):
-        if not _contains(version.artifact_path, subject_key):
+    for version in stored_versions(tenant):
+        if not trained_on(version, subject_key):
             continue
         entry: dict[str, Any] = {"model_version": version.number, "algorithm": version.algorithm,
                                  "status": version.status,
@@ -165,14 +190,14 @@ def artifacts_holding_subject(tenant: Tenant, subject_key: str) -> list[str]:
     """Erasure verifier: every stored artifact (registered or not) still holding the
     subject's key in its id map."""
     places = [f"modeling.ModelVersion v{v.number}: {v.artifact_path}"
-              for v in _stored_versions(tenant) if _contains(v.artifact_path, subject_key)]
+              for v in stored_versions(tenant) if holds_subject(v.artifact_path, subject_key)]
     places += [f"unregistered model artifact: {path}" for path in _orphans(tenant)
-               if _contains(path, subject_key)]
+               if holds_subject(path, subject_key)]
     return places
 
 
 def describe_subject(tenant: Tenant, subject_key: str) -> dict[str, Any]:
     """Erasure describer (privacy registry): the versions the subject was part of, named in
     the erasure receipt before the erasure runs."""
-    return {"model_versions": [f"v{v.number}" for v in _stored_versions(tenant)
-                               if _contains(v.artifact_path, subject_key)]}
+    return {"model_versions": [f"v{v.number}" for v in stored_versions(tenant)
+                               if trained_on(v, subject_key)]}

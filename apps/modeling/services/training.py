@@ -210,7 +210,8 @@ def prune_artifacts(*, tenant_id: int) -> int:
 def destroy_artifact(*, tenant: Tenant, version: ModelVersion, why: str) -> None:
     path = version.artifact_path
     ModelVersion.objects.for_tenant(tenant).filter(pk=version.pk).update(
-        artifact_destroyed_at=timezone.now(), updated_at=timezone.now())
+        artifact_destroyed_at=timezone.now(), updated_at=timezone.now(),
+        removed_subject_keys=[])
     audit.record(tenant, "modeling.artifact_destroyed", None, version,
                  {"number": version.number, "why": why})
     transaction.on_commit(lambda: artifacts.delete(path))
