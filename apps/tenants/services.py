@@ -212,10 +212,12 @@ def authenticate_api_key(raw_key: str) -> ApiKey | None:
 
 def loaded_with_api_key(tenant: Tenant) -> bool:
     """Whether ``tenant`` is an API request's own object, loaded by
-    :func:`authenticate_api_key` together with the rows that lookup joins: those are as
-    fresh as the request. Any other tenant object may hold related rows cached long ago
-    (Django caches a reverse one-to-one on first access, and ``None`` on a new tenant)."""
-    return getattr(tenant, _LOADED_WITH_KEY, False)
+    :func:`authenticate_api_key` together with the rows that lookup joins, and this is the
+    first time they are asked for: they are as fresh as the request. Answered ``True`` once
+    (a later reader in the same request, after a write such as an erasure patch, reads the
+    row again). Any other tenant object may hold related rows cached long ago (Django
+    caches a reverse one-to-one on first access, and ``None`` on a new tenant)."""
+    return tenant.__dict__.pop(_LOADED_WITH_KEY, False)
 
 
 def tenant_setting(tenant: Tenant, name: str, default: Any) -> Any:

@@ -23,7 +23,20 @@ def test_the_key_query_carries_its_own_tenants_serving_state_only(tenant, other_
     lookup = captured.captured_queries[0]["sql"]  # the key, its tenant and its state
     assert "modeling_servingstate" in lookup
     assert all(q["sql"].startswith("UPDATE") for q in captured.captured_queries[1:])
-    assert loaded_with_api_key(api_key.tenant)
+
+
+def test_the_joined_state_is_handed_out_once_per_request(tenant):
+    """A later read in the same request (after an erasure patch moved the revision, say)
+    reads the row again instead of trusting what the key lookup joined."""
+    state = serving_state(tenant)
+    _, raw_key = make_api_key(tenant)
+    api_key = authenticate_api_key(raw_key)
+    assert _serving_state(api_key.tenant) == (None, 0, 0)
+    ServingState.objects.for_tenant(tenant).filter(pk=state.pk).update(active_revision=3)
+    with CaptureQueriesContext(connection) as captured:
+        assert _serving_state(api_key.tenant) == (None, 3, 0)
+    assert len(captured.captured_queries) == 1
+    assert not loaded_with_api_key(api_key.tenant)
 
 
 def test_a_tenant_without_the_row_reads_none_with_the_key(tenant):
