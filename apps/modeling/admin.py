@@ -172,16 +172,18 @@ class TrainingRunAdmin(ReadOnlyTenantScopedAdmin):
 @admin.register(PrivacyBudgetEntry)
 class PrivacyBudgetEntryAdmin(ReadOnlyTenantScopedAdmin):
     list_display = ["id", "tenant", "kind", "epsilon", "contribution_bound", "noise_scale",
-                    "subjects", "categories", "model_version", "created_at"]
+                    "subjects", "categories", "model_version", "reuse_of", "created_at"]
     list_filter = ["kind"]
-    list_select_related = ["tenant", "model_version"]
+    list_select_related = ["tenant", "model_version", "reuse_of"]
     exclude = ["released"]
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
-        from django.db.models import Count, Sum
+        from django.db.models import Count, Q, Sum
 
+        # All time (the budget's window is per tenant: docs/modeling.md); reuses spend 0.
         totals = list(self.get_queryset(request).values("tenant__slug").annotate(
-            spent=Sum("epsilon"), releases=Count("id")).order_by("tenant__slug"))
+            spent=Sum("epsilon"), releases=Count("id", filter=Q(reuse_of__isnull=True)))
+            .order_by("tenant__slug"))
         summary = "; ".join(f"{t['tenant__slug']}: ε spent {t['spent']:.3f} over "
                             f"{t['releases']} releases" for t in totals)
         extra_context = {**(extra_context or {}), "title": f"Privacy budget ledger — {summary}"

@@ -28,7 +28,8 @@ DEFAULTS: dict[str, Any] = {
     "model_keep_artifacts": 3,          # stored artifacts kept per tenant (active included)
     "dp_epsilon": 1.0,                  # ε per popular-items release
     "dp_contribution_bound": 20,        # distinct items counted per subject at most
-    "dp_budget_total": None,            # cap on the summed ε of all releases (None: no cap)
+    "dp_budget_total": 10.0,            # cap on the summed ε of the releases in the window
+    "dp_budget_window_days": 365,       # the rolling window of that cap
 }
 
 
@@ -47,7 +48,8 @@ class ModelingSettings:
     keep_artifacts: int
     dp_epsilon: float
     dp_contribution_bound: int
-    dp_budget_total: float | None
+    dp_budget_total: float
+    dp_budget_window_days: int
     #: Every registered algorithm's own settings (``Recommender.settings``), by name.
     algorithm: dict[str, Any] = field(default_factory=dict)
 
@@ -77,7 +79,6 @@ def modeling_settings(tenant: Tenant) -> ModelingSettings:
     registered = algorithm_names()
     algorithms = tuple(a for a in registered
                        if isinstance(chosen, list | tuple) and a in chosen) or registered
-    budget = get("dp_budget_total")
     return ModelingSettings(
         weighting=weighting if weighting in {"linear", "log"} else "linear",
         algorithms=algorithms,
@@ -93,7 +94,10 @@ def modeling_settings(tenant: Tenant) -> ModelingSettings:
         keep_artifacts=_num(get("model_keep_artifacts"), 3, int, 1, 100),
         dp_epsilon=_num(get("dp_epsilon"), 1.0, float, 1e-3, 100.0),
         dp_contribution_bound=_num(get("dp_contribution_bound"), 20, int, 1, 10**5),
-        dp_budget_total=None if budget is None else _num(budget, None, float, 0.0, 1e9),
+        # Every tenant has a budget: unset, null (the old "no cap") or out of range, the
+        # default applies.
+        dp_budget_total=_num(get("dp_budget_total"), 10.0, float, 0.0, 1e9),
+        dp_budget_window_days=_num(get("dp_budget_window_days"), 365, int, 1, 3650),
         algorithm={name: _num(tenant_setting(tenant, name, spec.default), spec.default,
                               spec.cast, spec.low, spec.high)
                    for recommender in recommenders()

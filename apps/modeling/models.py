@@ -132,9 +132,10 @@ class ServingState(TenantOwnedModel):
 
 
 class PrivacyBudgetEntry(TenantOwnedModel):
-    """The per-tenant privacy-budget ledger: one row per differentially private release.
-    Append-only; the released (noisy) values are kept with the row, since serving the
-    release again costs no further privacy (post-processing)."""
+    """The per-tenant privacy-budget ledger: one row per differentially private release,
+    or per reuse of one (``reuse_of``, ε 0). Append-only; the released (noisy) values are
+    kept with the row, since serving the release again costs no further privacy
+    (post-processing)."""
 
     class Kind(models.TextChoices):
         POPULAR_ITEMS = "popular_items", "Popular items (noisy counts)"
@@ -152,6 +153,13 @@ class PrivacyBudgetEntry(TenantOwnedModel):
                                       on_delete=models.SET_NULL, related_name="+")
     released = models.JSONField(default=list, blank=True,
                                 help_text="[[item pk, noisy count], ...] best first.")
+    data_fingerprint = models.CharField(
+        max_length=64, blank=True, default="",
+        help_text="Keyed hash of the release's exact input (catalog, ε, bound, bounded "
+        "counts): an equal one is served again instead of drawn again.")
+    reuse_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="Set when this row serves an earlier release again (ε 0).")
 
     class Meta:
         ordering = ["-id"]

@@ -59,6 +59,16 @@ class Catalog:
         return mask
 
 
+@dataclass(frozen=True)
+class PopularItem:
+    """One item of the DP popular list, with the catalog flags serving filters on."""
+
+    external_id: str
+    score: float
+    active: bool
+    categories: frozenset[str]
+
+
 @dataclass
 class LoadedModel:
     tenant_id: int
@@ -67,7 +77,7 @@ class LoadedModel:
     revision: int
     artifact: artifacts.Artifact
     catalog: Catalog
-    popular: list[tuple[int, float]]     # (column, noisy count), best first
+    popular: list[PopularItem]           # the latest DP release, best first
     min_support: int
     _bundle: dict[str, Any] | None = None
 
@@ -121,21 +131,31 @@ def _load_catalog(tenant: Tenant, item_ids: np.ndarray, stamp: int) -> Catalog:
                    categories=categories, column_of=column_of)
 
 
+def _load_popular(tenant: Tenant) -> list[PopularItem]:
+    """The tenant's latest DP release (a refused release leaves the previous one here).
+    Its items are any of the catalog's, in the model or not: keeping only the model's would
+    filter the release on the training data, undoing its privacy."""
+    release = (PrivacyBudgetEntry.objects.for_tenant(tenant)
+               .filter(kind=PrivacyBudgetEntry.Kind.POPULAR_ITEMS)
+               .values_list("released", flat=True).first()) or []
+    flags = {pk: (external_id, is_active, cats) for pk, external_id, is_active, cats
+             in list_items(tenant=tenant).filter(pk__in=[int(pk) for pk, _ in release])
+             .values_list("pk", "external_id", "is_active", "categories")}
+    return [PopularItem(external_id=flags[int(pk)][0], score=float(count),
+                        active=flags[int(pk)][1],
+                        categories=frozenset(str(c) for c in (flags[int(pk)][2] or [])))
+            for pk, count in release if int(pk) in flags]
+
+
 def _load_model(tenant: Tenant, version_id: int, revision: int, stamp: int) -> LoadedModel:
     from apps.modeling.config import modeling_settings
 
     version = ModelVersion.objects.for_tenant(tenant).get(pk=version_id)
     artifact = artifacts.load(version.artifact_path, version.artifact_sha256)
-    release = (PrivacyBudgetEntry.objects.for_tenant(tenant)
-               .filter(kind=PrivacyBudgetEntry.Kind.POPULAR_ITEMS)
-               .values_list("released", flat=True).first())
-    column = {int(pk): n for n, pk in enumerate(artifact.item_ids.tolist())}
-    popular = [(column[int(pk)], float(count)) for pk, count in (release or [])
-               if int(pk) in column]
     return LoadedModel(
         tenant_id=tenant.pk, version_id=version.pk, number=version.number,
         revision=version.revision, artifact=artifact,
-        catalog=_load_catalog(tenant, artifact.item_ids, stamp), popular=popular,
+        catalog=_load_catalog(tenant, artifact.item_ids, stamp), popular=_load_popular(tenant),
         min_support=modeling_settings(tenant).min_support)
 
 
@@ -172,6 +192,7 @@ def current_model(tenant: Tenant) -> LoadedModel | None:
                             tenant.pk, loaded.number, revision)
     if loaded.catalog.stamp != stamp:
         loaded.catalog = _load_catalog(tenant, loaded.artifact.item_ids, stamp)
+        loaded.popular = _load_popular(tenant)
         loaded._bundle = None
     return loaded
 
@@ -202,17 +223,12 @@ def _items(model: LoadedModel, columns: np.ndarray, scores: np.ndarray) -> list[
     return [{"item": ids[c], "score": round(float(scores[c]), 6)} for c in columns.tolist()]
 
 
-def _popular(model: LoadedModel, n: int, categories: Sequence[str], reason: str,
-             exclude: Sequence[int] = ()) -> Recommendation:
-    valid = _valid_mask(model, categories)
-    excluded = set(exclude)
-    items = []
-    for col, count in model.popular:
-        if valid[col] and col not in excluded:
-            items.append({"item": model.catalog.external_ids[col], "score": count})
-            if len(items) >= n:
-                break
-    return Recommendation(model.number, False, reason, items)
+def _popular(model: LoadedModel, n: int, categories: Sequence[str], reason: str
+             ) -> Recommendation:
+    wanted = set(categories)
+    items = [{"item": p.external_id, "score": p.score} for p in model.popular
+             if p.active and (not wanted or wanted & p.categories)]
+    return Recommendation(model.number, False, reason, items[:n])
 
 
 def _blocked_reason(tenant: Tenant, subject_key: str) -> str | None:

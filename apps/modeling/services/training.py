@@ -336,7 +336,8 @@ def _register(*, tenant: Tenant, run: TrainingRun | None, data: TrainingData,
     release_popular_items(
         tenant=tenant, matrix=data.matrix, last_seen=data.last_seen, item_ids=data.item_ids,
         epsilon=cfg.dp_epsilon, bound=cfg.dp_contribution_bound,
-        budget_total=cfg.dp_budget_total, model_version=version, rank=data.recency_rank)
+        budget_total=cfg.dp_budget_total, window_days=cfg.dp_budget_window_days,
+        model_version=version, rank=data.recency_rank)
     audit.record(tenant, "modeling.version_registered", None, version,
                  {"number": number, "algorithm": chosen.algorithm,
                   "ndcg@10": round(chosen.ndcg, 6), "subjects": data.stats["subjects_consented"],
