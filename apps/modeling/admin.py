@@ -182,10 +182,11 @@ class PrivacyBudgetEntryAdmin(ReadOnlyTenantScopedAdmin):
 
         # All time (the budget's window is per tenant: docs/modeling.md); reuses spend 0.
         totals = list(self.get_queryset(request).values("tenant__slug").annotate(
-            spent=Sum("epsilon"), releases=Count("id", filter=Q(reuse_of__isnull=True)))
-            .order_by("tenant__slug"))
+            spent=Sum("epsilon"), releases=Count("id", filter=Q(reuse_of__isnull=True)),
+            reuses=Count("id", filter=Q(reuse_of__isnull=False))).order_by("tenant__slug"))
         summary = "; ".join(f"{t['tenant__slug']}: ε spent {t['spent']:.3f} over "
-                            f"{t['releases']} releases" for t in totals)
+                            f"{t['releases']} releases ({t['reuses']} reused)"
+                            for t in totals)
         extra_context = {**(extra_context or {}), "title": f"Privacy budget ledger — {summary}"
                          if summary else "Privacy budget ledger"}
         return super().changelist_view(request, extra_context)
