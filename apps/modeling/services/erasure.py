@@ -252,14 +252,25 @@ class ArtifactEvidence:
         return subject_key in self.lineage
 
 
-def stored_model_evidence(tenant: Tenant) -> list[ArtifactEvidence]:
-    """Every stored version of ``tenant`` with its artifact file read now, oldest first.
-    Reads only; an unreadable file is reported in its entry, never raised."""
+def stored_model_evidence(tenant: Tenant, *, active_only: bool = False
+                          ) -> list[ArtifactEvidence]:
+    """Every stored version of ``tenant`` (``active_only``: only the one in service) with
+    its artifact file read now, oldest first. Reads only; an unreadable file is reported
+    in its entry, never raised."""
+    versions = stored_versions(tenant)
+    active = ModelVersion.objects.for_tenant(tenant).filter(
+        status=ModelVersion.Status.ACTIVE).first()
+    if active is not None and active.pk not in {v.pk for v in versions}:
+        versions.append(active)  # in service without a stored file: reported as missing
     evidence = []
-    for version in stored_versions(tenant):
+    for version in sorted(versions, key=lambda v: v.number):
+        if active_only and version.status != ModelVersion.Status.ACTIVE:
+            continue
         digest, error = "", ""
         keys = np.zeros(0, dtype="S64")
         try:
+            if not version.has_artifact:
+                raise FileNotFoundError(version.artifact_path)
             digest, keys = artifacts.fingerprint(version.artifact_path)
         except FileNotFoundError:
             error = "missing"

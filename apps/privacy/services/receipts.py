@@ -206,13 +206,20 @@ def _final_text(outcome: str, active: ArtifactEvidence | None,
             "from your data.")
 
 
+def _read_models(tenant: Tenant) -> list[ArtifactEvidence]:
+    """The version in service, read from its file; every stored one when none serves (the
+    files can be large: the others are not read when they are not needed)."""
+    return (stored_model_evidence(tenant, active_only=True)
+            or stored_model_evidence(tenant))
+
+
 def compute_model_section(pr: PrivacyRequest, receipt: dict[str, Any], *,
                           finished_at: datetime, now: datetime,
                           stored: list[ArtifactEvidence] | None = None) -> dict[str, Any]:
     """The receipt's model section as the stored models show it now (reads only).
     ``finished_at``: when the erasure finished (its receipt was written)."""
     if stored is None:
-        stored = stored_model_evidence(pr.tenant)
+        stored = _read_models(pr.tenant)
     ctx = _Context(pr, receipt, finished_at)
     active = next((e for e in stored if e.is_active), None)
     judged = [(e, *_judge(e, ctx)) for e in ([active] if active is not None else stored)]
@@ -293,7 +300,7 @@ def finalise_model_receipts(*, tenant: Tenant, now: datetime | None = None) -> d
                    .filter(model_update_pending=True).order_by("pk"))
     if not pending:
         return done
-    stored = stored_model_evidence(tenant)
+    stored = _read_models(tenant)
     for candidate in pending:
         with transaction.atomic():
             pr = lock_request(candidate)
