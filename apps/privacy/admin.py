@@ -83,8 +83,9 @@ class DueStateFilter(admin.SimpleListFilter):
 @admin.register(PrivacyRequest)
 class PrivacyRequestAdmin(TenantScopedAdmin):
     list_display = ["short_reference", "kind", "regime", "status", "channel", "received_at",
-                    "due_at", "days_left", "due_state", "extended"]
-    list_filter = ["kind", "regime", "status", "channel", DueStateFilter]
+                    "due_at", "days_left", "due_state", "extended", "model_update"]
+    list_filter = ["kind", "regime", "status", "channel", DueStateFilter,
+                   "model_update_pending"]
     list_select_related = ["tenant"]
     search_fields = ["reference"]
     ordering = ["due_at"]
@@ -124,6 +125,15 @@ class PrivacyRequestAdmin(TenantScopedAdmin):
     @admin.display(description="extended", boolean=True)
     def extended(self, obj: PrivacyRequest) -> bool:
         return obj.is_extended
+
+    @admin.display(description="model update")
+    def model_update(self, obj: PrivacyRequest) -> str:
+        """An erasure receipt's model section (apps.privacy.services.receipts)."""
+        section = ((obj.result or {}).get("receipt") or {}).get("model") or {}
+        if obj.model_update_pending:
+            return format_html('<strong style="color:#8a4600">pending</strong> ({})',
+                               section.get("reason", "not checked yet").replace("_", " "))
+        return str(section.get("status", "—"))
 
     @admin.display(description="result")
     def result_display(self, obj: PrivacyRequest) -> str:

@@ -8,3 +8,11 @@ class PrivacyConfig(AppConfig):
     # Its subject data is declared in apps/privacy/subject_data.py. Not registered with
     # django-auditlog on purpose: its change log would copy the subject key of every
     # request; services write the domain audit trail instead.
+
+    def ready(self) -> None:
+        from apps.modeling.services import register_activation_listener
+        from apps.privacy.services.receipts import on_model_activated
+
+        # An erasure receipt becomes final once a model trained without the subject is in
+        # service: each activation triggers the check (the hourly reconcile backs it up).
+        register_activation_listener(on_model_activated)

@@ -107,6 +107,10 @@ class PrivacyRequest(TenantOwnedModel):
     contact_wiped_at = models.DateTimeField(null=True, blank=True)
     #: Outcome shown to the subject: erasure receipt, export facts, applied flags.
     result = models.JSONField(default=dict, blank=True, editable=False)
+    #: An erasure whose receipt's model section still says "model update pending": set
+    #: when the receipt is written, cleared when it becomes final
+    #: (:mod:`apps.privacy.services.receipts`).
+    model_update_pending = models.BooleanField(default=False, editable=False)
     #: Last erasure verification: ``{"checked_at", "hits": [...], "places": [...]}``.
     erasure_check = models.JSONField(default=dict, blank=True, editable=False)
     last_error = models.TextField(blank=True, editable=False)
@@ -121,6 +125,8 @@ class PrivacyRequest(TenantOwnedModel):
         indexes = [
             models.Index(fields=["tenant", "subject_key"], name="privacyrequest_subject_idx"),
             models.Index(fields=["tenant", "status", "due_at"], name="privacyrequest_due_idx"),
+            models.Index(fields=["tenant"], condition=Q(model_update_pending=True),
+                         name="privacyrequest_model_pending"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(status__in=_Status.values),

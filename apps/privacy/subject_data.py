@@ -88,11 +88,21 @@ _export_sessions, _erase_sessions = subject_rows(PortalSession, (
 
 
 def _export_requests(tenant: Tenant, subject_key: str) -> list[dict[str, Any]]:
-    return list(PrivacyRequest.objects.for_tenant(tenant).filter(subject_key=subject_key)
+    """The requests, and for an erasure the state of its receipt's model section ("model
+    update pending" or "final", and its sentence)."""
+    rows = []
+    for row in (PrivacyRequest.objects.for_tenant(tenant).filter(subject_key=subject_key)
                 .order_by("received_at", "pk")
                 .values("reference", "kind", "regime", "channel", "status", "received_at",
                         "due_at", "extended_at", "extension_reason", "verified_at",
-                        "completed_at", "rejected_at", "rejection_reason"))
+                        "completed_at", "rejected_at", "rejection_reason", "result")):
+        receipt = (row.pop("result") or {}).get("receipt")
+        model = receipt.get("model") if isinstance(receipt, dict) else None
+        row["erasure_model_update"] = model.get("label") if isinstance(model, dict) else None
+        row["erasure_model_update_text"] = (model.get("text") if isinstance(model, dict)
+                                            else None)
+        rows.append(row)
+    return rows
 
 
 def _expired_requests(tenant: Tenant, cutoff: datetime) -> QuerySet[PrivacyRequest]:

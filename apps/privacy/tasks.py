@@ -47,7 +47,25 @@ def send_deadline_reminders_task() -> None:
 def privacy_housekeeping_task() -> None:
     """Beat, hourly: delete export files after 7 days, prune spent verification material,
     reject portal requests never verified (request records themselves go by the retention
-    app's policy). Idempotent: each step selects only what is still to do."""
+    app's policy), check erasure receipts still pending a model update. Idempotent: each
+    step selects only what is still to do."""
     from apps.privacy.services import run_housekeeping
 
     logger.info("privacy.housekeeping %s", run_housekeeping())
+
+
+@shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=10,
+             retry_backoff_max=300, retry_jitter=True, max_retries=5,
+             soft_time_limit=300, time_limit=360)
+def finalise_model_receipts_task(tenant_id: int) -> None:
+    """After a model version became the one in service: check the tenant's erasure
+    receipts that say "model update pending". Idempotent: a final receipt is never
+    written again, a pending one only when what it reports changed."""
+    from apps.privacy.services import finalise_model_receipts
+    from apps.tenants.models import Tenant
+
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    if tenant is None:
+        logger.warning("privacy.receipts_tenant_missing tenant=%s", tenant_id)
+        return
+    logger.info("privacy.receipts %s", finalise_model_receipts(tenant=tenant))

@@ -217,7 +217,9 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=7, minute=5),
     },
     # Privacy housekeeping, hourly: export files go 7 days after they are made (to the
-    # hour), spent links and sessions are pruned, never-verified portal requests rejected.
+    # hour), spent links and sessions are pruned, never-verified portal requests rejected,
+    # and erasure receipts still saying "model update pending" are checked again (the
+    # backstop of the check every model activation triggers).
     "privacy-housekeeping": {
         "task": "apps.privacy.tasks.privacy_housekeeping_task",
         "schedule": crontab(minute=23),

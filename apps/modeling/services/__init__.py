@@ -6,9 +6,11 @@ from apps.modeling.services.controls import (
     remove_subject_from_models,
 )
 from apps.modeling.services.erasure import (
+    ArtifactEvidence,
     artifacts_holding_subject,
     erase_subject,
     export_subject,
+    stored_model_evidence,
 )
 from apps.modeling.services.popularity import budget_spent, release_popular_items
 from apps.modeling.services.serving import (
@@ -24,6 +26,7 @@ from apps.modeling.services.training import (
     destroy_artifact,
     execute_training_run,
     get_active_version,
+    register_activation_listener,
     request_retrain_after_deletion,
     request_retrain_later,
     request_training,
@@ -34,6 +37,7 @@ from apps.modeling.services.training import (
 )
 
 __all__ = [
+    "ArtifactEvidence",
     "Recommendation",
     "activate_version",
     "artifacts_holding_subject",
@@ -49,6 +53,7 @@ __all__ = [
     "recommend_for_session",
     "recommend_for_subject",
     "rectify_subject",
+    "register_activation_listener",
     "release_popular_items",
     "remove_subject_from_models",
     "request_retrain_after_deletion",
@@ -58,5 +63,6 @@ __all__ = [
     "schedule_training_for_all",
     "similar_items",
     "start_due_retrains",
+    "stored_model_evidence",
     "train_model",
 ]

@@ -188,6 +188,16 @@ def read_user_keys(path: str) -> np.ndarray:
         return npz["user_keys"]
 
 
+def fingerprint(path: str) -> tuple[str, np.ndarray]:
+    """``(sha256 of the file's bytes, its id map)``, read in one pass: what an erasure
+    receipt checks a version against (the file itself, not the row that describes it)."""
+    with default_storage.open(path, "rb") as handle:
+        data = handle.read()
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        keys = npz["user_keys"]
+    return hashlib.sha256(data).hexdigest(), keys
+
+
 def contains_subject(path: str, subject_key: str) -> bool:
     keys = read_user_keys(path)
     position = int(np.searchsorted(keys, subject_key.encode()))

@@ -12,13 +12,18 @@
   subject and the categories the model infers they like.
 * **Verify** (``artifacts_holding_subject``): every stored artifact file still holding the
   subject, registered or not (the privacy app's erasure verifier calls it).
+* **Evidence** (``stored_model_evidence``): what each stored version's artifact file shows
+  when read now (its SHA-256, its subject index, the lineage of subjects patched out), from
+  which the privacy app proves, for an erasure receipt, that the model in service was
+  trained on a snapshot without the subject.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -201,3 +206,80 @@ def describe_subject(tenant: Tenant, subject_key: str) -> dict[str, Any]:
     the erasure receipt before the erasure runs."""
     return {"model_versions": [f"v{v.number}" for v in stored_versions(tenant)
                                if trained_on(v, subject_key)]}
+
+
+@dataclass(frozen=True)
+class ArtifactEvidence:
+    """One stored version and its artifact file as read now. ``file_sha256`` is the hash of
+    the bytes on storage (``""`` when the file could not be read: ``error`` says why).
+
+    The file's subject index is the training snapshot's subjects (``revision == 0``: the
+    file is what training wrote), less any subject patched out of it since: by a subject
+    control (then named in the lineage) or by an erasure (``revision`` counts every
+    rewrite)."""
+
+    version_id: int
+    number: int
+    status: str
+    created_at: datetime
+    consent_snapshot_at: datetime
+    activated_at: datetime | None
+    revision: int
+    recorded_sha256: str
+    file_sha256: str
+    error: str
+    user_keys: np.ndarray = field(repr=False)
+    lineage: frozenset[str] = field(repr=False)
+
+    @property
+    def label(self) -> str:
+        return f"v{self.number}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == ModelVersion.Status.ACTIVE
+
+    @property
+    def checksum_matches(self) -> bool:
+        return bool(self.file_sha256) and self.file_sha256 == self.recorded_sha256
+
+    def in_file(self, subject_key: str) -> bool:
+        key = subject_key.encode()
+        position = int(np.searchsorted(self.user_keys, key))
+        return position < len(self.user_keys) and self.user_keys[position] == key
+
+    def in_lineage(self, subject_key: str) -> bool:
+        return subject_key in self.lineage
+
+
+def stored_model_evidence(tenant: Tenant, *, active_only: bool = False
+                          ) -> list[ArtifactEvidence]:
+    """Every stored version of ``tenant`` (``active_only``: only the one in service) with
+    its artifact file read now, oldest first. Reads only; an unreadable file is reported
+    in its entry, never raised."""
+    versions = stored_versions(tenant)
+    active = ModelVersion.objects.for_tenant(tenant).filter(
+        status=ModelVersion.Status.ACTIVE).first()
+    if active is not None and active.pk not in {v.pk for v in versions}:
+        versions.append(active)  # in service without a stored file: reported as missing
+    evidence = []
+    for version in sorted(versions, key=lambda v: v.number):
+        if active_only and version.status != ModelVersion.Status.ACTIVE:
+            continue
+        digest, error = "", ""
+        keys = np.zeros(0, dtype="S64")
+        try:
+            if not version.has_artifact:
+                raise FileNotFoundError(version.artifact_path)
+            digest, keys = artifacts.fingerprint(version.artifact_path)
+        except FileNotFoundError:
+            error = "missing"
+        except (OSError, ValueError, KeyError):
+            error = "unreadable"
+        evidence.append(ArtifactEvidence(
+            version_id=version.pk, number=version.number, status=version.status,
+            created_at=version.created_at, consent_snapshot_at=version.consent_snapshot_at,
+            activated_at=version.activated_at, revision=version.revision,
+            recorded_sha256=version.artifact_sha256, file_sha256=digest, error=error,
+            user_keys=np.sort(keys), lineage=frozenset(version.removed_subject_keys)))
+    return evidence

@@ -126,6 +126,28 @@ def serving_state(tenant: Tenant | int, *, lock: bool = False) -> ServingState:
     return (qs.select_for_update() if lock else qs).get()
 
 
+#: ``fn(tenant_id, version_id)``, called after the commit that made a version the one in
+#: service (a retrain's activation or one by hand). Apps above modeling register from
+#: ``AppConfig.ready`` (the privacy app finalises erasure receipts); a listener must not
+#: raise, and must not be the only way its work gets done (the commit may be followed by a
+#: crash before it runs).
+ActivationListener = Callable[[int, int], None]
+_activation_listeners: list[ActivationListener] = []
+
+
+def register_activation_listener(listener: ActivationListener) -> None:
+    if listener not in _activation_listeners:
+        _activation_listeners.append(listener)
+
+
+def _notify_activated(tenant_id: int, version_id: int) -> None:
+    for listener in _activation_listeners:
+        try:
+            listener(tenant_id, version_id)
+        except Exception:  # one failing listener must not hide the others
+            logger.exception("modeling.activation_listener_failed")
+
+
 def get_active_version(*, tenant: Tenant) -> ModelVersion | None:
     return ModelVersion.objects.for_tenant(tenant).filter(
         status=ModelVersion.Status.ACTIVE).first()
@@ -158,6 +180,7 @@ def activate_version(*, tenant: Tenant, version: ModelVersion, actor: Any = None
                  {"number": version.number, "replaced": previous_numbers,
                   "note": version.activation_note})
     transaction.on_commit(lambda: prune_artifacts(tenant_id=tenant.pk))
+    transaction.on_commit(lambda: _notify_activated(tenant.pk, version.pk))
     return version
 
 

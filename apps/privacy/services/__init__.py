@@ -3,7 +3,8 @@
 What each kind of request needs is declared in :mod:`apps.privacy.kinds`; the modules below
 read that table: ``requests`` (receiving and staff actions), ``lifecycle`` (statuses),
 ``verification``, ``deadlines``, ``fulfilment`` (dispatch and the job runner), and by
-responsibility ``erasure``, ``export``, ``flags``, ``rectification`` (with ``jobs``).
+responsibility ``erasure`` (its receipt's model section: ``receipts``), ``export``, ``flags``,
+``rectification`` (with ``jobs``).
 """
 
 from apps.privacy.services.erasure_check import ErasureCheck, check_subject, verify_erasure
@@ -28,6 +29,7 @@ from apps.privacy.services.maintenance import (
     send_deadline_reminders,
 )
 from apps.privacy.services.notifications import Contact, looks_like_email
+from apps.privacy.services.receipts import finalise_model_receipts, reconcile_model_receipts
 from apps.privacy.services.rectification import (
     apply_rectification,
     correct_subject_data,
@@ -75,6 +77,7 @@ __all__ = [
     "enqueue_fulfilment",
     "export_link",
     "extend_privacy_request",
+    "finalise_model_receipts",
     "find_pending_rectification",
     "fulfil_now",
     "get_portal_session",
@@ -82,6 +85,7 @@ __all__ = [
     "looks_like_email",
     "open_download",
     "open_portal_session",
+    "reconcile_model_receipts",
     "redeem_signed_token",
     "reissue_download_link",
     "reject_privacy_request",

@@ -1,11 +1,12 @@
 """Erasure (GDPR Art. 17 / CCPA delete): every registered handler's ``erase`` as one
 checkpointed step of the request's job, a verification that the subject is gone, and the
-receipt."""
+receipt (its model section, final or "model update pending": :mod:`.receipts`)."""
 
 from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -24,6 +25,7 @@ from apps.privacy.services.lifecycle import (
     transition_privacy_request,
 )
 from apps.privacy.services.notifications import notify_subject
+from apps.privacy.services.receipts import FINAL, PENDING, final_audit_details, model_section
 from apps.privacy.services.tombstones import store_on_commit
 from apps.tenants.models import Tenant
 
@@ -128,13 +130,21 @@ def run_erasure(job: FulfilmentJob, pr: PrivacyRequest) -> None:
             finish_job(job, outcome=f"request already {locked.status}")
             return
         receipt = build_receipt(locked, check.as_dict())
+        now = datetime.fromisoformat(receipt["completed_at"])
+        receipt["model"] = model_section(locked, receipt, now=now)
         locked.result = {**locked.result, "receipt": receipt}
         locked.last_error = ""
-        locked.save(update_fields=["result", "last_error", "updated_at"])
+        locked.model_update_pending = receipt["model"]["status"] == PENDING
+        locked.save(update_fields=["result", "last_error", "model_update_pending",
+                                   "updated_at"])
         audit.record(locked.tenant, "privacy.erasure_receipt", None, locked,
                      {"reference": locked.reference[:8], "total": receipt["total"],
                       "categories": {c["handler"]: c["count"] for c in receipt["categories"]},
-                      "model_versions": receipt["model_versions"]})
+                      "model_versions": receipt["model_versions"],
+                      "model": receipt["model"]["status"]})
+        if receipt["model"]["status"] == FINAL:
+            audit.record(locked.tenant, "privacy.erasure_receipt_final", None, locked,
+                         final_audit_details(locked, receipt["model"]))
         notify_subject(locked, "completed", {"receipt": receipt})
         transition_privacy_request(locked, to=Status.COMPLETED)
         finish_job(job, outcome="erased", total=receipt["total"])

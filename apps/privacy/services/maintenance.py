@@ -32,6 +32,7 @@ from apps.privacy.services.deadlines import due_state
 from apps.privacy.services.erasure import erase_with_handler
 from apps.privacy.services.export import delete_export_files
 from apps.privacy.services.notifications import notify_staff
+from apps.privacy.services.receipts import reconcile_model_receipts
 from apps.privacy.services.requests import (
     Status,
     at_risk_days,
@@ -101,7 +102,8 @@ def send_deadline_reminders(*, now: datetime | None = None) -> dict[str, int]:
 def run_housekeeping(*, now: datetime | None = None) -> dict[str, int]:
     """Idempotent cleanup, every tenant (beat, hourly): export files 7 days after they were
     made (the retention app's daily ``exports`` run does the same, later in the day),
-    portal requests never verified, spent verification material."""
+    portal requests never verified, spent verification material; and erasure receipts
+    still pending a model update are checked again (``reconcile_model_receipts``)."""
     now = now or timezone.now()
     done: Counter[str] = Counter()
     # Crosses tenants on purpose: housekeeping is the system's own.
@@ -130,6 +132,11 @@ def run_housekeeping(*, now: datetime | None = None) -> dict[str, int]:
         cutoff = _tombstone_cutoff(tenant, now)
         if cutoff is not None:
             done["tombstone_records_expired"] += prune_tombstone_store(tenant, cutoff)
+    # Erasure receipts still saying "model update pending": the backstop for an activation
+    # whose listener's task was lost (a crash right after the commit).
+    receipts = reconcile_model_receipts()
+    done["receipts_final"] = receipts["final"]
+    done["receipts_pending"] = receipts["pending"]
     return dict(done)
 
 
