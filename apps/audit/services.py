@@ -24,6 +24,7 @@ from django.core.mail import send_mail
 from django.db import models, transaction
 from django.utils import timezone
 
+from apps.audit import config_changes
 from apps.audit.heads import BadHeadLineError, ExportedHead, append_head, read_heads
 from apps.audit.models import AuditChainHead, AuditChainVerification, AuditEvent, SubjectAuditToken
 from apps.audit.sealing import (
@@ -37,6 +38,7 @@ from apps.audit.sealing import (
     seal_message,
 )
 from apps.tenants.models import ApiKey, Membership, Tenant
+from apps.tenants.scoping import TenantOwnedModel
 
 logger = logging.getLogger("audit.services")
 
@@ -194,6 +196,27 @@ def record(
     return entry
 
 
+def anchor_config_change(*, log_entry: Any) -> AuditEvent | None:
+    """Anchor a django-auditlog ``LogEntry`` in its tenant's chain (``config.changed``), in
+    the transaction that wrote it: the entry names the LogEntry and holds a keyed hash of its
+    content, never its values (:mod:`apps.audit.config_changes`). Called for every new
+    LogEntry, whatever wrote it (admin, API, service, task). ``None`` for a LogEntry about a
+    model that belongs to no tenant."""
+    tenant_id = config_changes.tenant_id_of(log_entry)
+    if tenant_id is None:
+        model = log_entry.content_type.model_class()
+        if model is not None and issubclass(model, TenantOwnedModel):
+            # The object is gone and was not the one being logged: nothing to anchor to.
+            logger.error("audit.config_change_unanchored log_entry_id=%s", log_entry.pk)
+        return None
+    with transaction.atomic():
+        content = config_changes.read_contents([log_entry.pk])[log_entry.pk]
+        tenant = Tenant.objects.get(pk=tenant_id)
+        actor = log_entry.actor if log_entry.actor_id else None
+        return record(tenant, config_changes.CONFIG_CHANGED, actor,
+                      (config_changes.LOG_ENTRY_TARGET, log_entry.pk),
+                      config_changes.anchor_details(log_entry, content, tenant_id))
+
 
 def record_subject_data_viewed(*, tenant: Tenant, user: Any, target: Any, model: str,
                                rows_shown: int, subject_key: str | None = None,
@@ -240,8 +263,21 @@ def verify_chain(*, tenant: Tenant) -> ChainReport:
     an entry whose head was exported must still have the exported hash; the database head
     must match the last entry, and the chain must reach the latest exported head (else its
     tail was truncated). The head's seal and every exported head line's signature must
-    verify. Entries pruned by retention are skipped from the head's checkpoint on. The
-    report names the first broken entry by sequence where there is one."""
+    verify. Entries pruned by retention are skipped from the head's checkpoint on. Each
+    ``config.changed`` entry's django-auditlog ``LogEntry`` must still exist with the content
+    it anchored (:mod:`apps.audit.config_changes`). The report names the first broken entry
+    by sequence where there is one."""
+    anchors = config_changes.AnchorChecks(tenant.pk)
+    report = _verify_links(tenant, anchors)
+    # Anchors not yet checked all lie before the first broken link (or the chain is intact).
+    broken_anchor = anchors.flush()
+    if broken_anchor is not None:
+        return _broken(report.checked_entries, *broken_anchor)
+    return report
+
+
+def _verify_links(tenant: Tenant, anchors: config_changes.AnchorChecks) -> ChainReport:
+    """:func:`verify_chain` but the last batch of anchors: the links, hashes and heads."""
     head = AuditChainHead.objects.for_tenant(tenant).first()
     try:
         exported = read_heads(tenant.pk)
@@ -259,7 +295,7 @@ def verify_chain(*, tenant: Tenant) -> ChainReport:
         return _broken(0, min(keyed_from, latest.keyed_from_sequence),
                        f"the chain is keyed from #{keyed_from}, its exported head says "
                        f"#{latest.keyed_from_sequence}")
-    anchors = {h.sequence: h for h in exported if h.sequence > pruned}
+    anchored_heads = {h.sequence: h for h in exported if h.sequence > pruned}
     expected_prev = head.pruned_through_hash if head and pruned else GENESIS_HASH
     expected_seq = pruned + 1
     checked = 0
@@ -273,11 +309,15 @@ def verify_chain(*, tenant: Tenant) -> ChainReport:
         if not _hash_verifies(entry, keyed=entry.sequence >= keyed_from):
             return _broken(checked, entry.sequence,
                            f"entry #{entry.sequence} was altered (hash mismatch)")
-        anchor = anchors.get(entry.sequence)
+        anchor = anchored_heads.get(entry.sequence)
         if anchor is not None and anchor.hash != entry.entry_hash:
             return _broken(checked, entry.sequence,
                            f"entry #{entry.sequence} differs from its head exported at "
                            f"{anchor.exported_at}")
+        if entry.action == config_changes.CONFIG_CHANGED:
+            broken_anchor = anchors.add(entry)
+            if broken_anchor is not None:
+                return _broken(checked, *broken_anchor)
         expected_prev = entry.entry_hash
         expected_seq += 1
         checked += 1
@@ -293,7 +333,7 @@ def verify_chain(*, tenant: Tenant) -> ChainReport:
                     .values_list("last_sequence", flat=True).first() or 0)
         if beyond > now_last:
             return _broken(checked, beyond, f"entry #{beyond} lies beyond the chain head")
-    top = max(anchors.values(), key=lambda h: h.sequence, default=None)
+    top = max(anchored_heads.values(), key=lambda h: h.sequence, default=None)
     if top is not None and top.sequence > last_sequence:
         return _broken(checked, last_sequence + 1,
                        f"entries #{last_sequence + 1}..#{top.sequence} are missing: the chain "
