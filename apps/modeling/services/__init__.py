@@ -13,10 +13,12 @@ from apps.modeling.services.erasure import (
 from apps.modeling.services.popularity import budget_spent, release_popular_items
 from apps.modeling.services.serving import (
     Recommendation,
+    ServingAlgorithm,
     current_model,
     model_bundle,
     recommend_for_session,
     recommend_for_subject,
+    serving_algorithm,
     similar_items,
 )
 from apps.modeling.services.training import (
@@ -35,6 +37,7 @@ from apps.modeling.services.training import (
 
 __all__ = [
     "Recommendation",
+    "ServingAlgorithm",
     "activate_version",
     "artifacts_holding_subject",
     "budget_spent",
@@ -56,6 +59,7 @@ __all__ = [
     "request_training",
     "retire_version",
     "schedule_training_for_all",
+    "serving_algorithm",
     "similar_items",
     "start_due_retrains",
     "train_model",
