@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "platform_site.settings.local")
 
@@ -22,3 +22,16 @@ def _pin_blas_threads(**_: object) -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1, "blas")
+
+
+@worker_ready.connect
+def _reconcile_durable_jobs(sender: object = None, **_: object) -> None:
+    """A worker that starts asks for the durable jobs orphaned by a dead worker (its own
+    previous run above all: killed whole, its messages wait unacknowledged in the broker
+    until the visibility timeout) to be re-sent now (``apps.core.jobs.reconcile_jobs``).
+    Sent as a task, so the check runs where a worker answers the liveness broadcast."""
+    from datetime import UTC, datetime
+
+    hostname = str(getattr(sender, "hostname", "") or "")
+    app.send_task("apps.core.tasks.reconcile_jobs_task",
+                  kwargs={"worker": hostname, "started_at": datetime.now(UTC).isoformat()})

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.conf import settings
 from django.db import models
 
@@ -83,7 +81,6 @@ class AuditChainVerification(TenantOwnedModel, DurableJob):
     """A verification run of one tenant's chain (nightly by beat, or on demand)."""
 
     job_task = "apps.audit.tasks.verify_audit_chain_task"
-    stale_after = timedelta(minutes=30)
 
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                                      on_delete=models.SET_NULL, related_name="+")

@@ -10,13 +10,26 @@ runner: it claims the job, runs the app's work on it, finishes it, and applies t
 policy (:func:`run_job`'s docstring). The beat sweeper (:func:`sweep_stuck_jobs`)
 re-sends jobs whose message was lost (a broker restart, a killed worker) and gives up,
 visibly, after ``max_attempts``.
+
+**A whole worker lost.** With ``acks_late`` the message of a task whose worker died with
+all its processes stays unacknowledged in the broker (on Redis, until the visibility
+timeout, which must outlast the longest task, hours), so the job row is what brings the
+work back. Each claim records the Celery node that runs the job (``DurableJob.worker``), and
+a running job is *orphaned* when no live worker reports its task among the ones it is
+executing (``inspect().active()``), or, where the broker cannot broadcast, when it was
+claimed by a worker of the same node name before that worker started again.
+:func:`reconcile_jobs` re-sends orphans: on every worker start (``worker_ready``, see
+``platform_site/celery.py``) and in every sweep. Independently of liveness, a running job
+silent for longer than its task's hard time limit (plus :data:`LOST_MARGIN`) cannot still be
+executing and is re-sent (:func:`lost_after`). A re-sent job that is in fact still running
+costs nothing but a duplicate delivery: jobs are idempotent by their checkpoints.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 
 from django.apps import apps
@@ -46,10 +59,11 @@ class DurableJob(BaseModel):
         FAILED = "failed", "Failed"
 
     job_task: ClassVar[str]
-    #: A pending or running job untouched for this long is considered lost.
-    stale_after: ClassVar[timedelta] = timedelta(minutes=10)
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    worker = models.CharField(
+        max_length=255, blank=True,
+        help_text="The Celery node that claimed the job last (empty: run in-process).")
     attempts = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField(default=5)
     enqueued_at = models.DateTimeField(null=True, blank=True)
@@ -69,6 +83,24 @@ class DurableJob(BaseModel):
 
 def durable_job_models() -> list[type[DurableJob]]:
     return [m for m in apps.get_models() if issubclass(m, DurableJob)]
+
+
+#: Added to a task's hard time limit: a job silent for longer cannot still be executing.
+LOST_MARGIN = timedelta(seconds=60)
+#: How long a reconciliation waits for the live workers to say what they are executing.
+INSPECT_TIMEOUT_S = 2.0
+
+
+def lost_after(model: type[DurableJob]) -> timedelta:
+    """How long a job of ``model`` may go without a heartbeat (or, pending, without being
+    picked up) before the sweeper re-sends it: its task's hard time limit (the task's own,
+    else ``CELERY_TASK_TIME_LIMIT``) plus :data:`LOST_MARGIN`. Past the hard limit Celery
+    has killed any execution of it, so the job cannot be running."""
+    from celery import current_app
+
+    task = import_string(model.job_task)
+    limit = getattr(task, "time_limit", None) or current_app.conf.task_time_limit
+    return timedelta(seconds=float(limit or 3600)) + LOST_MARGIN
 
 
 def enqueue_job(job: DurableJob) -> None:
@@ -97,8 +129,21 @@ def claim_job(model: type[J], *, tenant_id: int, job_id: int) -> J | None:
         job.attempts += 1
         job.started_at = job.started_at or now
         job.heartbeat_at = now
-        job.save(update_fields=["status", "attempts", "started_at", "heartbeat_at", "updated_at"])
+        job.worker = current_worker()
+        job.save(update_fields=["status", "attempts", "started_at", "heartbeat_at", "worker",
+                                "updated_at"])
         return job
+
+
+def current_worker() -> str:
+    """The node name of the Celery worker executing the current task (``""`` outside a
+    worker: eager, a management command, a test)."""
+    from celery import current_task
+
+    request = getattr(current_task, "request", None)
+    if request is None or request.is_eager or request.called_directly:
+        return ""
+    return str(request.hostname or "")
 
 
 def run_job(model: type[J], *, tenant_id: int, job_id: int, work: Callable[[J], R]) -> R | None:
@@ -180,8 +225,84 @@ def fail_job(job: DurableJob, error: str, *, retryable: bool) -> None:
     job.save(update_fields=["status", "last_error", "finished_at", "updated_at"])
 
 
-def sweep_stuck_jobs(*, now: Any = None) -> dict[str, int]:
+def _requeue(job: DurableJob, counts: dict[str, int]) -> None:
+    """Re-send ``job``, or fail it for good when its attempts are spent."""
+    with transaction.atomic():
+        if job.attempts >= job.max_attempts:
+            fail_job(job, f"gave up after {job.attempts} attempts", retryable=False)
+            counts["failed"] += 1
+        else:
+            job.status = DurableJob.Status.PENDING
+            job.save(update_fields=["status", "updated_at"])
+            enqueue_job(job)
+            counts["requeued"] += 1
+
+
+#: A job task as a live worker reports it: ``(task name, tenant id, job id)``.
+TaskKey = tuple[str, int, int]
+
+
+def executing_job_tasks(timeout: float = INSPECT_TIMEOUT_S) -> set[TaskKey] | None:
+    """Every durable-job task the live workers report executing now, or ``None`` when no
+    worker answered (the broker cannot broadcast, or none is up): then liveness is unknown
+    and nothing may be judged orphaned by it."""
+    from celery import current_app
+
+    try:
+        replies = current_app.control.inspect(timeout=timeout).active()
+    except Exception:  # a transport without broadcast, a broker away: liveness unknown
+        logger.warning("core.jobs_inspect_failed", exc_info=True)
+        return None
+    if not replies:
+        return None
+    running: set[TaskKey] = set()
+    for requests in replies.values():
+        for request in requests or []:
+            args = request.get("args") or []
+            if len(args) >= 2 and all(isinstance(a, int) for a in args[:2]):
+                running.add((str(request.get("name")), int(args[0]), int(args[1])))
+    return running
+
+
+def reconcile_jobs(*, worker: str = "", started_at: datetime | None = None,
+                   live: set[TaskKey] | None | bool = True) -> dict[str, int]:
+    """Re-send running jobs that no live worker is executing (their worker died whole, so
+    their message sits unacknowledged in the broker): those claimed by a worker (``worker``
+    set) before this check began that no live worker reports (``live``: the reported
+    tasks; ``True``, ask the workers now, :func:`executing_job_tasks`), and, whatever the
+    broker can tell, those claimed by the node ``worker`` before it (re)started at
+    ``started_at`` (the caller is that node, just started). Jobs run in-process (``worker``
+    empty) are left to the sweeper's time rule. Crosses tenants like the sweeper."""
+    counts = {"requeued": 0, "failed": 0}
+    began = timezone.now()
+    claimed = [(model, models.Q(status=DurableJob.Status.RUNNING, heartbeat_at__lt=began)
+                & ~models.Q(worker="")) for model in durable_job_models()]
+    if not any(model.all_tenants.filter(q).exists() for model, q in claimed):
+        return counts
+    reported = executing_job_tasks() if live is True else live
+    for model, q in claimed:
+        for job in model.all_tenants.filter(q).iterator():  # crosses tenants: see above
+            restarted = (bool(worker) and job.worker == worker and started_at is not None
+                         and job.heartbeat_at is not None and job.heartbeat_at < started_at)
+            gone = (isinstance(reported, set)
+                    and (model.job_task, job.tenant_id, job.pk) not in reported)
+            if restarted or gone:
+                logger.warning("core.job_orphaned model=%s id=%s worker=%s", model.__name__,
+                               job.pk, job.worker)
+                _requeue(job, counts)
+    if counts["requeued"] or counts["failed"]:
+        logger.info("core.jobs_reconciled requeued=%s failed=%s", counts["requeued"],
+                    counts["failed"])
+    return counts
+
+
+def sweep_stuck_jobs(*, now: Any = None, live: set[TaskKey] | None | bool = True
+                     ) -> dict[str, int]:
     """Re-enqueue lost jobs of every durable-job model; fail those out of attempts.
+
+    Lost: pending and not picked up, or running without a heartbeat, for longer than the
+    model's :func:`lost_after` (its task's hard time limit and a margin); and running jobs
+    that no live worker executes (:func:`reconcile_jobs`; ``live`` as there).
 
     Crosses tenants on purpose: it is the system's own housekeeping, and it only touches
     job bookkeeping columns.
@@ -189,22 +310,16 @@ def sweep_stuck_jobs(*, now: Any = None) -> dict[str, int]:
     now = now or timezone.now()
     counts = {"requeued": 0, "failed": 0}
     for model in durable_job_models():
-        cutoff = now - model.stale_after
+        cutoff = now - lost_after(model)
         stale = model.all_tenants.filter(  # crosses tenants: see the docstring
             models.Q(status=DurableJob.Status.PENDING)
             & (models.Q(enqueued_at__lt=cutoff) | models.Q(enqueued_at__isnull=True))
             | models.Q(status=DurableJob.Status.RUNNING, heartbeat_at__lt=cutoff)
         )
         for job in stale.iterator():
-            with transaction.atomic():
-                if job.attempts >= job.max_attempts:
-                    fail_job(job, f"gave up after {job.attempts} attempts", retryable=False)
-                    counts["failed"] += 1
-                else:
-                    job.status = DurableJob.Status.PENDING
-                    job.save(update_fields=["status", "updated_at"])
-                    enqueue_job(job)
-                    counts["requeued"] += 1
+            _requeue(job, counts)
+    for key, value in reconcile_jobs(live=live).items():
+        counts[key] += value
     if counts["requeued"] or counts["failed"]:
         logger.info("core.jobs_swept requeued=%s failed=%s", counts["requeued"], counts["failed"])
     return counts

@@ -62,6 +62,10 @@ Verifier = Callable[[Tenant, str], list[str]]
 #: ``describe(tenant, subject_key) -> mapping`` merged into the erasure receipt, computed
 #: before anything is erased (e.g. the model versions the subject was part of).
 Describer = Callable[[Tenant, str], dict[str, Any]]
+#: ``held(tenant, subject_key) -> entries``: what a store outside the tables holds about the
+#: subject, one plain-words entry each (e.g. "model v2"), for the portal's "my data". The
+#: store's ``export`` must read the same function, so that the two never disagree.
+Holdings = Callable[[Tenant, str], list[str]]
 #: ``period(category_code) -> the tenant's period`` (``None``: no fixed period).
 PeriodOf = Callable[[str], timedelta | None]
 #: ``text(tenant, period) -> the rule in plain words`` for exports and "my data".
@@ -205,6 +209,8 @@ class SubjectDataStore:
     #: Where the erasure check looks for what a store outside the tables still holds.
     verify_erased: Verifier | NotApplicable = COVERED_BY_TABLE_SCAN
     describe_erasure: Describer | None = None
+    #: For a store outside the tables: its entries in "my data" (``None``: shown uncounted).
+    held: Holdings | None = None
 
     def __post_init__(self) -> None:
         problems = undefined_rights(self)

@@ -153,7 +153,7 @@ class TrainingRunAdmin(ReadOnlyTenantScopedAdmin):
     list_select_related = ["tenant", "model_version"]
     readonly_fields = ["tenant", "reason", "status", "attempts", "max_attempts", "progress",
                        "log_display", "last_error", "model_version", "enqueued_at",
-                       "started_at", "heartbeat_at", "finished_at", "created_at"]
+                       "started_at", "heartbeat_at", "worker", "finished_at", "created_at"]
     exclude = ["log"]
 
     @admin.display(description="progress")

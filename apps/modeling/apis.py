@@ -131,7 +131,11 @@ class SimilarItemListApi(TenantApi):
 
 class ModelBundleOutput(serializers.Serializer):
     model_version = serializers.IntegerField()
-    algorithm = serializers.CharField()
+    algorithm = serializers.CharField(help_text="The algorithm that serves the API now.")
+    factors_algorithm = serializers.CharField(help_text="The item-embedding algorithm whose "
+                                              "factors these are (fitted in every training).")
+    min_support = serializers.IntegerField(help_text="k: only items with at least k distinct "
+                                           "subjects are shipped (model_min_support).")
     factors = serializers.IntegerField()
     regularization = serializers.FloatField()
     alpha = serializers.FloatField()
@@ -143,7 +147,8 @@ class ModelBundleOutput(serializers.Serializer):
 
 
 class ModelBundleApi(TenantApi):
-    """``GET /api/v1/model-bundle``: the active model for on-device scoring."""
+    """``GET /api/v1/model-bundle``: the active model for on-device scoring (active items
+    at or above the ``model_min_support`` floor)."""
 
     required_scope = Scope.RECOMMENDATIONS_READ
 

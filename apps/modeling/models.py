@@ -6,7 +6,6 @@ which the erasure hook rewrites or destroys (see ``services/erasure.py``).
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import ClassVar
 
 from django.db import models
@@ -32,8 +31,6 @@ class TrainingRun(TenantOwnedModel, DurableJob):
         RECTIFICATION = "rectification", "Interactions rectified"
 
     job_task: ClassVar[str] = "apps.modeling.tasks.train_model_task"
-    # A run heartbeats on every ALS iteration; silence this long means the worker died.
-    stale_after: ClassVar[timedelta] = timedelta(minutes=15)
 
     reason = models.CharField(max_length=16, choices=Reason.choices, default=Reason.MANUAL)
     log = models.TextField(blank=True, help_text="What the run did, stage by stage.")

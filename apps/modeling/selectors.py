@@ -17,6 +17,25 @@ def get_active_model_version(*, tenant: Tenant) -> ModelVersion:
     return ModelVersion.objects.for_tenant(tenant).get(status=ModelVersion.Status.ACTIVE)
 
 
+def list_stored_versions(*, tenant: Tenant) -> list[ModelVersion]:
+    """Versions whose artifact is still stored, oldest first."""
+    return list(ModelVersion.objects.for_tenant(tenant)
+                .filter(artifact_destroyed_at__isnull=True).exclude(artifact_path="")
+                .order_by("number"))
+
+
+def list_subject_model_versions(*, tenant: Tenant, subject_key: str) -> list[ModelVersion]:
+    """The stored versions trained on the subject, oldest first: their artifact holds the
+    subject's key, or a subject control patched them out of it (``removed_subject_keys``,
+    the lineage kept while the artifact is stored). The one answer for the access export,
+    the portal's "my data" and the erasure receipt, so that they never disagree."""
+    from apps.modeling.services.artifacts import holds_subject
+
+    return [v for v in list_stored_versions(tenant=tenant)
+            if subject_key in v.removed_subject_keys
+            or holds_subject(v.artifact_path, subject_key)]
+
+
 def list_training_runs(*, tenant: Tenant) -> QuerySet[TrainingRun]:
     return TrainingRun.objects.for_tenant(tenant).order_by("-pk")
 

@@ -51,6 +51,14 @@ def _describe(tenant: Tenant, subject_key: str) -> dict[str, Any]:
     return describe_subject(tenant, subject_key)
 
 
+def _held(tenant: Tenant, subject_key: str) -> list[str]:
+    # The same selector as the export's lineage and the erasure receipt's versions.
+    from apps.modeling.selectors import list_subject_model_versions
+
+    return [f"model v{v.number}"
+            for v in list_subject_model_versions(tenant=tenant, subject_key=subject_key)]
+
+
 def _text(tenant: Tenant, period: PeriodOf) -> str:
     return ("Recommendation models are retrained without the data deleted under these rules; "
             "only the active model and the two before it are kept.")
@@ -76,4 +84,5 @@ declare(SubjectDataStore(
     model_effect=ModelEffect.IS_MODEL,
     verify_erased=_verify,
     describe_erasure=_describe,
+    held=_held,
 ))

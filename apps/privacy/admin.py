@@ -319,7 +319,7 @@ class FulfilmentJobAdmin(ReadOnlyTenantScopedAdmin):
     list_filter = ["status"]
     list_select_related = ["privacy_request", "tenant"]
     fields = ["privacy_request", "status", "attempts", "max_attempts", "enqueued_at",
-              "started_at", "heartbeat_at", "finished_at", "progress", "last_error"]
+              "started_at", "heartbeat_at", "worker", "finished_at", "progress", "last_error"]
     readonly_fields = fields
 
     @admin.display(description="last step")

@@ -15,8 +15,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -216,8 +214,6 @@ class FulfilmentJob(TenantOwnedModel, DurableJob):
     resumes after the last finished handler and never does one twice."""
 
     job_task = "apps.privacy.tasks.fulfil_privacy_request_task"
-    # Longer than one handler's longest step: a running job is only "lost" when its worker is.
-    stale_after = timedelta(minutes=15)
 
     privacy_request = models.ForeignKey(PrivacyRequest, on_delete=models.CASCADE,
                                         related_name="jobs")

@@ -111,11 +111,14 @@ class CategorySummary:
     count: int | None  # None: not countable as rows (e.g. files, model factors)
     retention: str
     delete_by: datetime | None  # when the oldest row reaches the end of its period
+    #: A store outside the tables that lists what it holds (``SubjectDataStore.held``).
+    entries: tuple[str, ...] = ()
 
 
 def get_subject_data_summary(*, tenant: Tenant, subject_key: str) -> list[CategorySummary]:
     """What is held about one subject: per store, rows and retention (for "my data" and
-    the admin). Counts rows of each store's models; nothing is exported."""
+    the admin). Counts rows of each store's models, and lists what a store outside the
+    tables says it holds (its ``held``, which its export reads too); nothing is exported."""
     summary = []
     for store in subject_data_stores():
         total: int | None = None
@@ -129,11 +132,15 @@ def get_subject_data_summary(*, tenant: Tenant, subject_key: str) -> list[Catego
             first = stats.get("first")
             if first is not None and (oldest is None or first < oldest):
                 oldest = first
+        entries: tuple[str, ...] = ()
+        if store.held is not None:
+            entries = tuple(store.held(tenant, subject_key))
+            total = (total or 0) + len(entries)
         notice = retention_notice(store, tenant)
         delete_by = (oldest + timedelta(days=notice.days)
                      if notice.days and oldest is not None else None)
         summary.append(CategorySummary(store.name, store.category, total, notice.text,
-                                       delete_by))
+                                       delete_by, entries))
     return summary
 
 

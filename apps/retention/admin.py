@@ -196,7 +196,7 @@ class RetentionRunAdmin(ReadOnlyTenantScopedAdmin):
     inlines = [RetentionReceiptInline]
     fields = ["tenant", "trigger", "status", "scheduled_for", "batch_size", "requested_by",
               "attempts", "max_attempts", "enqueued_at", "started_at", "heartbeat_at",
-              "finished_at", "checkpoints", "last_error"]
+              "worker", "finished_at", "checkpoints", "last_error"]
     readonly_fields = fields
 
     @admin.display(description="deleted")

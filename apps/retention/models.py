@@ -65,7 +65,6 @@ class RetentionRun(TenantOwnedModel, DurableJob):
         ADMIN = "admin", "Admin action"
 
     job_task = "apps.retention.tasks.enforce_retention_task"
-    stale_after = timedelta(minutes=15)
 
     trigger = models.CharField(max_length=16, choices=Trigger.choices)
     scheduled_for = models.DateTimeField(

@@ -163,6 +163,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 else:
     # Longer than the longest task's hard limit, so Redis never redelivers a running task.
+    # With acks_late, the message of a worker killed whole waits this long; the job row does
+    # not: apps.core.jobs.reconcile_jobs re-sends it when a worker starts or beat sweeps.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 4 * 3600}
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
@@ -180,7 +182,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
-    # Re-enqueue durable jobs whose message was lost (broker restart, killed worker).
+    # Re-enqueue durable jobs whose message was lost (broker restart, killed worker) or whose
+    # worker is gone; every minute, so a job orphaned while other workers live waits <= 1 min.
     "sweep-stuck-jobs": {
         "task": "apps.core.tasks.sweep_stuck_jobs_task",
         "schedule": timedelta(seconds=env.int("JOB_SWEEP_INTERVAL_SECONDS", default=60)),

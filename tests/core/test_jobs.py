@@ -9,7 +9,16 @@ from django.utils import timezone
 from apps.audit.models import AuditChainVerification
 from apps.audit.services import request_chain_verification
 from apps.core.exceptions import ApplicationError
-from apps.core.jobs import DurableJob, claim_job, record_progress, run_job, sweep_stuck_jobs
+from apps.core.jobs import (
+    LOST_MARGIN,
+    DurableJob,
+    claim_job,
+    lost_after,
+    reconcile_jobs,
+    record_progress,
+    run_job,
+    sweep_stuck_jobs,
+)
 
 
 def test_a_requested_job_is_enqueued_after_commit_and_completes(
@@ -107,3 +116,81 @@ def test_a_fault_is_recorded_by_class_only_and_left_to_the_sweeper(tenant):
     job.refresh_from_db()
     assert job.status == DurableJob.Status.FAILED
     assert "alice" not in job.last_error
+
+
+# --- A whole worker lost ---------------------------------------------------------------------
+
+
+def _running(tenant, *, worker: str, heartbeat_ago: timedelta = timedelta(seconds=5),
+             attempts: int = 1) -> AuditChainVerification:
+    return AuditChainVerification.objects.create(
+        tenant=tenant, status=DurableJob.Status.RUNNING, attempts=attempts, worker=worker,
+        heartbeat_at=timezone.now() - heartbeat_ago)
+
+
+def _key(job: AuditChainVerification) -> tuple[str, int, int]:
+    return (AuditChainVerification.job_task, job.tenant_id, job.pk)
+
+
+def test_a_running_job_no_live_worker_executes_is_resent_at_once(
+        tenant, django_capture_on_commit_callbacks):
+    orphan = _running(tenant, worker="celery@dead")
+    held = _running(tenant, worker="celery@alive")
+    in_process = _running(tenant, worker="")  # a management command's: only the time rule
+    with django_capture_on_commit_callbacks(execute=True) as sent:
+        counts = reconcile_jobs(live={_key(held)})
+    assert counts == {"requeued": 1, "failed": 0}
+    assert len(sent) == 1
+    for job in (orphan, held, in_process):
+        job.refresh_from_db()
+    assert orphan.status == DurableJob.Status.SUCCEEDED  # re-sent, and run (eager here)
+    assert orphan.attempts == 2
+    assert held.status == in_process.status == DurableJob.Status.RUNNING
+
+
+def test_without_an_answer_from_the_workers_only_a_restarted_nodes_jobs_are_orphans(tenant):
+    started = timezone.now()
+    own = _running(tenant, worker="celery@me", heartbeat_ago=timedelta(seconds=30))
+    other = _running(tenant, worker="celery@other", heartbeat_ago=timedelta(seconds=30))
+    claimed_since = AuditChainVerification.objects.create(  # by this node's new run
+        tenant=tenant, status=DurableJob.Status.RUNNING, attempts=1, worker="celery@me",
+        heartbeat_at=started + timedelta(seconds=1))
+    counts = reconcile_jobs(worker="celery@me", started_at=started, live=None)
+    assert counts == {"requeued": 1, "failed": 0}
+    for job in (own, other, claimed_since):
+        job.refresh_from_db()
+    assert own.status == DurableJob.Status.PENDING
+    assert other.status == claimed_since.status == DurableJob.Status.RUNNING
+
+
+def test_an_orphan_out_of_attempts_fails_visibly(tenant):
+    job = _running(tenant, worker="celery@dead", attempts=5)
+    assert reconcile_jobs(live=set()) == {"requeued": 0, "failed": 1}
+    job.refresh_from_db()
+    assert job.status == DurableJob.Status.FAILED
+    assert "gave up after 5 attempts" in job.last_error
+
+
+def test_the_sweeper_waits_the_tasks_time_limit_before_judging_by_silence(tenant):
+    from apps.audit.tasks import verify_audit_chain_task
+    from apps.privacy.models import FulfilmentJob
+    from apps.privacy.tasks import fulfil_privacy_request_task
+
+    limit = lost_after(AuditChainVerification)
+    assert limit == timedelta(seconds=verify_audit_chain_task.time_limit) + LOST_MARGIN
+    assert lost_after(FulfilmentJob) == timedelta(
+        seconds=fulfil_privacy_request_task.time_limit) + LOST_MARGIN
+    quiet = _running(tenant, worker="", heartbeat_ago=limit - timedelta(seconds=30))
+    silent = _running(tenant, worker="", heartbeat_ago=limit + timedelta(seconds=30))
+    assert sweep_stuck_jobs(live=None) == {"requeued": 1, "failed": 0}
+    quiet.refresh_from_db()
+    silent.refresh_from_db()
+    assert quiet.status == DurableJob.Status.RUNNING
+    assert silent.status == DurableJob.Status.PENDING
+
+
+def test_a_claim_outside_a_worker_names_no_worker(tenant):
+    job = AuditChainVerification.objects.create(tenant=tenant)
+    claimed = claim_job(AuditChainVerification, tenant_id=tenant.pk, job_id=job.pk)
+    assert claimed is not None
+    assert claimed.worker == ""

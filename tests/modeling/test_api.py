@@ -277,6 +277,76 @@ def test_similar_items_need_k_distinct_subjects(tenant, api):
     assert "rare" not in {i["item"] for i in popular["items"]}
 
 
+@pytest.fixture(params=["als", "bm25"])
+def with_rare(request, tenant):
+    """A trained tenant with k = 3 and one item, ``rare``, bought by two subjects only
+    (each with items of group 0)."""
+    configure(tenant, model_min_support=3, model_algorithms=[request.param])
+    planted = planted_dataset(tenant)
+    add_items(tenant, ["rare"])
+    for n in range(2):
+        add_events(tenant, f"collector-{n}", ["rare", *planted.groups[0][:4]],
+                   subject_key=grant_consent(tenant, f"collector-{n}"))
+    train_model(tenant=tenant)
+    return planted
+
+
+def _floor_off(tenant) -> None:
+    from apps.modeling.services import serving
+
+    configure(tenant, model_min_support=1)
+    serving.clear_cache()  # the floor is read when a process loads the model
+
+
+def test_session_answers_never_list_items_below_the_support_floor(with_rare, api):
+    group = with_rare.groups[0]
+    asked = {"recent_items": group[:3], "n": 100}
+    body = api.post(SESSION_URL, asked, format="json").json()
+    assert body["reason"] == "session"
+    items = {i["item"] for i in body["items"]}
+    assert items
+    assert "rare" not in items
+    _floor_off(with_rare.tenant)  # the same question without the floor lists it
+    body = api.post(SESSION_URL, asked, format="json").json()
+    assert "rare" in {i["item"] for i in body["items"]}
+
+
+def test_an_item_below_the_support_floor_does_not_seed_a_session_answer(with_rare, api):
+    body = api.post(SESSION_URL, {"recent_items": ["rare"], "n": 5}, format="json").json()
+    # Its neighbours would be its two buyers' other items: popular items instead.
+    assert body["personalized"] is False
+    assert body["reason"] == "insufficient_support"
+    assert body["items"]
+    assert "rare" not in {i["item"] for i in body["items"]}
+    mixed = api.post(SESSION_URL, {"recent_items": ["rare", with_rare.groups[2][0]]},
+                     format="json").json()
+    assert mixed["reason"] == "session"
+    assert "rare" not in {i["item"] for i in mixed["items"]}
+
+
+def test_the_model_bundle_ships_no_item_below_the_support_floor(with_rare, api):
+    bundle = api.get("/api/v1/model-bundle").json()
+    assert bundle["min_support"] == 3
+    assert "rare" not in bundle["items"]
+    assert len(bundle["items"]) == len(bundle["item_factors"]) == 40
+    model = current_model(with_rare.tenant)
+    assert len(bundle["gram"]) == bundle["factors"]  # G is over every item's factors
+    rows = [model.catalog.column_of[i] for i in bundle["items"]]
+    np.testing.assert_allclose(np.array(bundle["item_factors"]),
+                               model.artifact.embedding.item_factors[rows], atol=1e-5)
+    _floor_off(with_rare.tenant)
+    assert "rare" in api.get("/api/v1/model-bundle").json()["items"]
+
+
+def test_the_model_bundle_names_the_algorithm_that_serves(trained, api):
+    from apps.modeling.selectors import get_active_model_version
+
+    bundle = api.get("/api/v1/model-bundle").json()
+    served = get_active_model_version(tenant=trained.tenant).algorithm
+    assert bundle["algorithm"] == served == type(current_model(trained.tenant).recommender).name
+    assert bundle["factors_algorithm"] == "als"  # the item embedding, whichever serves
+
+
 def test_similar_items_of_an_unknown_item_is_404(api, tenant):
     response = api.get("/api/v1/items/nope/similar")
     assert response.status_code == 404

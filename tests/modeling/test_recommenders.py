@@ -116,6 +116,7 @@ class MostPopular(Recommender):
 
     name = "popular"
     label = "Most popular (test)"
+    logic = "It recommends the items most people chose."
     settings = {"model_popular_smoothing": Setting(1.0, float, 0.0, 100.0)}
 
     def __init__(self, params: Mapping[str, Any], counts: np.ndarray | None = None) -> None:

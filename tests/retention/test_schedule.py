@@ -9,7 +9,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import transaction
 
-from apps.core.jobs import DurableJob, sweep_stuck_jobs
+from apps.core.jobs import DurableJob, lost_after, sweep_stuck_jobs
 from apps.events.models import Event
 from apps.retention.models import RetentionRun
 from apps.retention.selectors import (
@@ -111,7 +111,7 @@ def test_the_sweeper_resends_a_run_whose_worker_was_lost(tenant, status, mocker)
                                   enqueue=False)
         RetentionRun.objects.for_tenant(tenant).filter(pk=run.pk).update(
             status=status, heartbeat_at=DAY, enqueued_at=DAY)
-    with at(DAY + timedelta(minutes=16)), transaction.atomic():
+    with at(DAY + lost_after(RetentionRun) + timedelta(seconds=1)), transaction.atomic():
         counts = sweep_stuck_jobs()
     assert counts["requeued"] >= 1
     run.refresh_from_db()

@@ -66,6 +66,9 @@ class Recommender(ABC):
 
     name: ClassVar[str]
     label: ClassVar[str]
+    #: How the algorithm picks a subject's items, in plain words, for the access export
+    #: (GDPR Art. 15(1)(h): meaningful information about the logic involved). Required.
+    logic: ClassVar[str]
     #: The algorithm's own tenant settings, read into ``ModelingSettings.algorithm``.
     settings: ClassVar[Mapping[str, Setting]] = {}
     embeds_items: ClassVar[bool] = False
@@ -175,9 +178,10 @@ def register(cls: R) -> R:
         raise TypeError(f"{cls.__name__} cannot be registered: it does not define "
                         f"{', '.join(missing)}")
     name = getattr(cls, "name", "")
-    if not name or len(name) > NAME_MAX_LENGTH or not getattr(cls, "label", ""):
-        raise TypeError(f"{cls.__name__}: a name of 1-{NAME_MAX_LENGTH} characters and a "
-                        "label are required")
+    if (not name or len(name) > NAME_MAX_LENGTH or not getattr(cls, "label", "")
+            or not getattr(cls, "logic", "")):
+        raise TypeError(f"{cls.__name__}: a name of 1-{NAME_MAX_LENGTH} characters, a "
+                        "label and a logic text are required")
     if cls.embeds_items and cls.device_bundle is Recommender.device_bundle:
         raise TypeError(f"{cls.__name__} embeds items but does not define device_bundle")
     if name in _registry and _registry[name] is not cls:

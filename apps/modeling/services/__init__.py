@@ -15,10 +15,12 @@ from apps.modeling.services.erasure import (
 from apps.modeling.services.popularity import budget_spent, release_popular_items
 from apps.modeling.services.serving import (
     Recommendation,
+    ServingAlgorithm,
     current_model,
     model_bundle,
     recommend_for_session,
     recommend_for_subject,
+    serving_algorithm,
     similar_items,
 )
 from apps.modeling.services.training import (
@@ -39,6 +41,7 @@ from apps.modeling.services.training import (
 __all__ = [
     "ArtifactEvidence",
     "Recommendation",
+    "ServingAlgorithm",
     "activate_version",
     "artifacts_holding_subject",
     "budget_spent",
@@ -61,6 +64,7 @@ __all__ = [
     "request_training",
     "retire_version",
     "schedule_training_for_all",
+    "serving_algorithm",
     "similar_items",
     "start_due_retrains",
     "stored_model_evidence",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,8 @@ from apps.modeling.recommenders import (
     recommenders,
 )
 from apps.modeling.recommenders.base import SHARED_ARRAYS
+
+logger = logging.getLogger("modeling.artifacts")
 
 ARTIFACT_ROOT = "modeling"
 
@@ -202,3 +205,12 @@ def contains_subject(path: str, subject_key: str) -> bool:
     keys = read_user_keys(path)
     position = int(np.searchsorted(keys, subject_key.encode()))
     return position < len(keys) and keys[position] == subject_key.encode()
+
+
+def holds_subject(path: str, subject_key: str) -> bool:
+    """``contains_subject``, an unreadable file counting as not holding them (logged)."""
+    try:
+        return contains_subject(path, subject_key)
+    except (FileNotFoundError, OSError, ValueError, KeyError):
+        logger.warning("modeling.artifact_unreadable path=%s", path)
+        return False

@@ -33,6 +33,7 @@ from django.utils import timezone
 from apps.audit import services as audit
 from apps.events.selectors import list_items
 from apps.modeling.models import ModelVersion, ServingState, TrainingRun
+from apps.modeling.selectors import list_stored_versions, list_subject_model_versions
 from apps.modeling.services import artifacts
 from apps.modeling.services.training import (
     destroy_artifact,
@@ -48,18 +49,11 @@ logger = logging.getLogger("modeling.erasure")
 ORPHAN_GRACE = timedelta(minutes=30)
 
 
+holds_subject = artifacts.holds_subject
+
+
 def stored_versions(tenant: Tenant) -> list[ModelVersion]:
-    return list(ModelVersion.objects.for_tenant(tenant)
-                .filter(artifact_destroyed_at__isnull=True).exclude(artifact_path="")
-                .order_by("number"))
-
-
-def holds_subject(path: str, subject_key: str) -> bool:
-    try:
-        return artifacts.contains_subject(path, subject_key)
-    except (FileNotFoundError, OSError, ValueError, KeyError):
-        logger.warning("modeling.artifact_unreadable path=%s", path)
-        return False
+    return list_stored_versions(tenant=tenant)
 
 
 def _orphans(tenant: Tenant) -> list[str]:
@@ -160,20 +154,11 @@ def _inferred_categories(tenant: Tenant, artifact: artifacts.Artifact, row: int)
     return [name for name, _ in counts.most_common(5)]
 
 
-def trained_on(version: ModelVersion, subject_key: str) -> bool:
-    """Whether the stored ``version`` was trained on the subject: its artifact holds them,
-    or a subject control patched them out of it (lineage)."""
-    return (subject_key in version.removed_subject_keys
-            or holds_subject(version.artifact_path, subject_key))
-
-
 def export_subject(tenant: Tenant, subject_key: str) -> dict[str, Any]:
     """Lineage for an access request: the stored versions trained on the subject's data
     and what each infers about them (top categories of their best-scored items)."""
     versions = []
-    for version in stored_versions(tenant):
-        if not trained_on(version, subject_key):
-            continue
+    for version in list_subject_model_versions(tenant=tenant, subject_key=subject_key):
         entry: dict[str, Any] = {"model_version": version.number, "algorithm": version.algorithm,
                                  "status": version.status,
                                  "trained_at": version.created_at.isoformat(),
@@ -204,8 +189,9 @@ def artifacts_holding_subject(tenant: Tenant, subject_key: str) -> list[str]:
 def describe_subject(tenant: Tenant, subject_key: str) -> dict[str, Any]:
     """Erasure describer (privacy registry): the versions the subject was part of, named in
     the erasure receipt before the erasure runs."""
-    return {"model_versions": [f"v{v.number}" for v in stored_versions(tenant)
-                               if trained_on(v, subject_key)]}
+    return {"model_versions": [
+        f"v{v.number}" for v in list_subject_model_versions(tenant=tenant,
+                                                            subject_key=subject_key)]}
 
 
 @dataclass(frozen=True)

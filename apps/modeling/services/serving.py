@@ -82,6 +82,14 @@ class LoadedModel:
     _bundle: dict[str, Any] | None = None
 
     @property
+    def supported(self) -> np.ndarray:
+        """The k-anonymity floor (tenant setting ``model_min_support``): columns resting on
+        at least ``min_support`` distinct subjects. Anything answered from item
+        co-occurrence alone (similar items, session answers, the device bundle) lists and
+        starts from these columns only, so that nothing shown rests on fewer than k people."""
+        return self.artifact.support >= self.min_support
+
+    @property
     def algorithm(self) -> str:
         return self.artifact.algorithm
 
@@ -313,16 +321,22 @@ def recommend_for_session(*, tenant: Tenant, recent_items: Sequence[str], n: int
     model = current_model(tenant)
     if model is None:
         return Recommendation(None, False, "no_model", [])
-    columns = [model.catalog.column_of[i] for i in recent_items if i in model.catalog.column_of]
-    if not columns:
+    known = [model.catalog.column_of[i] for i in recent_items if i in model.catalog.column_of]
+    if not known:
         return _popular(model, n, categories, "no_known_items")
+    supported = model.supported
+    # Like similar items: an item below the floor neither seeds the answer (its few
+    # subjects' other items would be its neighbours) nor appears in it.
+    columns = [c for c in known if supported[c]]
+    if not columns:
+        return _popular(model, n, categories, "insufficient_support", exclude=known)
     counts = np.bincount(np.array(columns), minlength=len(model.catalog.active))
     seen = np.flatnonzero(counts)
     row = sp.csr_matrix((counts[seen].astype(np.float32), seen.astype(np.int32),
                          np.array([0, len(seen)])), shape=(1, len(counts)))
     scores = model.recommender.score_session(row)
-    valid = _candidates(model, scores, categories)
-    valid[seen] = False
+    valid = _candidates(model, scores, categories) & supported
+    valid[known] = False
     top = _top(scores, valid, n)
     return Recommendation(model.number, False, "session", _items(model, top, scores))
 
@@ -343,31 +357,65 @@ def similar_items(*, tenant: Tenant, item: str, n: int = 10,
         if model is None:
             return Recommendation(None, False, "no_model", [])
         return Recommendation(model.number, False, "item_not_in_model", [])
-    art = model.artifact
-    if art.support[col] < model.min_support:
+    supported = model.supported
+    if not supported[col]:
         return Recommendation(model.number, False, "insufficient_support", [])
     scores = model.recommender.similar(col)
-    valid = _candidates(model, scores, categories)
-    valid &= art.support >= model.min_support
+    valid = _candidates(model, scores, categories) & supported
     valid[col] = False
     top = _top(scores, valid, n)
     return Recommendation(model.number, False, None, _items(model, top, scores))
 
 
+@dataclass(frozen=True)
+class ServingAlgorithm:
+    """The algorithm that answers a tenant's requests now: the recommender of the active
+    version's artifact, as loaded for serving."""
+
+    model_version: int
+    name: str
+    label: str
+    logic: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"model_version": self.model_version, "algorithm": self.name,
+                "label": self.label}
+
+
+def serving_algorithm(*, tenant: Tenant) -> ServingAlgorithm | None:
+    """The algorithm that serves (``None``: no model is active). The one source for what
+    the access export and the model bundle say about the algorithm, so neither can name
+    another than the one answering."""
+    model = current_model(tenant)
+    return None if model is None else _served(model)
+
+
+def _served(model: LoadedModel) -> ServingAlgorithm:
+    recommender = type(model.recommender)
+    return ServingAlgorithm(model_version=model.number, name=recommender.name,
+                            label=recommender.label, logic=recommender.logic)
+
+
 def model_bundle(*, tenant: Tenant) -> dict[str, Any]:
-    """The active model for on-device scoring: active items' ids and factors and the
-    regularized Gram matrix ``G = YᵀY + λI`` of all item factors (docs/modeling.md), from
-    the artifact's item-embedding model whichever algorithm serves."""
+    """The active model for on-device scoring: the ids and factors of the active items at
+    or above the ``model_min_support`` floor (``LoadedModel.supported``) and the regularized
+    Gram matrix ``G = YᵀY + λI`` of all item factors (docs/modeling.md: the on-device solve
+    must match the server's, and G is a sum over every item, not any one item's factors),
+    from the artifact's item-embedding model whichever algorithm serves. ``algorithm``
+    names the algorithm that serves the API (:func:`serving_algorithm`);
+    ``factors_algorithm`` the one whose factors these are."""
     model = current_model(tenant)
     if model is None:
         raise ApplicationError("No model is active yet.", code="no_active_model",
                                status_code=404)
     if model._bundle is None:
-        active = np.flatnonzero(model.catalog.active)
+        shipped = np.flatnonzero(model.catalog.active & model.supported)
         model._bundle = {
             "model_version": model.number,
-            "algorithm": model.algorithm,
-            "items": [model.catalog.external_ids[c] for c in active.tolist()],
-            **model.artifact.embedding.device_bundle(active),
+            "algorithm": _served(model).name,
+            "factors_algorithm": model.artifact.embedding.name,
+            "min_support": model.min_support,
+            "items": [model.catalog.external_ids[c] for c in shipped.tolist()],
+            **model.artifact.embedding.device_bundle(shipped),
         }
     return model._bundle

@@ -13,7 +13,7 @@ import re
 import secrets
 import zipfile
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -38,6 +38,9 @@ from apps.privacy.services.lifecycle import (
 from apps.privacy.services.notifications import download_url, notify_subject
 from apps.tenants.crypto import decrypt_secret, encrypt_secret
 from apps.tenants.models import Tenant
+
+if TYPE_CHECKING:
+    from apps.modeling.services import ServingAlgorithm
 
 EXPORT_ROOT = "privacy-exports"
 EXPORT_TTL = timedelta(days=7)
@@ -116,17 +119,19 @@ def _purposes(tenant: Tenant) -> list[dict[str, Any]]:
     } for p in list_purposes(tenant=tenant)]
 
 
-def recommender_logic(tenant: Tenant) -> str:
+def recommender_logic(tenant: Tenant, served: ServingAlgorithm | None) -> str:
     """Art. 15(1)(h): the logic of the recommender in plain words, with this tenant's
-    weights."""
+    weights: that of the algorithm that serves now (``served``: ``serving_algorithm``,
+    ``None`` when no model is active)."""
     from apps.events.selectors import get_event_schema
 
     schema = get_event_schema(tenant=tenant)
     weights = ", ".join(
         f"'{code}' counts {'as its value (e.g. a rating)' if spec.weight_from_value else f'{spec.weight:g}'}"  # noqa: E501
         for code, spec in sorted(schema.types.items()))
-    return render_to_string("privacy/recommender_logic.txt",
-                            {"tenant": tenant, "weights": weights}).strip()
+    return render_to_string("privacy/recommender_logic.txt", {
+        "tenant": tenant, "weights": weights,
+        "logic": served.logic if served is not None else ""}).strip()
 
 
 def _retention(tenant: Tenant, handler: SubjectDataStore) -> dict[str, Any]:
@@ -135,7 +140,10 @@ def _retention(tenant: Tenant, handler: SubjectDataStore) -> dict[str, Any]:
 
 
 def _package(pr: PrivacyRequest) -> dict[str, Any]:
+    from apps.modeling.services import serving_algorithm
+
     tenant = pr.tenant
+    served = serving_algorithm(tenant=tenant)
     now = timezone.now()
     categories, files = [], {}
     for handler in subject_data_stores():
@@ -155,7 +163,8 @@ def _package(pr: PrivacyRequest) -> dict[str, Any]:
                     "received_at": pr.received_at.isoformat()},
         "categories": categories,
         "purposes": _purposes(tenant),
-        "recommender_logic": recommender_logic(tenant),
+        "recommender": served.as_dict() if served is not None else None,
+        "recommender_logic": recommender_logic(tenant, served),
         "source": f"Collected by {tenant.name} from your use of its website or app, under "
                   "a pseudonym; your name, email, IP address and browser are never stored "
                   "with it.",
@@ -372,6 +381,12 @@ EXPORT_JSON_SCHEMA: dict[str, Any] = {
             "sale_or_sharing": {"type": "boolean"}, "uses_sensitive_data": {"type": "boolean"},
             "notice_version": {"type": ["string", "null"]},
             "notice_text": {"type": ["string", "null"]}}}},
+        "recommender": {
+            "type": ["object", "null"],
+            "description": "the algorithm that serves recommendations now (null: no model "
+                           "is active, everyone is shown popular items)",
+            "properties": {"model_version": {"type": "integer"},
+                           "algorithm": {"type": "string"}, "label": {"type": "string"}}},
         "recommender_logic": {"type": "string"},
         "source": {"type": "string"},
         "recipients": {"type": "string"},
