@@ -4,7 +4,6 @@ leave an invalid event (or part of a refused batch) stored."""
 from __future__ import annotations
 
 import json
-import math
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
