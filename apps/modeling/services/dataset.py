@@ -174,9 +174,12 @@ def _aggregate(subject: np.ndarray, item: np.ndarray, typ: np.ndarray, value: np
     order, starts = _stable_groups(key)
     keys = key[order[starts]]
     counts = np.diff(np.append(starts, len(key))).astype(np.float64)
+    # Values stored before ingestion bounded them may add up past float64: the sum is then
+    # infinite, and the snapshot's cell cap bounds it.
+    with np.errstate(over="ignore"):
+        sums = np.add.reduceat(value[order], starts)
     return (keys // n_types // len(items), items[keys // n_types % len(items)],
-            keys % n_types, counts, np.add.reduceat(value[order], starts),
-            np.maximum.reduceat(at[order], starts))
+            keys % n_types, counts, sums, np.maximum.reduceat(at[order], starts))
 
 
 #: One event as the PostgreSQL path ships it (see :func:`_read_postgres`): the subject key
