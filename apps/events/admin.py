@@ -15,7 +15,8 @@ from apps.tenants.admin import ReadOnlyTenantScopedAdmin, TenantScopedAdmin
 
 @admin.register(EventType)
 class EventTypeAdmin(TenantScopedAdmin):
-    list_display = ["code", "tenant", "weight", "weight_from_value", "purpose", "is_active"]
+    list_display = ["code", "tenant", "weight", "weight_from_value", "min_value", "max_value",
+                    "purpose", "is_active"]
     list_filter = ["is_active", "weight_from_value"]
     search_fields = ["code"]
 

@@ -7,6 +7,17 @@ from django.db import models
 from apps.tenants.scoping import TenantOwnedModel
 
 DEFAULT_PURPOSE = "personalization"
+#: No event value beyond this magnitude is ever stored; a type's declared range narrows it.
+VALUE_LIMIT = 1e6
+#: The largest training weight a type may give one event: one event never outweighs a
+#: thousand views.
+MAX_EVENT_WEIGHT = 1000.0
+
+
+def value_range(min_value: float | None, max_value: float | None) -> tuple[float, float]:
+    """The values ingestion accepts for an event type: its declared bounds, else the limit."""
+    return (-VALUE_LIMIT if min_value is None else min_value,
+            VALUE_LIMIT if max_value is None else max_value)
 
 
 class FieldKind(models.TextChoices):
@@ -23,10 +34,17 @@ class EventType(TenantOwnedModel):
     serves. Ingestion rejects types a tenant has not declared (or has switched off)."""
 
     code = models.SlugField(max_length=32, help_text="What clients send as the event's type.")
-    weight = models.FloatField(default=1.0, help_text="Confidence of one event in training.")
+    weight = models.FloatField(default=1.0, help_text="Confidence of one event in training "
+                               f"(0 to {MAX_EVENT_WEIGHT:g}).")
     weight_from_value = models.BooleanField(
         default=False, help_text="Use the event's value as its weight (ratings). The value "
         "is then required and must not be negative.")
+    min_value = models.FloatField(
+        null=True, blank=True, help_text=f"Smallest value accepted (empty: -{VALUE_LIMIT:,.0f}). "
+        "Ingestion rejects others with the reason value_out_of_range.")
+    max_value = models.FloatField(
+        null=True, blank=True, help_text=f"Largest value accepted (empty: {VALUE_LIMIT:,.0f}); "
+        "e.g. 5 for a five-star rating.")
     purpose = models.SlugField(
         max_length=64, default=DEFAULT_PURPOSE,
         help_text="Consent purpose this event type serves; events are stored only while the "
@@ -39,6 +57,20 @@ class EventType(TenantOwnedModel):
             models.UniqueConstraint(fields=["tenant", "code"], name="eventtype_one_per_code"),
             models.CheckConstraint(condition=models.Q(weight__gte=0),
                                    name="eventtype_weight_not_negative"),
+            models.CheckConstraint(condition=models.Q(weight__lte=MAX_EVENT_WEIGHT),
+                                   name="eventtype_weight_bounded"),
+            models.CheckConstraint(
+                condition=(models.Q(min_value__isnull=True)
+                           | models.Q(min_value__gte=-VALUE_LIMIT, min_value__lte=VALUE_LIMIT)),
+                name="eventtype_min_value_bounded"),
+            models.CheckConstraint(
+                condition=(models.Q(max_value__isnull=True)
+                           | models.Q(max_value__gte=-VALUE_LIMIT, max_value__lte=VALUE_LIMIT)),
+                name="eventtype_max_value_bounded"),
+            models.CheckConstraint(
+                condition=(models.Q(min_value__isnull=True) | models.Q(max_value__isnull=True)
+                           | models.Q(min_value__lte=models.F("max_value"))),
+                name="eventtype_value_range_ordered"),
         ]
 
     def __str__(self) -> str:

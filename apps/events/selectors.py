@@ -8,10 +8,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import QuerySet, Value
+from django.db.models import FloatField, QuerySet, Value
 
 from apps.core.subject_data import retention_period
-from apps.events.models import Event, EventProperty, EventType, FieldKind, Item, ItemAttribute
+from apps.events.models import (
+    Event,
+    EventProperty,
+    EventType,
+    FieldKind,
+    Item,
+    ItemAttribute,
+    value_range,
+)
 from apps.events.validation import is_clean_text
 from apps.tenants.config_memo import memoize_tenant_config
 from apps.tenants.models import Tenant
@@ -34,6 +42,10 @@ class EventTypeSpec:
     weight: float
     weight_from_value: bool
     purpose: str
+    #: The values accepted at ingestion, bounds included (``EventType.min_value``/``max_value``,
+    #: else ``VALUE_LIMIT``).
+    min_value: float
+    max_value: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,14 +76,18 @@ def _load_event_schema(tenant: Tenant) -> EventSchema:
     """One query."""
     # order_by(): no default ordering inside a UNION (SQLite refuses it).
     types = (EventType.objects.for_tenant(tenant).filter(is_active=True).order_by()
-             .values_list(Value("t"), "code", "weight", "weight_from_value", "purpose"))
+             .values_list(Value("t"), "code", "weight", "weight_from_value", "purpose",
+                          "min_value", "max_value"))
+    no_bound = Value(None, output_field=FloatField())
     properties = (EventProperty.objects.for_tenant(tenant).order_by()
-                  .values_list(Value("p"), "name", Value(0.0), Value(False), "kind"))
+                  .values_list(Value("p"), "name", Value(0.0), Value(False), "kind",
+                               no_bound, no_bound))
     schema = EventSchema(types={}, properties={})
-    for row_kind, name, weight, from_value, purpose_or_kind in types.union(properties,
-                                                                          all=True):
+    rows = types.union(properties, all=True)
+    for row_kind, name, weight, from_value, purpose_or_kind, low, high in rows:
         if row_kind == "t":
-            schema.types[name] = EventTypeSpec(name, weight, from_value, purpose_or_kind)
+            schema.types[name] = EventTypeSpec(name, weight, from_value, purpose_or_kind,
+                                               *value_range(low, high))
         else:
             schema.properties[name] = purpose_or_kind
     return schema

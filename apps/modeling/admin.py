@@ -1,5 +1,6 @@
 """Admin: model versions (metrics, NDCG chart, activate/retire), training runs (progress,
-logs) and the privacy-budget ledger. All tenant-scoped (apps/tenants/admin.py)."""
+logs), the privacy-budget ledger and the training quarantine (release). All tenant-scoped
+(apps/tenants/admin.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,18 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from apps.core.exceptions import ApplicationError
-from apps.modeling.models import ModelVersion, PrivacyBudgetEntry, TrainingRun
-from apps.tenants.admin import ReadOnlyTenantScopedAdmin, TenantScopedAdmin
+from apps.modeling.models import (
+    ModelVersion,
+    PrivacyBudgetEntry,
+    SubjectQuarantine,
+    TrainingRun,
+)
+from apps.tenants.admin import (
+    ReadOnlyTenantScopedAdmin,
+    SubjectDataAdmin,
+    TenantScopedAdmin,
+    writable_tenant_ids,
+)
 
 CHART_VERSIONS = 30
 
@@ -190,3 +201,54 @@ class PrivacyBudgetEntryAdmin(ReadOnlyTenantScopedAdmin):
         extra_context = {**(extra_context or {}), "title": f"Privacy budget ledger — {summary}"
                          if summary else "Privacy budget ledger"}
         return super().changelist_view(request, extra_context)
+
+
+@admin.register(SubjectQuarantine)
+class SubjectQuarantineAdmin(SubjectDataAdmin):
+    """Subjects left out of training for anomalous activity, with the reason and the
+    figures; read-only and access-audited like other subject data. Owners and admins
+    release a quarantine with the action (through the service: audited)."""
+
+    list_display = ["short_subject", "tenant", "reason", "events", "threshold", "detected_at",
+                    "released_at"]
+    list_filter = ["reason", ("released_at", admin.EmptyFieldListFilter)]
+    list_select_related = ["tenant"]
+    ordering = ["-detected_at", "-id"]
+    readonly_fields = ["tenant", "subject_key", "reason", "figures", "detected_at",
+                       "released_at", "created_at"]
+    actions = ["release_selected"]
+
+    @admin.display(description="Subject key", ordering="subject_key")
+    def short_subject(self, record: SubjectQuarantine) -> str:
+        return f"{record.subject_key[:12]}…"
+
+    @admin.display(description="events in the window")
+    def events(self, record: SubjectQuarantine) -> Any:
+        return (record.figures or {}).get("events")
+
+    @admin.display(description="threshold")
+    def threshold(self, record: SubjectQuarantine) -> Any:
+        return (record.figures or {}).get("threshold")
+
+    @admin.action(description="Release the selected subjects (trained on again from the "
+                              "next training)")
+    def release_selected(self, request: HttpRequest,
+                         queryset: QuerySet[SubjectQuarantine]) -> None:
+        from apps.modeling.services.quarantine import release_subject
+
+        writable = writable_tenant_ids(request)
+        released = refused = 0
+        for record in queryset.filter(released_at__isnull=True).select_related("tenant"):
+            if not (request.user.is_superuser or record.tenant_id in writable):
+                refused += 1
+                continue
+            release_subject(tenant=record.tenant, quarantine=record, actor=request.user)
+            released += 1
+        if released:
+            self.message_user(request, f"Released {released} subject(s).", messages.SUCCESS)
+        if refused:
+            self.message_user(request, f"{refused} subject(s) skipped: your role may not "
+                                       "change their tenant's data.", messages.ERROR)
+        if not released and not refused:
+            self.message_user(request, "None of the selected subjects is quarantined.",
+                              messages.WARNING)

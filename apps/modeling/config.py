@@ -26,6 +26,14 @@ DEFAULTS: dict[str, Any] = {
     "model_min_support": 5,             # k: distinct subjects behind a similar-items list
     "model_retrain_debounce_seconds": 300,
     "model_keep_artifacts": 3,          # stored artifacts kept per tenant (active included)
+    # No single subject can break or steer training (issue 15): caps on the summed weight
+    # of one (subject, item) cell and of one subject's row (scaled down proportionally),
+    # and quarantine of subjects whose event volume is anomalous for the tenant.
+    "model_max_cell_weight": 100.0,
+    "model_max_subject_weight": 1000.0,
+    "model_quarantine_multiplier": 100.0,  # volume > this many times the tenant's median
+    "model_quarantine_mad_factor": 10.0,   # ... and > median + this many scaled MADs
+    "model_quarantine_min_events": 500,    # ... and > this many events (small tenants)
     "dp_epsilon": 1.0,                  # ε per popular-items release
     "dp_contribution_bound": 20,        # distinct items counted per subject at most
     "dp_budget_total": 10.0,            # cap on the summed ε of the releases in the window
@@ -46,6 +54,11 @@ class ModelingSettings:
     min_support: int
     retrain_debounce_seconds: int
     keep_artifacts: int
+    max_cell_weight: float
+    max_subject_weight: float
+    quarantine_multiplier: float
+    quarantine_mad_factor: float
+    quarantine_min_events: int
     dp_epsilon: float
     dp_contribution_bound: int
     dp_budget_total: float
@@ -92,6 +105,11 @@ def modeling_settings(tenant: Tenant) -> ModelingSettings:
         retrain_debounce_seconds=_num(get("model_retrain_debounce_seconds"), 300, int, 0,
                                       86400 * 7),
         keep_artifacts=_num(get("model_keep_artifacts"), 3, int, 1, 100),
+        max_cell_weight=_num(get("model_max_cell_weight"), 100.0, float, 1e-3, 1e9),
+        max_subject_weight=_num(get("model_max_subject_weight"), 1000.0, float, 1e-3, 1e12),
+        quarantine_multiplier=_num(get("model_quarantine_multiplier"), 100.0, float, 2.0, 1e9),
+        quarantine_mad_factor=_num(get("model_quarantine_mad_factor"), 10.0, float, 0.0, 1e6),
+        quarantine_min_events=_num(get("model_quarantine_min_events"), 500, int, 1, 10**12),
         dp_epsilon=_num(get("dp_epsilon"), 1.0, float, 1e-3, 100.0),
         dp_contribution_bound=_num(get("dp_contribution_bound"), 20, int, 1, 10**5),
         # Every tenant has a budget: unset, null (the old "no cap") or out of range, the

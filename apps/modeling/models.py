@@ -1,7 +1,8 @@
 """Model registry, training runs, serving state and the differential-privacy budget ledger.
 
-No row here holds a subject key: subject keys live only inside model artifacts (the id maps),
-which the erasure hook rewrites or destroys (see ``services/erasure.py``).
+Subject keys live inside model artifacts (the id maps), which the erasure hook rewrites or
+destroys (see ``services/erasure.py``), and in one table: :class:`SubjectQuarantine`, the
+subjects left out of training for anomalous activity (declared in ``subject_data.py``).
 """
 
 from __future__ import annotations
@@ -165,3 +166,40 @@ class PrivacyBudgetEntry(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.kind} ε={self.epsilon}"
+
+
+class SubjectQuarantine(TenantOwnedModel):
+    """A subject whose activity is anomalous for the tenant (issue 15: no single subject can
+    break or steer training), found when a training snapshot is taken. While the record is
+    open the subject's events are left out of training; a member releases it in the admin.
+    A released record stays (what was found, when, and its release) until the subject's
+    data is erased or removed with inactive subjects."""
+
+    class Reason(models.TextChoices):
+        VOLUME = "volume", "Event volume far beyond the tenant's distribution"
+
+    subject_key = models.CharField(max_length=64)
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    figures = models.JSONField(
+        default=dict, blank=True, help_text="What was measured: the subject's events in the "
+        "training window, the tenant's median and MAD, and the threshold crossed.")
+    detected_at = models.DateTimeField()
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-detected_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "subject_key"],
+                                    condition=models.Q(released_at__isnull=True),
+                                    name="subjectquarantine_one_open_per_subject"),
+        ]
+        indexes = [models.Index(fields=["tenant", "subject_key"],
+                                name="subjectquarantine_subject_idx")]
+
+    def __str__(self) -> str:
+        state = "released" if self.released_at else "quarantined"
+        return f"{self.subject_key[:12]}… {state} ({self.reason})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.released_at is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from apps.modeling.models import ModelVersion, PrivacyBudgetEntry, TrainingRun
+from apps.modeling.models import ModelVersion, PrivacyBudgetEntry, SubjectQuarantine, TrainingRun
 from apps.tenants.models import Tenant
 
 
@@ -42,6 +42,16 @@ def list_training_runs(*, tenant: Tenant) -> QuerySet[TrainingRun]:
 
 def list_budget_entries(*, tenant: Tenant) -> QuerySet[PrivacyBudgetEntry]:
     return PrivacyBudgetEntry.objects.for_tenant(tenant).order_by("-pk")
+
+
+def list_subject_quarantines(*, tenant: Tenant, open: bool | None = None
+                             ) -> QuerySet[SubjectQuarantine]:
+    """The tenant's quarantine records, newest first; ``open``: only those not released
+    (``True``) or only released ones (``False``)."""
+    records = SubjectQuarantine.objects.for_tenant(tenant)
+    if open is not None:
+        records = records.filter(released_at__isnull=open)
+    return records.order_by("-detected_at", "-pk")
 
 
 #: Stored artifacts kept besides the active version's: "the two before it" (retention).

@@ -1,6 +1,7 @@
-"""The modeling app's subject data: the model artifacts (id maps, factors, interactions)
-trained on a subject's activity (DESIGN "Declarations"). No table of this app has a subject
-field. Erased before the events (order 50), so the active model forgets the subject first.
+"""The modeling app's subject data (DESIGN "Declarations"): the model artifacts (id maps,
+factors, interactions) trained on a subject's activity, erased before the events (order 50)
+so that the active model forgets the subject first; and the quarantine records of subjects
+left out of training for anomalous activity (``SubjectQuarantine``, issue 15).
 
 The functions are the modeling services' public names, imported when called."""
 
@@ -9,15 +10,20 @@ from __future__ import annotations
 from typing import Any
 
 from apps.core.subject_data import (
+    INACTIVE_SUBJECTS,
     Correction,
     ModelEffect,
     PeriodOf,
     RetentionRule,
     SubjectDataStore,
     declare,
+    describe_period,
     frozen,
     not_applicable,
+    removed_with_inactive_subjects,
+    subject_rows,
 )
+from apps.modeling.models import SubjectQuarantine
 from apps.tenants.models import Tenant
 
 
@@ -85,4 +91,32 @@ declare(SubjectDataStore(
     verify_erased=_verify,
     describe_erasure=_describe,
     held=_held,
+))
+
+
+_export_quarantine, _erase_quarantine = subject_rows(SubjectQuarantine, (
+    "reason", "figures", "detected_at", "released_at"))
+
+
+def _quarantine_text(tenant: Tenant, period: PeriodOf) -> str:
+    return ("A record that your activity was left out of model training as unusual (and of "
+            "its release) is kept while you use the service, and deleted after "
+            f"{describe_period(period(INACTIVE_SUBJECTS))} without any activity.")
+
+
+declare(SubjectDataStore(
+    name="modeling.quarantine",
+    category="training quarantine: activity left out of model training as anomalous",
+    models=("modeling.SubjectQuarantine",),
+    order=60,
+    export=_export_quarantine,
+    erase=_erase_quarantine,
+    restrict=frozen("Kept, and not removed with inactive subjects; a restricted subject is "
+                    "left out of training whatever the record says."),
+    rectify=not_applicable("The figures were measured from the subject's events: correcting "
+                           "those (events.event) changes what the next training measures, and "
+                           "a member releases a quarantine found in error."),
+    retention=removed_with_inactive_subjects(_quarantine_text),
+    # The records are not trained on: they keep a subject out of training.
+    model_effect=ModelEffect.NONE,
 ))

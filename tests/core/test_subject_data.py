@@ -42,7 +42,8 @@ STORES = _stores()
 def test_every_app_declares_its_stores():
     names = {s.name for s in STORES}
     assert {"events.event", "consent.ledger", "consent.state", "consent.subject_state",
-            "audit.subject_token", "modeling.artifacts", "privacy.exports",
+            "audit.subject_token", "modeling.artifacts", "modeling.quarantine",
+            "privacy.exports",
             "privacy.portal_session", "privacy.request", "privacy.tombstone",
             "test.throwaway"} <= names
 

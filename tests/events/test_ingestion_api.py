@@ -185,6 +185,57 @@ def test_a_bad_value_is_invalid_value(api, consenting, event_type, value):
     assert_rejected(post(api, [payload]), "invalid_value")
 
 
+@pytest.mark.parametrize(("event_type", "value"), [
+    ("rating", 1e308), ("rating", 10.5), ("view", 1e7), ("view", -1e7), ("purchase", 2e6),
+])
+def test_a_value_outside_its_types_range_is_value_out_of_range(api, tenant, consenting,
+                                                               event_type, value):
+    assert_rejected(post(api, [event_payload(consenting, type=event_type, value=value)]),
+                    "value_out_of_range")
+    assert not Event.objects.for_tenant(tenant).exists()
+
+
+def test_a_1e308_rating_is_rejected_while_the_rest_of_its_batch_is_stored(api, tenant,
+                                                                           consenting):
+    batch = [event_payload(consenting, type="rating", value=4),
+             event_payload(consenting, type="rating", value=1e308),
+             event_payload(consenting, type="rating", value=10)]
+
+    body = post(api, batch).json()
+
+    assert [(r["status"], r["reason"]) for r in body["results"]] == [
+        ("accepted", None), ("rejected", "value_out_of_range"), ("accepted", None)]
+    assert sorted(Event.objects.for_tenant(tenant).values_list("value", flat=True)) == [
+        4.0, 10.0]
+
+
+def test_a_tenants_declared_range_applies_to_the_next_batch(api, tenant, consenting):
+    post(api, [event_payload(consenting, type="rating", value=7)])  # the schema is read
+    for code, low, high in (("rating", 1, 5), ("view", 0, None)):
+        event_type = EventType.objects.for_tenant(tenant).get(code=code)
+        event_type.min_value, event_type.max_value = low, high
+        event_type.save()  # as the admin does: the configuration revision moves
+
+    results = post(api, [event_payload(consenting, type="rating", value=5),
+                         event_payload(consenting, type="rating", value=6),
+                         event_payload(consenting, type="rating", value=0.5),
+                         event_payload(consenting, type="view", value=-1),
+                         event_payload(consenting, type="view", value=3)]).json()["results"]
+
+    assert [r["reason"] for r in results] == [
+        None, "value_out_of_range", "value_out_of_range", "value_out_of_range", None]
+
+
+def test_a_types_range_and_weight_are_bounded_in_the_database(tenant):
+    from django.db import IntegrityError, transaction
+
+    rating = EventType.objects.for_tenant(tenant).filter(code="rating")
+    for change in ({"min_value": 6, "max_value": 5}, {"max_value": 1e7},
+                   {"min_value": float("-inf")}, {"weight": 1e308}):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            rating.update(**change)
+
+
 @pytest.mark.parametrize("value", [["source"], "source=home", 3,
                                    {f"p{n}": n for n in range(65)}])
 def test_bad_properties_are_invalid_properties(api, consenting, value):

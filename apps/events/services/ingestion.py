@@ -74,6 +74,7 @@ class Reason(StrEnum):
     UNKNOWN_TYPE = "unknown_type"                # not an active type of the tenant's schema
     INVALID_OCCURRED_AT = "invalid_occurred_at"  # missing, not ISO 8601, or no time zone
     INVALID_VALUE = "invalid_value"              # not a finite number (required for ratings)
+    VALUE_OUT_OF_RANGE = "value_out_of_range"    # outside the type's range (default ±1e6)
     INVALID_PROPERTIES = "invalid_properties"    # not an object, or more than 64 keys
     # Minimization: outside [now - retention, now + 5 min].
     TOO_OLD = "too_old"
@@ -191,6 +192,10 @@ def _parse_event(
             raise _Rejected(Reason.INVALID_VALUE)
     if spec.weight_from_value and (value is None or value < 0):
         raise _Rejected(Reason.INVALID_VALUE)
+    # One subject must not steer training with an absurd value (a rating of 1e308): a
+    # value outside its type's range is refused, never stored (issue 15).
+    if value is not None and not spec.min_value <= value <= spec.max_value:
+        raise _Rejected(Reason.VALUE_OUT_OF_RANGE)
     raw_properties = raw.get("properties")
     properties: dict[str, Any] = {}
     dropped: list[str] = []

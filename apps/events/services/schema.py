@@ -19,6 +19,9 @@ DEFAULT_EVENT_TYPES: tuple[tuple[str, float, bool], ...] = (
     ("purchase", 8.0, False),
     ("rating", 1.0, True),
 )
+# Declared value ranges (code -> (min, max)); the other types accept up to VALUE_LIMIT.
+# Ratings from 0 to 10 cover five- and ten-point scales; a tenant edits it in the admin.
+DEFAULT_VALUE_RANGES: dict[str, tuple[float, float]] = {"rating": (0.0, 10.0)}
 # Only non-identifying context is allow-listed by default; tenants add their own.
 DEFAULT_EVENT_PROPERTIES: dict[str, str] = {
     "source": FieldKind.STRING,      # where the interaction happened: "search", "home"...
@@ -43,7 +46,9 @@ def provision_event_schema(tenant: Tenant) -> None:
     """
     EventType.objects.bulk_create(
         [EventType(tenant=tenant, code=code, weight=weight, weight_from_value=from_value,
-                   purpose=DEFAULT_PURPOSE)
+                   purpose=DEFAULT_PURPOSE,
+                   min_value=DEFAULT_VALUE_RANGES.get(code, (None, None))[0],
+                   max_value=DEFAULT_VALUE_RANGES.get(code, (None, None))[1])
          for code, weight, from_value in DEFAULT_EVENT_TYPES],
         ignore_conflicts=True,
     )

@@ -5,6 +5,12 @@ On PostgreSQL the events arrive as fixed-width binary records packed into a few 
 aggregated per (subject, item, type) with ``values_list(...).iterator(chunk_size)``. Either way
 no object is built per event: numpy numbers the subjects and items and sums the weights.
 Consent is evaluated *now*, in chunks, and applied per event type's purpose (DESIGN step 6).
+
+No single subject can break or steer the matrix (issue 15): subjects under quarantine, or
+found anomalous now (:mod:`~apps.modeling.services.quarantine`), are left out; each cell's
+summed weight is capped (``model_max_cell_weight``) and a subject's row whose total exceeds
+``model_max_subject_weight`` is scaled down proportionally. Both caps act on one subject's
+own row only, so they keep the unlearning oracle's guarantee.
 """
 
 from __future__ import annotations
@@ -31,6 +37,13 @@ from apps.events.selectors import (
     retention_days,
     training_records_sql,
 )
+from apps.modeling.config import ModelingSettings, modeling_settings
+from apps.modeling.services.quarantine import (
+    QuarantineFinding,
+    find_anomalous_subjects,
+    quarantined_subject_keys,
+    released_volumes,
+)
 from apps.tenants.models import Tenant
 
 STREAM_CHUNK = 50_000
@@ -48,6 +61,9 @@ class TrainingData:
     consent_snapshot_at: datetime
     stats: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    #: Subjects this snapshot found anomalous and left out; training stores them
+    #: (``quarantine_subjects``). Those already quarantined are not repeated here.
+    quarantine: list[QuarantineFinding] = field(default_factory=list)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -158,9 +174,12 @@ def _aggregate(subject: np.ndarray, item: np.ndarray, typ: np.ndarray, value: np
     order, starts = _stable_groups(key)
     keys = key[order[starts]]
     counts = np.diff(np.append(starts, len(key))).astype(np.float64)
+    # Values stored before ingestion bounded them may add up past float64: the sum is then
+    # infinite, and the snapshot's cell cap bounds it.
+    with np.errstate(over="ignore"):
+        sums = np.add.reduceat(value[order], starts)
     return (keys // n_types // len(items), items[keys // n_types % len(items)],
-            keys % n_types, counts, np.add.reduceat(value[order], starts),
-            np.maximum.reduceat(at[order], starts))
+            keys % n_types, counts, sums, np.maximum.reduceat(at[order], starts))
 
 
 #: One event as the PostgreSQL path ships it (see :func:`_read_postgres`): the subject key
@@ -410,15 +429,20 @@ def snapshot_training_data(
     *, tenant: Tenant, weighting: str = "linear",
     exclude_subjects: frozenset[str] = frozenset(),
     progress: Callable[[str], None] | None = None,
+    cfg: ModelingSettings | None = None,
 ) -> TrainingData:
     """Build the training matrix of ``tenant`` from events within retention whose subject
     consents *now* to the purpose of the event's type. Weights per type (or the event's
     value for ``weight_from_value`` types) are summed per (subject, item);
     ``weighting="log"`` stores ``log1p(sum)`` instead. Rows are sorted by subject key and
     columns by item pk, so the same data always gives the same matrix (reproducibility).
-    ``exclude_subjects`` drops subjects as if they had no events (tests, oracles)."""
+    ``exclude_subjects`` drops subjects as if they had no events (tests, oracles).
+    Quarantined and anomalous subjects are left out and the weights capped (see the module
+    docstring) per ``cfg`` (default: the tenant's modeling settings). Reads only: the new
+    findings are returned in ``quarantine`` for the caller to store."""
     import scipy.sparse as sp
 
+    cfg = cfg or modeling_settings(tenant)
     started = time.perf_counter()
     now = timezone.now()
     schema = get_event_schema(tenant=tenant)
@@ -462,7 +486,19 @@ def snapshot_training_data(
         keep |= of_type & allowed[spec.purpose][subj]
         weight[of_type] = (np.maximum(vsum[of_type], 0.0) if spec.weight_from_value
                            else cnt[of_type] * spec.weight)
-    keep &= weight > 0
+    # Quarantine: volume = the subject's events that consent lets training use.
+    volumes = np.bincount(subj[keep], weights=cnt[keep], minlength=len(keys)).astype(np.int64)
+    already = quarantined_subject_keys(tenant=tenant)
+    findings, limit = find_anomalous_subjects(
+        keys, volumes, cfg, released=released_volumes(tenant=tenant) if len(keys) else {},
+        already=already)
+    left_out = already | {finding.subject_key for finding in findings}
+    quarantined = 0
+    if left_out:
+        out = np.fromiter((k in left_out for k in keys), dtype=bool, count=len(keys))
+        quarantined = int(np.count_nonzero(out & (volumes > 0)))
+        keep &= ~out[subj]
+    keep &= weight > 0  # NaN (a sum of absurd values stored before validation) too
 
     build_started = time.perf_counter()
     subj, item, weight, last = subj[keep], item[keep], weight[keep], last[keep]
@@ -482,8 +518,9 @@ def snapshot_training_data(
         last_seen = np.maximum.reduceat(last[by_pair], starts)
     else:
         pairs, summed, last_seen = pair, weight, last
-    data = np.log1p(summed) if weighting == "log" else summed
     rows_of_pairs = pairs // max(n_items, 1)
+    summed, cells_capped, subjects_scaled = _cap_weights(summed, rows_of_pairs, n_users, cfg)
+    data = np.log1p(summed) if weighting == "log" else summed
     indptr = np.zeros(n_users + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows_of_pairs, minlength=n_users), out=indptr[1:])
     matrix = sp.csr_matrix(
@@ -498,7 +535,11 @@ def snapshot_training_data(
             "events_aggregated_rows": int(streamed),
             "subjects_seen": len(keys),
             "subjects_consented": n_users,
-            "subjects_excluded_by_consent": len(keys) - n_users,
+            "subjects_excluded_by_consent": len(keys) - n_users - quarantined,
+            "subjects_quarantined": quarantined,
+            "quarantine_threshold": round(limit.threshold, 3),
+            "cells_capped": cells_capped,
+            "subjects_weight_scaled": subjects_scaled,
             "items": n_items,
             "interactions": int(matrix.nnz),
             "density": float(matrix.nnz) / max(n_users * n_items, 1),
@@ -506,4 +547,22 @@ def snapshot_training_data(
             "retention_since": since.isoformat(),
         },
         timings={"stream_s": stream_s, "consent_s": consent_s, "csr_build_s": build_s},
+        quarantine=findings,
     )
+
+
+def _cap_weights(summed: np.ndarray, rows: np.ndarray, n_users: int,
+                 cfg: ModelingSettings) -> tuple[np.ndarray, int, int]:
+    """``(weights, cells capped, subjects scaled)``: each (subject, item) weight at most
+    ``max_cell_weight``; a subject whose weights add up to more than ``max_subject_weight``
+    has them all scaled down by the same factor, so their row keeps its shape. A row's sum
+    adds its own cells in order (``bincount``): nobody else's data changes its bits."""
+    over_cell = summed > cfg.max_cell_weight
+    capped = np.minimum(summed, cfg.max_cell_weight)
+    totals = np.bincount(rows, weights=capped, minlength=n_users)
+    over = totals > cfg.max_subject_weight
+    if over.any():
+        scale = np.ones(n_users, dtype=np.float64)
+        scale[over] = cfg.max_subject_weight / totals[over]
+        capped = capped * scale[rows]
+    return capped, int(np.count_nonzero(over_cell)), int(np.count_nonzero(over))

@@ -32,6 +32,7 @@ from apps.modeling.recommenders import Recommender
 from apps.modeling.services import algorithms, artifacts
 from apps.modeling.services.dataset import TrainingData, snapshot_training_data
 from apps.modeling.services.popularity import release_popular_items
+from apps.modeling.services.quarantine import quarantine_subjects
 from apps.tenants.models import Tenant
 
 logger = logging.getLogger("modeling.training")
@@ -98,6 +99,8 @@ def fit_pipeline(
     timings["final_fit_s"] = time.perf_counter() - started
 
     recommender, embedded = final[id(chosen)], final[id(embedding)]
+    for model in {id(m): m for m in (recommender, embedded)}.values():
+        _require_finite(model)
     support = np.diff(data.matrix.tocsc().indptr).astype(np.int32)
     artifact = artifacts.Artifact(
         meta=artifacts.build_meta(recommender, embedded), item_ids=data.item_ids,
@@ -105,6 +108,16 @@ def fit_pipeline(
         support=support, recommender=recommender, embedding=embedded)
     return PipelineResult(chosen=chosen, embedding=embedding, candidates=candidates,
                           popularity=popularity, artifact=artifact, timings=timings)
+
+
+def _require_finite(model: Recommender) -> None:
+    """A fit that diverged (NaN or infinite values) is never registered: the run fails with
+    this error and the active version keeps serving (issue 15)."""
+    for name, array in model.to_arrays().items():
+        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+            raise ApplicationError(
+                f"The {model.name} fit produced non-finite values in {name}; nothing was "
+                "registered and the active version keeps serving.", code="fit_not_finite")
 
 
 def _model(candidate: algorithms.Candidate) -> Recommender:
@@ -296,7 +309,10 @@ def train_model(*, tenant: Tenant, run: TrainingRun | None = None,
             echo(f"  {label}: iteration {iteration}/{iterations}")
 
     data = snapshot_training_data(tenant=tenant, weighting=cfg.weighting,
-                                  progress=say)
+                                  progress=say, cfg=cfg)
+    if data.quarantine:  # stored now: a fit that fails later does not undo the finding
+        quarantine_subjects(tenant=tenant, findings=data.quarantine)
+        say(f"quarantined {len(data.quarantine)} subject(s) with anomalous activity")
     say(f"snapshot: {data.stats['subjects_consented']} subjects "
         f"({data.stats['subjects_excluded_by_consent']} excluded by consent), "
         f"{data.stats['items']} items, {data.stats['interactions']} interactions")
@@ -388,11 +404,15 @@ def _register(*, tenant: Tenant, run: TrainingRun | None, data: TrainingData,
 def request_training(*, tenant: Tenant, reason: str = TrainingRun.Reason.MANUAL,
                      enqueue: bool = True) -> TrainingRun:
     """A training run for ``tenant``: the pending one if there is one (requests coalesce),
-    else a new row whose task is sent after commit."""
+    else a new row whose task is sent after commit. A pending run whose last attempt failed
+    (it waits for the sweeper) is sent again now: a failed fit never holds back the retrain
+    an erasure asks for."""
     serving_state(tenant, lock=True)
     pending = TrainingRun.objects.for_tenant(tenant).filter(
         status=DurableJob.Status.PENDING).order_by("pk").first()
     if pending is not None:
+        if enqueue and pending.last_error:
+            enqueue_job(pending)
         return pending
     run = TrainingRun.objects.create(tenant=tenant, reason=reason)
     if enqueue:
