@@ -110,7 +110,7 @@ class EaseRecommender(Recommender):
     label = "EASE (closed-form item-item)"
     settings = {
         # λ chosen on validation data of UCI Online Retail (bench/quality.py, bench/README.md).
-        "model_ease_lambda": Setting(300.0, float, 1e-3, 1e7),
+        "model_ease_lambda": Setting(200.0, float, 1e-3, 1e7),
         # Above this many items EASE is skipped (memory 4·n² bytes, time O(n³)).
         "model_ease_max_items": Setting(20_000, int, 2, 200_000),
     }
