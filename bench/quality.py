@@ -3,7 +3,8 @@
     .venv/bin/python bench/quality.py
         [--retail ../shared/data/uci-online-retail/online_retail.csv.gz]
         [--db discreet_bench_quality] [--pg postgres://postgres@127.0.0.1:5432] [--reuse]
-        [--skip-platform] [--only ease,bm25,als] [--search-seconds 60]
+        [--skip-platform] [--only ease,bm25,als,platform] [--platform-algorithms als,bm25]
+        [--search-seconds 60]
 
 The protocol (issue 15):
 
@@ -214,6 +215,9 @@ def platform(args: argparse.Namespace, rows: list, titles: dict, split: Split
     train_rows = [rows[n] for n in sorted(training_line_numbers(split))]
     settings = {"event_history_cap": 10**6, "event_retention_days": 36500,
                 "model_search_seconds": args.search_seconds,
+                "model_algorithms": args.platform_algorithms.split(",")
+                if args.platform_algorithms else None,
+                "model_activation_tolerance": 1.0,  # the new version serves (--reuse)
                 "model_retrain_debounce_seconds": 10**6}
     tenant = Tenant.objects.filter(slug="bench-quality").first() if args.reuse else None
     out: dict[str, Any] = {}
@@ -270,7 +274,10 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="reuse --db: skip loading")
     parser.add_argument("--skip-platform", action="store_true",
                         help="baselines only (no database)")
-    parser.add_argument("--only", default="", help="comma-separated: ease,bm25,als")
+    parser.add_argument("--only", default="",
+                        help="comma-separated: ease,bm25,als,platform (default: all)")
+    parser.add_argument("--platform-algorithms", default="",
+                        help="the tenant's model_algorithms, e.g. als,bm25 (default: all)")
     args = parser.parse_args()
     if args.skip_platform:
         env = common.bench_env(args, DJANGO_SETTINGS_MODULE="platform_site.settings.test")
@@ -305,7 +312,7 @@ def main() -> None:
         recs, fit_s = recommend(kind, best, test)
         report[f"tuned {kind}"] = {**test.metrics(recs), "fit_s": fit_s, "params": best,
                                    "validation": tried}
-    if not args.skip_platform:
+    if not args.skip_platform and (not args.only or "platform" in args.only.split(",")):
         out = platform(args, rows, titles, test)
         results["platform"] = out
         report[f"platform ({out['chosen']['algorithm']} chosen)"] = {
