@@ -17,9 +17,9 @@ URL = "/api/v1/recommendations"
 SESSION_URL = "/api/v1/recommendations/session"
 
 
-@pytest.fixture(params=["als", "bm25"])
+@pytest.fixture(params=["als", "bm25", "ease"])
 def trained(request, tenant):
-    """A trained tenant, once serving ALS and once BM25 item-kNN."""
+    """A trained tenant, serving ALS, BM25 item-kNN and EASE in turn."""
     configure(tenant, model_algorithms=[request.param])
     planted = planted_dataset(tenant)
     version = train_model(tenant=tenant)

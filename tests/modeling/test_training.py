@@ -54,7 +54,7 @@ def test_training_registers_an_active_version_with_everything_recorded(planted):
         version.metrics["model"])
     assert version.consent_snapshot_at is not None
     assert {"stream_s", "csr_build_s", "search_s"} <= set(version.timings)
-    assert [c["algorithm"] for c in version.search] == ["als", "bm25"]
+    assert [c["algorithm"] for c in version.search] == ["als", "bm25", "ease"]
     state = ServingState.objects.for_tenant(planted.tenant).get()
     assert state.active_version_id == version.pk
 

@@ -32,9 +32,13 @@ def _discover() -> None:
 
 
 def recommenders() -> list[type[Recommender]]:
-    """Every registered algorithm, in registration order."""
+    """Every registered algorithm: this package's in module-name order (whichever module
+    a caller imported first), then any other in registration order."""
     _discover()
-    return list(registry().values())
+    registered = list(registry().values())
+    own = f"{__name__}."
+    return sorted(registered, key=lambda r: (0, r.__module__, 0) if r.__module__.startswith(own)
+                  else (1, "", registered.index(r)))
 
 
 def algorithm_names() -> tuple[str, ...]:

@@ -92,6 +92,12 @@ class Recommender(ABC):
         implicit-feedback data, docs/modeling.md)."""
         return []
 
+    @classmethod
+    def skip_reason(cls, params: Mapping[str, Any], matrix: Any) -> str | None:
+        """Why this candidate is not fitted on ``matrix`` (a guard on size or memory), or
+        ``None``. Training records the reason on the version's search instead of fitting."""
+        return None
+
     # --- Fitting -------------------------------------------------------------------------
 
     @abstractmethod

@@ -34,6 +34,7 @@ class Candidate:
     model: Recommender | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     fit_s: float = 0.0
+    skipped: str = ""  # why it was not fitted (``Recommender.skip_reason``)
     evaluation: Future[dict[str, float]] | None = field(default=None, repr=False)
 
     @property
@@ -47,8 +48,11 @@ class Candidate:
         return f"{self.algorithm}({inner})"
 
     def summary(self) -> dict[str, Any]:
-        return {"algorithm": self.algorithm, "params": self.params,
-                "ndcg@10": round(self.ndcg, 6), "fit_s": round(self.fit_s, 3)}
+        summary = {"algorithm": self.algorithm, "params": self.params,
+                   "ndcg@10": round(self.ndcg, 6), "fit_s": round(self.fit_s, 3)}
+        if self.skipped:
+            summary["skipped"] = self.skipped
+        return summary
 
 
 # --- Split ---------------------------------------------------------------------------------
@@ -227,6 +231,7 @@ def fit_candidates(
     started = time.perf_counter()
     done: list[Candidate] = []
     last_cost: dict[str, float] = {}
+    skipped: set[str] = set()
     for algorithm, params in candidate_grid(cfg, allowed):
         name = algorithm.name
         if name in last_cost:
@@ -234,6 +239,13 @@ def fit_candidates(
             if spent + last_cost[name] > budget_s:
                 continue
         candidate = Candidate(algorithm=name, params=dict(params))
+        reason = algorithm.skip_reason(params, train)
+        if reason:  # recorded on the version's search (once per algorithm), never fitted
+            if name not in skipped:
+                skipped.add(name)
+                candidate.skipped = reason
+                done.append(candidate)
+            continue
         fit_started = time.perf_counter()
         model = algorithm(params)
         label = candidate.label
@@ -255,7 +267,9 @@ def collect(candidates: list[Candidate], log: Callable[[str], None] | None = Non
         if candidate.evaluation is not None:
             candidate.metrics = candidate.evaluation.result()
             candidate.evaluation = None
-        if log:
+        if log and candidate.skipped:
+            log(f"candidate {candidate.label}: skipped ({candidate.skipped})")
+        elif log:
             log(f"candidate {candidate.label}: ndcg@10={candidate.ndcg:.4f} "
                 f"fit={candidate.fit_s:.2f}s")
     return candidates
@@ -268,7 +282,9 @@ def embeds_items(candidate: Candidate) -> bool:
 def best_of(candidates: list[Candidate], *, embedding: bool = False,
             allowed: frozenset[str] | None = None) -> Candidate:
     """The best NDCG@10 among ``candidates`` (those that embed items, with ``embedding``;
-    those of ``allowed`` algorithms, with ``allowed``)."""
-    pool = [c for c in candidates if (not embedding or embeds_items(c))
-            and (allowed is None or c.algorithm in allowed)]
+    those of ``allowed`` algorithms, with ``allowed``). Skipped candidates never win; when
+    every allowed one was skipped, the best fitted candidate serves."""
+    fitted = [c for c in candidates if c.model is not None
+              and (not embedding or embeds_items(c))]
+    pool = [c for c in fitted if allowed is None or c.algorithm in allowed] or fitted
     return max(pool, key=lambda c: c.ndcg)  # first wins ties: the tenant's own parameters

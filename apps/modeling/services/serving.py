@@ -231,11 +231,15 @@ def _items(model: LoadedModel, columns: np.ndarray, scores: np.ndarray) -> list[
     return [{"item": ids[c], "score": round(float(scores[c]), 6)} for c in columns.tolist()]
 
 
-def _popular(model: LoadedModel, n: int, categories: Sequence[str], reason: str
-             ) -> Recommendation:
+def _popular(model: LoadedModel, n: int, categories: Sequence[str], reason: str,
+             exclude: Sequence[int] = ()) -> Recommendation:
+    """The DP popular list (already private: no support floor), less the ``exclude``
+    columns (e.g. the session's own items)."""
     wanted = set(categories)
+    excluded = {model.catalog.external_ids[col] for col in exclude}
     items = [{"item": p.external_id, "score": p.score} for p in model.popular
-             if p.active and (not wanted or wanted & p.categories)]
+             if p.active and (not wanted or wanted & p.categories)
+             and p.external_id not in excluded]
     return Recommendation(model.number, False, reason, items[:n])
 
 
