@@ -19,7 +19,7 @@ import httpx
 import pytest
 import time_machine
 from django.db import connection
-from rest_framework.test import APIRequestFactory, force_authenticate
+from rest_framework.test import APIClient, APIRequestFactory, force_authenticate
 
 from apps.tenants.apis import ApiRootApi
 from apps.tenants.authentication import ApiKeyPrincipal
@@ -99,8 +99,6 @@ def test_concurrent_http_clients_never_pass_the_limit(live_server):
 def test_a_throttled_answer_says_when_to_retry(tenant):
     api_key, raw = _limited_key(tenant)
     ApiKey.objects.for_tenant(tenant).filter(pk=api_key.pk).update(rate_limit_per_minute=1)
-    from rest_framework.test import APIClient
-
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     with time_machine.travel(IN_ONE_WINDOW, tick=False):
