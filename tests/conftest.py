@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+import io
+import logging
+from collections.abc import Callable, Iterator
 
 import pytest
 from rest_framework.test import APIClient
@@ -43,3 +45,20 @@ def api(tenant, make_client) -> APIClient:
 @pytest.fixture
 def other_api(other_tenant, make_client) -> APIClient:
     return make_client(other_tenant)
+
+
+@pytest.fixture
+def log_output() -> Iterator[io.StringIO]:
+    """What the configured log handlers write (their filters included), instead of stderr."""
+    from apps.core.pii import MaskPersonalDataFilter
+
+    loggers = [logging.getLogger(name) for name in (
+        None, "django.request", "django.server", "gunicorn.access", "gunicorn.error")]
+    handlers = {h for lg in loggers for h in lg.handlers if isinstance(h, logging.StreamHandler)
+                and any(isinstance(f, MaskPersonalDataFilter) for f in h.filters)}
+    assert handlers, "no configured log handler found"
+    buffer = io.StringIO()
+    previous = {handler: handler.setStream(buffer) for handler in handlers}
+    yield buffer
+    for handler, stream in previous.items():
+        handler.setStream(stream)

@@ -181,12 +181,16 @@ class SubjectConsentApi(TenantApi):
         operation_id="subject_consent_retrieve",
         parameters=[OpenApiParameter(GPC_HEADER, str, OpenApiParameter.HEADER, required=False,
                                      description="'1' records an opt-out of every "
-                                                 "sale/sharing purpose (source 'gpc').")],
+                                                 "sale/sharing purpose (source 'gpc') when "
+                                                 "the key also holds 'consent:write'; "
+                                                 "without it a read writes nothing.")],
         responses=OutputSerializer,
     )
     def get(self, request: Request, subject: str) -> Response:
         subject_key = self._subject_key(subject)
-        if has_gpc_signal(request):
+        # A read (GET, and HEAD, which runs this) writes only for a key that may write here:
+        # a read-only key's Sec-GPC is not recorded (README "Security").
+        if has_gpc_signal(request) and self.required_scope["PUT"] in self.api_key.scopes:
             apply_gpc_opt_out(tenant=self.tenant, subject_keys=[subject_key],
                               actor=self.api_key)
         return self._respond(subject_key)

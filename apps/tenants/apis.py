@@ -9,6 +9,7 @@ from django.http import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, status
+from rest_framework.metadata import SimpleMetadata
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,9 +17,18 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from apps.tenants.models import ApiKey, Scope, Tenant
-from apps.tenants.permissions import HasScope
+from apps.tenants.permissions import ANY_VALID_KEY, HasScope
 from apps.tenants.scoping import enter_tenant_scope, exit_tenant_scope
 from apps.tenants.services import revoke_api_key
+
+
+class StaticMetadata(SimpleMetadata):
+    """``OPTIONS``: the view's name, description and media types only. DRF's default would
+    also describe the write actions, which reads the object for generic views; an OPTIONS
+    answer must be the same for every key and every object (``HasScope``)."""
+
+    def determine_actions(self, request: Request, view: Any) -> dict[str, Any]:
+        return {}
 
 
 class TenantApi(APIView):
@@ -27,10 +37,12 @@ class TenantApi(APIView):
     authentication and permission checks, reset when the request is done, also when it
     raised.
 
-    ``required_scope`` names the API-key scope the view needs (or a dict per HTTP method).
+    ``required_scope`` names the API-key scope the view needs (or a dict per HTTP method;
+    ``ANY_VALID_KEY`` for every key). A view that declares none is refused on every method.
     """
 
     permission_classes = [IsAuthenticated, HasScope]
+    metadata_class = StaticMetadata
     required_scope: ClassVar[str | dict[str, str] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -67,6 +79,8 @@ class TenantApi(APIView):
 
 class ApiRootApi(TenantApi):
     """Who am I: the key's tenant and scopes, and where to go next."""
+
+    required_scope = ANY_VALID_KEY
 
     class OutputSerializer(serializers.Serializer):
         tenant = serializers.DictField()

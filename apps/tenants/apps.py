@@ -12,8 +12,11 @@ class TenantsConfig(AppConfig):
         from apps.tenants import schema  # noqa: F401 - registers the OpenAPI auth scheme
         from apps.tenants.models import ApiKey, Membership, Tenant
         from apps.tenants.scoping import check_tenant_managers
+        from apps.tenants.throttling import check_throttle_cache, check_throttle_cache_is_shared
 
         checks.register(check_tenant_managers, checks.Tags.models)
+        checks.register(check_throttle_cache, checks.Tags.caches)
+        checks.register(check_throttle_cache_is_shared, checks.Tags.caches, deploy=True)
 
         # Configuration changes are captured by django-auditlog; secrets never enter the log.
         auditlog.register(Tenant, exclude_fields=["secret_ciphertext"])

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from celery.schedules import crontab
 
-from platform_site.env import BASE_DIR, VAR_DIR, env
+from platform_site.env import BASE_DIR, VAR_DIR, email_config, env
 
 SECRET_KEY = env.str("SECRET_KEY")
 DISCREET_MASTER_KEY = env.str("DISCREET_MASTER_KEY")
@@ -111,8 +111,9 @@ STORAGES = {
 # A shared cache is needed for per-key throttling across processes: Redis in production.
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://discreet")}
 
-EMAIL_CONFIG = env.email("EMAIL_URL", default="consolemail://")
-vars().update(EMAIL_CONFIG)
+# No default: production names its mail server (or discard://) and fails at boot without
+# one; local.py and test.py set theirs. Nothing ever prints mail to the logs (env.py).
+vars().update(email_config(env.str("EMAIL_URL")))  # not kept as a setting: it holds a password
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="privacy@localhost")
 
 LOGIN_URL = "admin:login"
@@ -229,20 +230,21 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Every handler masks subject ids, email addresses and portal tokens, in messages and
+# tracebacks (apps/core/pii.py; README "Security"): request lines print paths, a failed
+# mail's exception names its recipients.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"mask_subject_ids": {"()": "apps.core.pii.MaskSubjectIdsFilter"}},
+    "filters": {"mask_personal_data": {"()": "apps.core.pii.MaskPersonalDataFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
-        # Django's request/server loggers print paths, which may hold a raw subject id.
-        "console_masked": {"class": "logging.StreamHandler", "formatter": "plain",
-                           "filters": ["mask_subject_ids"]},
+        "console": {"class": "logging.StreamHandler", "formatter": "plain",
+                    "filters": ["mask_personal_data"]},
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
-        name: {"handlers": ["console_masked"], "level": "INFO", "propagate": False}
+        name: {"handlers": ["console"], "level": "INFO", "propagate": False}
         for name in ("django.request", "django.server", "gunicorn.access", "gunicorn.error")
     },
 }

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from platform_site.env import email_config
 from platform_site.settings.base import *  # noqa: F403
 from platform_site.settings.base import env
+
+# Real mail or the explicit discard://: no file, memory or console backend (README "Security").
+vars().update(email_config(env.str("EMAIL_URL"), production=True))
 
 DEBUG = False
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -12,6 +12,8 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-use
 os.environ.setdefault("DISCREET_MASTER_KEY", "test-only-master-key-0123456789abcdef")
 os.environ.setdefault("DATABASE_URL", "sqlite://:memory:")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
+# In memory (pytest-django uses it anyway; the integration worker inherits this): never printed.
+os.environ.setdefault("EMAIL_URL", "memorymail://")
 # Exported audit heads go to a directory of this test run (shared with the worker it starts,
 # which inherits the environment): tenant ids restart with each test database, so heads left
 # by an earlier run must never be read as this run's.

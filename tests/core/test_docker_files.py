@@ -22,6 +22,8 @@ def test_compose_defines_the_stack_with_health_checks():
         assert env["CELERY_BROKER_URL"].startswith("redis://")
         assert ":?" in env["SECRET_KEY"], "production secrets must have no default"
         assert ":?" in env["DISCREET_MASTER_KEY"]
+        assert ":?" in env["EMAIL_URL"], "no mail default: the console one printed links"
+        assert env["CACHE_URL"].startswith("rediscache://"), "rate limits need a shared cache"
         assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
 
 

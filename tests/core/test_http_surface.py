@@ -52,6 +52,8 @@ PRODUCTION_ENV = {
     "DISCREET_MASTER_KEY": "a-production-master-key-0123456789",
     "ALLOWED_HOSTS": "discreet.example.com",
     "DATABASE_URL": "sqlite:///:memory:",
+    "CACHE_URL": "rediscache://127.0.0.1:6379/1",  # shared by the web processes (not opened)
+    "EMAIL_URL": "smtp+tls://mailer:secret@smtp.example.com:587",
 }
 
 

@@ -46,7 +46,11 @@ class Command(BaseCommand):
         processes = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}  # noqa: S603
         time.sleep(3)  # let the processes print their start-up lines before the banner
         rule = "=" * 78
-        self.stdout.write(f"\n{rule}\n{banner.getvalue().rstrip()}\n"
+        outbox = ""
+        if settings.EMAIL_BACKEND.endswith("filebased.EmailBackend"):
+            # Mail (portal verification and download links) is never printed to the logs.
+            outbox = f"Outgoing email is written to files in {settings.EMAIL_FILE_PATH}/\n"
+        self.stdout.write(f"\n{rule}\n{banner.getvalue().rstrip()}\n{outbox}"
                           f"Serving on {base_url}/ (web, worker, beat). Ctrl-C stops all.\n{rule}")
         stopping = False
 
