@@ -61,8 +61,9 @@ with open(os.environ["ST_SEED_FILE"], "w") as fh:
 ' >"$WORK/seed.log" 2>&1 || { cat "$WORK/seed.log"; die "seeding failed"; }
 
 PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# As docker/entrypoints/web.sh serves it (no access log: paths hold subject ids).
 "$PY" -m gunicorn platform_site.wsgi:application --bind "127.0.0.1:$PORT" --workers 2 \
-  --timeout 60 --access-logfile - >"$WORK/web.log" 2>&1 &
+  --timeout 60 --limit-request-line 8190 >"$WORK/web.log" 2>&1 &
 PIDS+=($!)
 "$PY" -m celery -A platform_site worker --concurrency=1 --without-mingle --without-gossip \
   --loglevel=WARNING -Q "$CELERY_TASK_DEFAULT_QUEUE" >"$WORK/worker.log" 2>&1 &
@@ -100,11 +101,16 @@ include-method = "GET"
 checks.use_after_free.enabled = false
 
 # Purposes and notice versions are each tenant's own vocabulary, which one schema for all
-# tenants cannot list: a well-formed body naming one the tenant lacks is a 400
-# `unknown_purpose` / `unknown_notice_version`, as documented.
+# tenants cannot list: a well-formed consent update or rectification naming one the tenant
+# lacks is a 400 `unknown_purpose` / `unknown_notice_version`, as documented.
 [[operations]]
 include-path = "/api/v1/subjects/{{subject}}/consent"
 include-method = "PUT"
+checks.positive_data_acceptance.expected-statuses = ["2XX", 400, 401, 403, 404, 409, 429]
+
+[[operations]]
+include-path = "/api/v1/privacy-requests"
+include-method = "POST"
 checks.positive_data_acceptance.expected-statuses = ["2XX", 400, 401, 403, 404, 409, 429]
 """)
 EOF

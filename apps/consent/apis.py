@@ -31,10 +31,15 @@ from apps.consent.selectors import (
 from apps.consent.services import apply_gpc_opt_out, record_consents, set_restriction
 from apps.core.exceptions import ApplicationError
 from apps.core.json import api_datetime
-from apps.core.serializers import StrictBooleanField, StrictCharField, StrictSerializer
+from apps.core.serializers import (
+    NOT_ONLY_SPACES,
+    StrictBooleanField,
+    StrictCharField,
+    StrictSerializer,
+)
 from apps.tenants.apis import TenantApi
 from apps.tenants.models import Scope, Tenant
-from apps.tenants.services import pseudonymize
+from apps.tenants.services import SUBJECT_ID_MAX_LENGTH, pseudonymize
 
 logger = logging.getLogger("consent.api")
 
@@ -64,6 +69,11 @@ def _purpose_json(detail: PurposeConsent) -> dict[str, Any]:
 
 
 NULLABLE_STR = {"type": "string", "nullable": True}
+# ``{subject}`` as ``pseudonymize`` takes it: not only spaces, at most 512 characters.
+SUBJECT_PATH = OpenApiParameter(
+    "subject", {"type": "string", "maxLength": SUBJECT_ID_MAX_LENGTH,
+                "pattern": NOT_ONLY_SPACES}, OpenApiParameter.PATH,
+    description="Your own identifier for the subject; pseudonymized on arrival.")
 
 
 @extend_schema_serializer(component_name="ConsentHistoryEntry")
@@ -169,7 +179,8 @@ class SubjectConsentApi(TenantApi):
 
     @extend_schema(
         operation_id="subject_consent_retrieve",
-        parameters=[OpenApiParameter(GPC_HEADER, str, OpenApiParameter.HEADER, required=False,
+        parameters=[SUBJECT_PATH,
+                    OpenApiParameter(GPC_HEADER, str, OpenApiParameter.HEADER, required=False,
                                      description="'1' records an opt-out of every "
                                                  "sale/sharing purpose (source 'gpc') when "
                                                  "the key also holds 'consent:write'; "
@@ -186,6 +197,7 @@ class SubjectConsentApi(TenantApi):
         return self._respond(subject_key)
 
     @extend_schema(operation_id="subject_consent_update", request=InputSerializer,
+                   parameters=[SUBJECT_PATH],
                    responses=OutputSerializer)
     def put(self, request: Request, subject: str) -> Response:
         subject_key = self._subject_key(subject)
@@ -246,7 +258,7 @@ class SubjectRestrictionApi(TenantApi):
 
     required_scope = {"DELETE": Scope.PRIVACY_WRITE}
 
-    @extend_schema(operation_id="subject_restriction_lift",
+    @extend_schema(operation_id="subject_restriction_lift", parameters=[SUBJECT_PATH],
                    responses={200: SubjectConsentApi.OutputSerializer})
     def delete(self, request: Request, subject: str) -> Response:
         subject_key = pseudonymize(self.tenant, subject)

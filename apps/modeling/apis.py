@@ -14,7 +14,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.core.serializers import StrictCharField
+from apps.core.serializers import QuerySerializer, StrictCharField
 from apps.modeling.services import (
     model_bundle,
     recommend_for_session,
@@ -73,8 +73,8 @@ class RecommendationListApi(TenantApi):
 
     required_scope = Scope.RECOMMENDATIONS_READ
 
-    class InputSerializer(serializers.Serializer):
-        subject = StrictCharField(max_length=512, trim_whitespace=False)
+    class InputSerializer(QuerySerializer):
+        subject = StrictCharField(max_length=512, trim_whitespace=False, spaces_are_blank=True)
         n = serializers.IntegerField(min_value=1, max_value=MAX_N, default=10)
         exclude_seen = serializers.BooleanField(default=True)
         categories = CategoriesField(required=False, default=list, max_length=2000)
@@ -122,7 +122,7 @@ class SimilarItemListApi(TenantApi):
 
     required_scope = Scope.RECOMMENDATIONS_READ
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(QuerySerializer):
         n = serializers.IntegerField(min_value=1, max_value=MAX_N, default=10)
         categories = CategoriesField(required=False, default=list, max_length=2000)
 

@@ -13,6 +13,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apps.consent.services import Level
 from apps.core.exceptions import ApplicationError
 from apps.core.json import api_datetime
 from apps.core.serializers import StrictCharField, StrictSerializer
@@ -29,9 +30,9 @@ RECTIFICATION_DETAILS = {
     "additionalProperties": False,
     "properties": {
         "consents": {"type": "object", "additionalProperties": {"type": "boolean"}},
-        "level": {"type": "string", "enum": ["off", "session", "full"]},
+        "level": {"type": "string", "enum": list(Level.values)},
         "delete_events": {"type": "array", "maxItems": 1000, "items": {
-            "type": "string", "minLength": 1, "maxLength": 128}},
+            "type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[^\\x00]*$"}},
     },
 }
 
@@ -96,7 +97,8 @@ class PrivacyRequestCreateApi(TenantApi):
     class InputSerializer(StrictSerializer):
         # The kinds table's, read when the serializer is made (the schema lists them too).
         kind = serializers.ChoiceField(choices=[])
-        subject = StrictCharField(max_length=SUBJECT_ID_MAX_LENGTH, trim_whitespace=False)
+        subject = StrictCharField(max_length=SUBJECT_ID_MAX_LENGTH, trim_whitespace=False,
+                                  spaces_are_blank=True)
         regime = serializers.ChoiceField(choices=PrivacyRequest.Regime.values, required=False)
         details = serializers.DictField(required=False)
 

@@ -69,3 +69,17 @@ def test_a_blank_required_text_is_400_and_the_schema_says_min_length(schema, api
     assert item["minLength"] == 1
     response = api.put("/api/v1/items", {"items": [{"item": ""}]}, format="json")
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize("details", [
+    {"delete_events": ["e\x00"]},
+    {"consents": {"p\x00": True}},
+    {"level": "full\x00"},
+])
+def test_a_rectification_holding_a_nul_is_400_not_a_server_error(api, details):
+    response = api.post("/api/v1/privacy-requests",
+                        {"kind": "rectification", "subject": "s1", "details": details},
+                        format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_details"
