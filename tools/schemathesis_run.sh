@@ -68,11 +68,17 @@ PIDS+=($!)
 "$PY" -m celery -A platform_site worker --concurrency=1 --without-mingle --without-gossip \
   --loglevel=WARNING -Q "$CELERY_TASK_DEFAULT_QUEUE" >"$WORK/worker.log" 2>&1 &
 PIDS+=($!)
-for _ in $(seq 60); do
-  curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
-  sleep 1
-done
-curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null || { tail -50 "$WORK/web.log"; die "the server did not start"; }
+"$PY" - "$PORT" <<'EOF' || { tail -50 "$WORK/web.log"; die "the server did not start"; }
+import sys, time, urllib.request
+for _ in range(60):
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/healthz", timeout=2)
+        break
+    except OSError:
+        time.sleep(1)
+else:
+    raise SystemExit(1)
+EOF
 
 "$PY" - "$WORK" <<'EOF'
 import json, pathlib, sys
@@ -119,7 +125,7 @@ status=0
 "$ST" --config-file "$WORK/schemathesis.toml" --no-color run "http://127.0.0.1:$PORT/api/schema/?format=json" \
   --url "http://127.0.0.1:$PORT" \
   --checks all --phases examples,coverage,fuzzing,stateful \
-  --max-examples "${ST_MAX_EXAMPLES:-25}" ${ST_SEED:+--seed "$ST_SEED"} \
+  --max-examples "${ST_MAX_EXAMPLES:-50}" ${ST_SEED:+--seed "$ST_SEED"} \
   --request-timeout 30 --workers 1 \
   --report junit --report-dir "${ST_REPORT_DIR:-var/schemathesis}" || status=$?
 
