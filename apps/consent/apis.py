@@ -8,7 +8,7 @@ stored, never echoed and never logged (see :meth:`SubjectConsentApi.finalize_res
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -21,7 +21,7 @@ from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.consent.models import METHOD_VALIDATOR, ConsentRecord
+from apps.consent.models import METHOD_VALIDATOR, ConsentRecord, Level
 from apps.consent.selectors import (
     PurposeConsent,
     SubjectConsentDetail,
@@ -31,9 +31,15 @@ from apps.consent.selectors import (
 from apps.consent.services import apply_gpc_opt_out, record_consents, set_restriction
 from apps.core.exceptions import ApplicationError
 from apps.core.json import api_datetime
+from apps.core.serializers import (
+    NOT_ONLY_SPACES,
+    StrictBooleanField,
+    StrictCharField,
+    StrictSerializer,
+)
 from apps.tenants.apis import TenantApi
 from apps.tenants.models import Scope, Tenant
-from apps.tenants.services import pseudonymize
+from apps.tenants.services import SUBJECT_ID_MAX_LENGTH, pseudonymize
 
 logger = logging.getLogger("consent.api")
 
@@ -43,28 +49,6 @@ GPC_HEADER = "Sec-GPC"
 def has_gpc_signal(request: Request) -> bool:
     """Global Privacy Control: ``Sec-GPC: 1`` (the spec's only valid value)."""
     return request.headers.get(GPC_HEADER, "").strip() == "1"
-
-
-class StrictBooleanField(serializers.BooleanField):
-    """JSON ``true``/``false`` only: a consent is never inferred from ``"yes"`` or ``1``."""
-
-    def to_internal_value(self, data: Any) -> bool:
-        if isinstance(data, bool):
-            return data
-        self.fail("invalid", input=data)
-        raise AssertionError  # unreachable: fail() raises
-
-
-class StrictSerializer(serializers.Serializer):
-    """Refuses unknown keys, so a typo ("purpose") is an error, not a silent no-op."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError(
-                    {key: ["Unknown field."] for key in unknown})
-        return super().to_internal_value(data)
 
 
 def _purpose_json(detail: PurposeConsent) -> dict[str, Any]:
@@ -84,6 +68,14 @@ def _purpose_json(detail: PurposeConsent) -> dict[str, Any]:
     }
 
 
+NULLABLE_STR = {"type": "string", "nullable": True}
+# ``{subject}`` as ``pseudonymize`` takes it: not only spaces, at most 512 characters.
+SUBJECT_PATH = OpenApiParameter(
+    "subject", {"type": "string", "maxLength": SUBJECT_ID_MAX_LENGTH,
+                "pattern": NOT_ONLY_SPACES}, OpenApiParameter.PATH,
+    description="Your own identifier for the subject; pseudonymized on arrival.")
+
+
 @extend_schema_serializer(component_name="ConsentHistoryEntry")
 class ConsentHistorySerializer(serializers.Serializer):
     kind = serializers.CharField()
@@ -95,21 +87,33 @@ class ConsentHistorySerializer(serializers.Serializer):
     method = serializers.SerializerMethodField()
     at = serializers.DateTimeField(source="captured_at")
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field(NULLABLE_STR)
     def get_purpose(self, record: ConsentRecord) -> str | None:
         return record.purpose.key if record.purpose else None
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field(NULLABLE_STR)
     def get_level(self, record: ConsentRecord) -> str | None:
         return record.level or None
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field(NULLABLE_STR)
     def get_notice_version(self, record: ConsentRecord) -> str | None:
         return record.notice.version if record.notice else None
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field(NULLABLE_STR)
     def get_method(self, record: ConsentRecord) -> str | None:
         return record.method or None
+
+
+@extend_schema_field({"type": "string", "enum": Level.values, "nullable": True})
+class LevelField(serializers.JSONField):
+    """Any JSON on the way in, so the service answers ``invalid_level`` for a bad one; the
+    schema names the levels."""
+
+
+@extend_schema_serializer(component_name="SubjectConsentFlagsInput")
+class ConsentFlagsSerializer(StrictSerializer):
+    restricted = StrictBooleanField(required=False)
+    objected = StrictBooleanField(required=False)
 
 
 # One class for both methods because they share one URL (a deliberate exception to STYLE
@@ -121,25 +125,21 @@ class SubjectConsentApi(TenantApi):
 
     required_scope = {"GET": Scope.CONSENT_READ, "PUT": Scope.CONSENT_WRITE}
 
-    @extend_schema_serializer(component_name="SubjectConsentFlagsInput")
-    class FlagsSerializer(StrictSerializer):
-        restricted = StrictBooleanField(required=False)
-        objected = StrictBooleanField(required=False)
-
     @extend_schema_serializer(component_name="SubjectConsentInput")
     class InputSerializer(StrictSerializer):
+        # validate() below, in schema words: at least one of the three, not empty.
+        schema_extra: ClassVar[dict[str, Any]] = {"anyOf": [
+            {"required": ["purposes"], "properties": {"purposes": {"minProperties": 1}}},
+            {"required": ["level"], "properties": {"level": {"type": "string"}}},
+            {"required": ["flags"], "properties": {"flags": {"minProperties": 1}}},
+        ]}
         purposes = serializers.DictField(child=StrictBooleanField(), required=False)
-        notice_version = serializers.CharField(required=False, allow_null=True, max_length=64)
-        level = serializers.JSONField(required=False, allow_null=True)  # checked by the service
-        source = serializers.CharField(required=False, allow_blank=True, max_length=64,
+        notice_version = StrictCharField(required=False, allow_null=True, max_length=64)
+        level = LevelField(required=False, allow_null=True)  # checked by the service
+        source = StrictCharField(required=False, allow_blank=True, max_length=64,
                                        validators=[METHOD_VALIDATOR])
-        flags = serializers.DictField(required=False)
+        flags = ConsentFlagsSerializer(required=False)
         gpc_override = StrictBooleanField(required=False)
-
-        def validate_flags(self, value: dict[str, Any]) -> dict[str, Any]:
-            flags = SubjectConsentApi.FlagsSerializer(data=value)
-            flags.is_valid(raise_exception=True)
-            return dict(flags.validated_data)
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
             if not (attrs.get("purposes") or attrs.get("level") is not None
@@ -179,7 +179,8 @@ class SubjectConsentApi(TenantApi):
 
     @extend_schema(
         operation_id="subject_consent_retrieve",
-        parameters=[OpenApiParameter(GPC_HEADER, str, OpenApiParameter.HEADER, required=False,
+        parameters=[SUBJECT_PATH,
+                    OpenApiParameter(GPC_HEADER, str, OpenApiParameter.HEADER, required=False,
                                      description="'1' records an opt-out of every "
                                                  "sale/sharing purpose (source 'gpc') when "
                                                  "the key also holds 'consent:write'; "
@@ -196,6 +197,7 @@ class SubjectConsentApi(TenantApi):
         return self._respond(subject_key)
 
     @extend_schema(operation_id="subject_consent_update", request=InputSerializer,
+                   parameters=[SUBJECT_PATH],
                    responses=OutputSerializer)
     def put(self, request: Request, subject: str) -> Response:
         subject_key = self._subject_key(subject)
@@ -256,7 +258,7 @@ class SubjectRestrictionApi(TenantApi):
 
     required_scope = {"DELETE": Scope.PRIVACY_WRITE}
 
-    @extend_schema(operation_id="subject_restriction_lift",
+    @extend_schema(operation_id="subject_restriction_lift", parameters=[SUBJECT_PATH],
                    responses={200: SubjectConsentApi.OutputSerializer})
     def delete(self, request: Request, subject: str) -> Response:
         subject_key = pseudonymize(self.tenant, subject)

@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.core.json import FastJSONRenderer
+from apps.core.serializers import StrictBooleanField, StrictCharField
 from apps.events.services import (
     MAX_EVENTS_PER_BATCH,
     MAX_ITEMS_PER_BATCH,
@@ -60,7 +61,15 @@ class EventInput(serializers.Serializer):
 
 
 class EventBatchDoc(serializers.Serializer):
-    events = EventInput(many=True)
+    """The envelope as the API checks it: a list of at most 1,000 values. Each event is
+    judged by itself and reported per index (``results``), so an event of another shape is
+    a 200 with ``status: rejected``, not a 400."""
+
+    events = serializers.ListField(
+        child=serializers.JSONField(), max_length=MAX_EVENTS_PER_BATCH,
+        help_text="Events, each an object with `event_id`, "
+                  "`subject`, `item`, `type`, `occurred_at` (ISO 8601 with a time zone), "
+                  "optional `value` and `properties`.")
 
 
 class EventIngestApi(TenantApi):
@@ -107,12 +116,12 @@ class EventIngestApi(TenantApi):
 
 
 class ItemInputSerializer(serializers.Serializer):
-    item = serializers.CharField(max_length=256, trim_whitespace=False)
-    title = serializers.CharField(max_length=500, required=False, allow_blank=True)
-    categories = serializers.ListField(child=serializers.CharField(max_length=100),
+    item = StrictCharField(max_length=256, trim_whitespace=False)
+    title = StrictCharField(max_length=500, required=False, allow_blank=True)
+    categories = serializers.ListField(child=StrictCharField(max_length=100),
                                        required=False, max_length=50)
     attributes = serializers.DictField(required=False)
-    active = serializers.BooleanField(required=False, default=True)
+    active = StrictBooleanField(required=False, default=True)
 
 
 class ItemUpsertApi(TenantApi):

@@ -14,6 +14,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apps.core.serializers import QuerySerializer, StrictCharField
 from apps.modeling.services import (
     model_bundle,
     recommend_for_session,
@@ -26,11 +27,17 @@ from apps.tenants.models import Scope
 from apps.tenants.services import pseudonymize
 
 
-class CategoriesField(serializers.CharField):
-    """``categories=a,b`` -> ``["a", "b"]`` (an item matches when it has any of them)."""
+class CategoriesField(StrictCharField):
+    """``categories=a,b`` -> ``["a", "b"]`` (an item matches when it has any of them).
+    Blank is allowed: DRF reads an empty query value of an optional field as absent."""
 
-    def to_internal_value(self, data: Any) -> list[str]:
-        text = super().to_internal_value(data)
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_blank=True, **kwargs)
+
+    def run_validation(self, data: Any = serializers.empty) -> Any:
+        text = super().run_validation(data)  # the text's own checks: type, length, NUL
+        if not isinstance(text, str):
+            return text  # the default
         names = [c.strip() for c in text.split(",") if c.strip()]
         if len(names) > 50:
             raise serializers.ValidationError("At most 50 categories.")
@@ -66,8 +73,8 @@ class RecommendationListApi(TenantApi):
 
     required_scope = Scope.RECOMMENDATIONS_READ
 
-    class InputSerializer(serializers.Serializer):
-        subject = serializers.CharField(max_length=512, trim_whitespace=False)
+    class InputSerializer(QuerySerializer):
+        subject = StrictCharField(max_length=512, trim_whitespace=False, spaces_are_blank=True)
         n = serializers.IntegerField(min_value=1, max_value=MAX_N, default=10)
         exclude_seen = serializers.BooleanField(default=True)
         categories = CategoriesField(required=False, default=list, max_length=2000)
@@ -93,10 +100,10 @@ class SessionRecommendationApi(TenantApi):
 
     class InputSerializer(serializers.Serializer):
         recent_items = serializers.ListField(
-            child=serializers.CharField(max_length=256, trim_whitespace=False),
+            child=StrictCharField(max_length=256, trim_whitespace=False),
             min_length=1, max_length=MAX_SESSION_ITEMS)
         n = serializers.IntegerField(min_value=1, max_value=MAX_N, default=10)
-        categories = serializers.ListField(child=serializers.CharField(max_length=100),
+        categories = serializers.ListField(child=StrictCharField(max_length=100),
                                            required=False, default=list, max_length=50)
 
     @extend_schema(request=InputSerializer, responses=RecommendationOutput)
@@ -115,7 +122,7 @@ class SimilarItemListApi(TenantApi):
 
     required_scope = Scope.RECOMMENDATIONS_READ
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(QuerySerializer):
         n = serializers.IntegerField(min_value=1, max_value=MAX_N, default=10)
         categories = CategoriesField(required=False, default=list, max_length=2000)
 

@@ -13,15 +13,28 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apps.consent.services import Level
 from apps.core.exceptions import ApplicationError
 from apps.core.json import api_datetime
-from apps.privacy.kinds import find_kind, kind_values
+from apps.core.serializers import StrictCharField, StrictSerializer
+from apps.privacy.kinds import all_kinds, find_kind, kind_values
 from apps.privacy.models import PrivacyRequest
 from apps.privacy.selectors import get_privacy_request
 from apps.privacy.services import COMPLAINT_RIGHTS, create_privacy_request, export_link
 from apps.tenants.apis import TenantApi
 from apps.tenants.models import Scope
 from apps.tenants.services import SUBJECT_ID_MAX_LENGTH, pseudonymize
+
+RECTIFICATION_DETAILS = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "consents": {"type": "object", "additionalProperties": {"type": "boolean"}},
+        "level": {"type": "string", "enum": list(Level.values)},
+        "delete_events": {"type": "array", "maxItems": 1000, "items": {
+            "type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[^\\x00]*$"}},
+    },
+}
 
 
 class PrivacyRequestOutputSerializer(serializers.Serializer):
@@ -81,10 +94,11 @@ class PrivacyRequestCreateApi(TenantApi):
 
     required_scope = Scope.PRIVACY_WRITE
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictSerializer):
         # The kinds table's, read when the serializer is made (the schema lists them too).
         kind = serializers.ChoiceField(choices=[])
-        subject = serializers.CharField(max_length=SUBJECT_ID_MAX_LENGTH, trim_whitespace=False)
+        subject = StrictCharField(max_length=SUBJECT_ID_MAX_LENGTH, trim_whitespace=False,
+                                  spaces_are_blank=True)
         regime = serializers.ChoiceField(choices=PrivacyRequest.Regime.values, required=False)
         details = serializers.DictField(required=False)
 
@@ -92,12 +106,20 @@ class PrivacyRequestCreateApi(TenantApi):
             super().__init__(*args, **kwargs)
             self.fields["kind"].choices = kind_values()
 
-        def to_internal_value(self, data: Any) -> Any:
-            if isinstance(data, dict):
-                unknown = sorted(set(data) - set(self.fields))
-                if unknown:
-                    raise serializers.ValidationError({k: ["Unknown field."] for k in unknown})
-            return super().to_internal_value(data)
+        @property
+        def schema_extra(self) -> dict[str, Any]:
+            """Which kinds carry ``details`` and what a rectification's are
+            (``clean_rectification``), in schema words; read when the schema is made."""
+            carriers = [k.value for k in all_kinds() if k.carries_details]
+            plain = [k for k in kind_values() if k not in carriers]
+            # ``not`` + ``enum``: the enum postprocessing hook would fold a bare ``enum`` into
+            # the shared kind component, losing the split.
+            return {"oneOf": [
+                {"properties": {"kind": {"not": {"enum": carriers}},
+                                "details": {"type": "object", "maxProperties": 0}}},
+                {"properties": {"kind": {"not": {"enum": plain}},
+                                "details": RECTIFICATION_DETAILS}},
+            ]}
 
     @extend_schema(operation_id="privacy_request_create", request=InputSerializer,
                    responses={201: PrivacyRequestOutputSerializer})

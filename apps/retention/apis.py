@@ -3,21 +3,37 @@ keep their configuration as code (scope ``retention:manage``)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.core.exceptions import ApplicationError
+from apps.core.schema import DiscreetAutoSchema
+from apps.core.serializers import StrictSerializer
+from apps.retention.categories import retention_categories
 from apps.retention.selectors import PolicyView, get_retention_policy, list_retention_policies
-from apps.retention.services import set_retention_policy
+from apps.retention.services import (
+    MAX_DAYS,
+    MAX_HOURS,
+    is_period_settable,
+    set_retention_policy,
+)
 from apps.tenants.apis import TenantApi
 from apps.tenants.models import Scope
 
 PERIOD_FIELDS = frozenset({"days", "hours"})
+
+
+class RetentionPolicyInputSerializer(StrictSerializer):
+    """The body of ``PUT``, for the schema: exactly one of the two, a whole number in range
+    (the service's rules; the view checks them so its error codes stay specific)."""
+
+    schema_extra: ClassVar[dict[str, int]] = {"minProperties": 1, "maxProperties": 1}
+    days = serializers.IntegerField(required=False, min_value=1, max_value=MAX_DAYS)
+    hours = serializers.IntegerField(required=False, min_value=1, max_value=MAX_HOURS)
 
 
 @extend_schema_serializer(component_name="RetentionPolicy")
@@ -66,6 +82,17 @@ class RetentionPolicyListApi(TenantApi):
         return Response([_policy_json(v) for v in list_retention_policies(tenant=self.tenant)])
 
 
+class RetentionPolicySchema(DiscreetAutoSchema):
+    """``{category}`` as an enum, read when the schema is generated: every category for
+    ``GET``, the settable ones for ``PUT`` (another is ``period_not_settable``)."""
+
+    def get_override_parameters(self) -> list[Any]:
+        codes = [c.code for c in retention_categories()
+                 if self.method == "GET" or is_period_settable(c)]
+        return [*super().get_override_parameters(),
+                OpenApiParameter("category", str, OpenApiParameter.PATH, enum=codes)]
+
+
 # One class for both methods because they share one URL (as SubjectConsentApi does).
 class RetentionPolicyDetailApi(TenantApi):
     """One category's policy. ``PUT`` with ``{"days": N}`` or ``{"hours": N}`` sets its
@@ -74,6 +101,7 @@ class RetentionPolicyDetailApi(TenantApi):
     ``unknown_category`` (404)."""
 
     required_scope = Scope.RETENTION_MANAGE
+    schema = RetentionPolicySchema()
 
     @extend_schema(operation_id="retention_policy_retrieve", responses=PolicySerializer)
     def get(self, request: Request, category: str) -> Response:
@@ -82,11 +110,9 @@ class RetentionPolicyDetailApi(TenantApi):
 
     @extend_schema(
         operation_id="retention_policy_update",
-        request=inline_serializer("RetentionPolicyInput", {
-            "days": serializers.IntegerField(required=False, min_value=1),
-            "hours": serializers.IntegerField(required=False, min_value=1),
-        }),
-        responses={200: PolicySerializer, 400: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT},
+        request=extend_schema_serializer(component_name="RetentionPolicyInput")(
+            RetentionPolicyInputSerializer),
+        responses=PolicySerializer,
     )
     def put(self, request: Request, category: str) -> Response:
         try:
@@ -100,6 +126,11 @@ class RetentionPolicyDetailApi(TenantApi):
         if unknown:
             raise ApplicationError(f"Unknown field(s): {', '.join(unknown)}.",
                                    code="unknown_field", details={"unknown": unknown})
+        given = [name for name in sorted(PERIOD_FIELDS & set(data)) if data[name] is not None]
+        for name in sorted(PERIOD_FIELDS & set(data)):
+            if data[name] is None and given:  # a null beside a period is not "absent"
+                raise ApplicationError(f'"{name}" must be a whole number.',
+                                       code="invalid_period", details={"field": name})
         view = set_retention_policy(tenant=self.tenant, category=category,
                                     days=data.get("days"), hours=data.get("hours"),
                                     actor=self.api_key)

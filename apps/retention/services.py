@@ -66,12 +66,17 @@ def _valid_number(value: Any, limit: int) -> bool:
     return (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= limit)
 
 
+def is_period_settable(category: RetentionCategory) -> bool:
+    """Whether a tenant may set the category's period (else ``period_not_settable``)."""
+    return (category.follows is None and category.default_days is not None
+            and category.time_based and category.settable)
+
+
 def validate_period(*, category: RetentionCategory, days: Any = None, hours: Any = None
                     ) -> tuple[int | None, int | None]:
     """``(days, hours)`` with exactly one set, or ``ApplicationError`` with a specific code:
     ``period_not_settable``, ``missing_period``, ``ambiguous_period``, ``invalid_period``."""
-    if (category.follows is not None or category.default_days is None
-            or not category.time_based or not category.settable):
+    if not is_period_settable(category):
         follows = (f" it follows the '{category.follows}' policy" if category.follows
                    else " it is not time-based" if not category.time_based
                    else " it is fixed by the app that holds the data")

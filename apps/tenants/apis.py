@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from django.http import HttpResponseBase
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.metadata import SimpleMetadata
 from rest_framework.permissions import IsAuthenticated
@@ -115,8 +115,21 @@ class ApiKeyOutputSerializer(serializers.ModelSerializer):
 class ApiKeyListApi(TenantApi):
     required_scope = Scope.KEYS_MANAGE
 
-    @extend_schema(responses=ApiKeyOutputSerializer(many=True))
+    @extend_schema(
+        operation_id="api_keys_list",
+        parameters=[
+            OpenApiParameter("cursor", str, description="The `next`/`previous` link's cursor."),
+            OpenApiParameter("page_size", {"type": "integer", "minimum": 1},
+                             description="Keys per page (default 50, at most 500)."),
+        ],
+        responses=inline_serializer("PaginatedApiKeyList", {
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": ApiKeyOutputSerializer(many=True),
+        }),
+    )
     def get(self, request: Request) -> Response:
+        """The tenant's keys, newest first, a page at a time (cursor pagination)."""
         from apps.core.pagination import CursorPagination
 
         paginator = CursorPagination()

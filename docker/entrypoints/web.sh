@@ -1,5 +1,7 @@
 #!/bin/sh
 # Web: apply migrations (unless MIGRATE_ON_START=false), then serve with gunicorn.
+# --limit-request-line: a 512-character subject id in the path, percent-encoded, is up to
+# ~6 KB; gunicorn's default 4 KB would answer it with its own HTML 400.
 set -eu
 if [ "${MIGRATE_ON_START:-true}" = "true" ]; then
   python manage.py migrate --noinput
@@ -8,5 +10,6 @@ exec gunicorn platform_site.wsgi:application \
   --bind "0.0.0.0:${PORT:-8000}" \
   --workers "${WEB_CONCURRENCY:-2}" \
   --timeout "${WEB_TIMEOUT:-60}" \
+  --limit-request-line 8190 \
   --access-logfile - \
   --access-logformat '%(m)s %(U)s %(s)s %(b)s %(M)sms'

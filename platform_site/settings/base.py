@@ -143,6 +143,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    "ENFORCE_NON_BLANK_FIELDS": True,  # a text field that refuses "" says minLength: 1
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.core.schema.add_error_responses",  # the shared error shape on every operation
+    ],
 }
 
 # --- Audit --------------------------------------------------------------------------------

@@ -62,9 +62,18 @@ def test_an_upsert_leaves_one_audit_entry_with_counts(api, tenant):
     assert entry.actor_type == "api_key"
 
 
+def test_a_batch_naming_an_item_twice_is_409_and_writes_nothing(api, tenant):
+    response = put(api, [{"item": "b1"}, {"item": "b1"}])
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "duplicate_item"
+    assert not Item.objects.for_tenant(tenant).exists()
+
+
 @pytest.mark.parametrize(("items", "code"), [
-    ([{"item": "b1"}, {"item": "b1"}], "duplicate_item"),
     ([{"title": "no id"}], "invalid"),
+    ([{"item": 0}], "invalid"),
+    ([{"item": "b1", "active": "yes"}], "invalid"),
     ([{"item": "x" * 257}], "invalid"),
     ([{"item": "b1", "categories": "sf"}], "invalid"),
     ([{"item": "b1", "attributes": ["year"]}], "invalid"),

@@ -65,8 +65,11 @@ def upsert_items(
     counts = Counter(item["item"] for item in items)
     repeated = sorted(external_id for external_id, n in counts.items() if n > 1)
     if repeated:
+        # 409: the batch is well formed, but two of its entries claim the same item (a JSON
+        # schema cannot say "unique by key", so this is not a shape error).
         raise ApplicationError("An item id appears more than once in the batch.",
-                               code="duplicate_item", details={"items": repeated[:20]})
+                               code="duplicate_item", status_code=409,
+                               details={"items": repeated[:20]})
     report = ItemUpsertReport(received=len(items))
     if not items:
         return report

@@ -47,9 +47,13 @@ def clean_rectification(payload: Mapping[str, Any]) -> dict[str, Any]:
     level = payload.get("level")
     if level is not None and not isinstance(level, str):
         raise ApplicationError("'level' is a string.", code="invalid_details")
+    if any("\x00" in key for key in consents) or (isinstance(level, str) and "\x00" in level):
+        # PostgreSQL cannot store a NUL in the request's JSON; no purpose or level has one.
+        raise ApplicationError("Details cannot hold NUL characters.", code="invalid_details")
     events = payload.get("delete_events", [])
     if (not isinstance(events, list) or len(events) > 1000
-            or not all(isinstance(e, str) and 0 < len(e) <= 128 for e in events)):
+            or not all(isinstance(e, str) and 0 < len(e) <= 128 and "\x00" not in e
+                       for e in events)):
         raise ApplicationError("'delete_events' is a list of at most 1000 event ids.",
                                code="invalid_details")
     cleaned: dict[str, Any] = {}
