@@ -44,6 +44,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "apps.core.middleware.RequestBodyLimitMiddleware",  # before anything reads a body
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -144,6 +145,13 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
 }
+
+# Request bodies (README "Security"): larger ones get 413 before anything parses them.
+# Event batches may be big (1,000 events); every other request is small.
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
+API_MAX_EVENTS_BODY_BYTES = env.int("API_MAX_EVENTS_BODY_BYTES", default=10 * 1024 * 1024)
+# A dependency (database, Redis, broker) that is down answers 503 with this Retry-After.
+DEPENDENCY_RETRY_AFTER_SECONDS = env.int("DEPENDENCY_RETRY_AFTER_SECONDS", default=30)
 
 # --- Audit --------------------------------------------------------------------------------
 AUDITLOG_DISABLE_REMOTE_ADDR = True  # no IP addresses anywhere (DESIGN: minimization)
