@@ -161,6 +161,32 @@ class TenantScopedAdminMixin:
             exclude.append("tenant")
         return exclude
 
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, **kwargs)  # type: ignore[misc]
+        if (self.tenant_lookup != "tenant_id" or request.user.is_superuser
+                or len(writable_tenant_ids(request)) != 1):
+            return form
+        tenant_id = next(iter(writable_tenant_ids(request)))
+
+        class MemberTenantForm(form):  # type: ignore[misc, valid-type]
+            """The tenant is left out of a single-tenant member's form, so Django would
+            skip every unique constraint that names it, and a duplicate (a second
+            membership of one user) reached the database: a 500. Set it before the
+            form validates, and validate the constraints with it."""
+
+            def _post_clean(self) -> None:
+                if self.instance.tenant_id is None:
+                    self.instance.tenant_id = tenant_id
+                super()._post_clean()
+
+            def _get_validation_exclusions(self) -> set[str]:
+                exclusions = set(super()._get_validation_exclusions())
+                exclusions.discard("tenant")
+                return exclusions
+
+        MemberTenantForm.__name__ = form.__name__
+        return MemberTenantForm
+
     def assign_member_tenant(self, request: HttpRequest, obj: Any) -> None:
         """Set a single-tenant member's tenant on a new row; refuse any other tenant."""
         if self.tenant_lookup != "tenant_id" or request.user.is_superuser:
