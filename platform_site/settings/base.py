@@ -153,6 +153,11 @@ SPECTACULAR_SETTINGS = {
 # Event batches may be big (1,000 events); every other request is small.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
 API_MAX_EVENTS_BODY_BYTES = env.int("API_MAX_EVENTS_BODY_BYTES", default=10 * 1024 * 1024)
+# Reverse proxies in front of the web processes (addresses or CIDR networks, e.g.
+# "10.0.0.0/8"): behind them the client is the address they saw (X-Forwarded-For, read from
+# the right), so per-IP limits count real clients. Empty: REMOTE_ADDR is the client and
+# X-Forwarded-For is ignored (a client could forge it).
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 # A dependency (database, Redis, broker) that is down answers 503 with this Retry-After.
 DEPENDENCY_RETRY_AFTER_SECONDS = env.int("DEPENDENCY_RETRY_AFTER_SECONDS", default=30)
 
