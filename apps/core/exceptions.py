@@ -78,13 +78,15 @@ def _dependency_errors() -> tuple[tuple[type[BaseException], str], ...]:
 
 
 def unavailable_dependency(exc: BaseException | None) -> str | None:
-    """Which dependency ``exc`` (or an exception it was raised from) says is down."""
+    """Which dependency ``exc`` (or the error it was explicitly raised from) says is down.
+    Domain errors never are: code that turns an outage into an ``ApplicationError`` chose
+    its answer."""
     seen = 0
-    while exc is not None and seen < 8:
+    while exc is not None and seen < 4 and not isinstance(exc, ApplicationError):
         for error_class, dependency in _dependency_errors():
             if isinstance(exc, error_class):
                 return dependency
-        exc = exc.__cause__ or exc.__context__
+        exc = exc.__cause__
         seen += 1
     return None
 

@@ -106,23 +106,25 @@ def test_healthz_names_the_broker_when_it_is_down(db, settings):
 
 
 @pytest.fixture
-def broker_down(transactional_db) -> Iterator[None]:
+def broker_down(transactional_db, monkeypatch) -> Iterator[None]:
     """Tasks are sent (not run eagerly) to a broker on a closed port."""
     from platform_site.celery import app
 
-    # With the CELERY_ settings namespace, Celery reads the prefixed keys first.
-    saved = (app.conf.CELERY_TASK_ALWAYS_EAGER, app.conf.CELERY_BROKER_URL, app._pool)
+    # Celery reads the environment's CELERY_BROKER_URL before its configuration (the
+    # PostgreSQL + Redis run sets it), and the prefixed key of the CELERY_ namespace first.
+    monkeypatch.setenv("CELERY_BROKER_URL", REDIS_DOWN)
+    saved = (app.conf.CELERY_TASK_ALWAYS_EAGER, app.conf.CELERY_BROKER_URL, app._pool,
+             app.amqp._producer_pool)
     app.conf.CELERY_TASK_ALWAYS_EAGER = False
     app.conf.CELERY_BROKER_URL = REDIS_DOWN
-    app._pool = None  # the connection pool is made from broker_url on first use
+    # The pools are made from the broker URL on first use: make them again, for port 1.
+    app._pool = None
     app.amqp._producer_pool = None
     try:
         yield
     finally:
-        if app._pool is not None:
-            app._pool.force_close_all()
-        app.conf.CELERY_TASK_ALWAYS_EAGER, app.conf.CELERY_BROKER_URL, app._pool = saved
-        app.amqp._producer_pool = None
+        (app.conf.CELERY_TASK_ALWAYS_EAGER, app.conf.CELERY_BROKER_URL, app._pool,
+         app.amqp._producer_pool) = saved
 
 
 def test_an_enqueue_while_the_broker_is_down_answers_503(tenant, make_client, broker_down):
