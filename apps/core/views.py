@@ -45,7 +45,7 @@ def _check_broker() -> str:
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
     """Each dependency's state; 503 with ``down`` naming those unreachable (README
-    "Operations"): load balancers take the process out, operators see which one."""
+    "HTTP API"): load balancers take the process out, operators see which one."""
     checks: dict[str, dict[str, object]] = {}
     for name, check in (("database", _check_database), ("cache", _check_cache),
                         ("broker", _check_broker)):
