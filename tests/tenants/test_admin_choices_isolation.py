@@ -90,7 +90,7 @@ def member(tenant) -> Any:
 
 def _planted(other_tenant, model: type[models.Model]) -> Any:
     maker = MAKERS.get(model)
-    assert maker is not None, f"tests/tenants/{__name__}: add a MAKERS entry for {model}"
+    assert maker is not None, f"{__file__}: add a MAKERS entry for {model}"
     return maker(other_tenant)
 
 
