@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -51,7 +52,65 @@ _CODES: dict[type[exceptions.APIException], str] = {
 }
 
 
+class RequestBodyTooLarge(ApplicationError):  # noqa: N818 - reads as the condition
+    """A request body over its size limit (``API_MAX_BODY_BYTES``; README "Security")."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"The request body is larger than {limit} bytes.", code="request_too_large",
+            status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, details={"max_bytes": limit})
+
+
+def _dependency_errors() -> tuple[tuple[type[BaseException], str], ...]:
+    """(error class, dependency) pairs: errors that mean a service we depend on is down or
+    unreachable, not that our code is wrong. Imported lazily: redis is optional."""
+    from django.db import InterfaceError, OperationalError
+    from kombu.exceptions import OperationalError as BrokerError
+
+    pairs: list[tuple[type[BaseException], str]] = [
+        (OperationalError, "database"), (InterfaceError, "database"), (BrokerError, "broker")]
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError:  # pragma: no cover - redis is installed wherever it is configured
+        return tuple(pairs)
+    return (*pairs, (RedisConnectionError, "redis"), (RedisTimeoutError, "redis"))
+
+
+def unavailable_dependency(exc: BaseException | None) -> str | None:
+    """Which dependency ``exc`` (or the error it was explicitly raised from) says is down.
+    Domain errors never are: code that turns an outage into an ``ApplicationError`` chose
+    its answer."""
+    seen = 0
+    while exc is not None and seen < 4 and not isinstance(exc, ApplicationError):
+        for error_class, dependency in _dependency_errors():
+            if isinstance(exc, error_class):
+                return dependency
+        exc = exc.__cause__
+        seen += 1
+    return None
+
+
+def service_unavailable_body(dependency: str) -> dict[str, Any]:
+    return error_body("service_unavailable",
+                      "A service this request needs is unavailable; retry later.",
+                      {"dependency": dependency})
+
+
+def retry_after_seconds() -> str:
+    from django.conf import settings
+
+    return str(getattr(settings, "DEPENDENCY_RETRY_AFTER_SECONDS", 30))
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    dependency = unavailable_dependency(exc)
+    if dependency is not None:
+        # 503, not 500: the request may well succeed once the dependency is back.
+        logger.warning("core.dependency_unavailable dependency=%s error=%s", dependency,
+                       type(exc).__name__)
+        return Response(service_unavailable_body(dependency), status=503,
+                        headers={"Retry-After": retry_after_seconds()})
     if isinstance(exc, ApplicationError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
     if isinstance(exc, Http404):
@@ -79,4 +138,15 @@ def json_not_found(request: HttpRequest, exception: Exception | None = None) -> 
 
 
 def json_server_error(request: HttpRequest) -> JsonResponse:
+    """Django's 500 handler, for every view outside DRF (portal, admin, health) and for any
+    middleware: Django calls it while handling the exception, so ``sys.exc_info()`` names
+    it. A dependency that is down answers 503 with ``Retry-After``."""
+    exc = sys.exc_info()[1]
+    if isinstance(exc, RequestBodyTooLarge):  # read by a form or a middleware (CSRF)
+        return JsonResponse(error_body(exc.code, exc.message, exc.details), status=413)
+    dependency = unavailable_dependency(exc)
+    if dependency is not None:
+        response = JsonResponse(service_unavailable_body(dependency), status=503)
+        response["Retry-After"] = retry_after_seconds()
+        return response
     return JsonResponse(error_body("server_error", "Internal error."), status=500)

@@ -10,6 +10,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from apps.core.exceptions import retry_after_seconds
+
 logger = logging.getLogger("core.health")
 
 
@@ -17,6 +19,16 @@ def _check_database() -> str:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
         cursor.fetchone()
+    return "ok"
+
+
+def _check_cache() -> str:
+    from django.core.cache import cache
+
+    key = "discreet:healthz"
+    cache.set(key, "ok", timeout=30)
+    if cache.get(key) != "ok":
+        raise RuntimeError("the cache did not keep a value")
     return "ok"
 
 
@@ -32,8 +44,11 @@ def _check_broker() -> str:
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
+    """Each dependency's state; 503 with ``down`` naming those unreachable (README
+    "HTTP API"): load balancers take the process out, operators see which one."""
     checks: dict[str, dict[str, object]] = {}
-    for name, check in (("database", _check_database), ("broker", _check_broker)):
+    for name, check in (("database", _check_database), ("cache", _check_cache),
+                        ("broker", _check_broker)):
         started = time.perf_counter()
         try:
             status = check()
@@ -41,8 +56,11 @@ def healthz(request: HttpRequest) -> JsonResponse:
             logger.warning("core.health_failed check=%s error=%s", name, type(exc).__name__)
             status = "unreachable"
         checks[name] = {"status": status, "ms": round((time.perf_counter() - started) * 1000, 1)}
-    healthy = all(c["status"] == "ok" for c in checks.values())
-    return JsonResponse(
-        {"status": "ok" if healthy else "degraded", "checks": checks},
-        status=200 if healthy else 503,
+    down = [name for name, c in checks.items() if c["status"] != "ok"]
+    response = JsonResponse(
+        {"status": "degraded" if down else "ok", "down": down, "checks": checks},
+        status=503 if down else 200,
     )
+    if down:
+        response["Retry-After"] = retry_after_seconds()
+    return response

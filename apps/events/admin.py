@@ -6,6 +6,7 @@ from apps.events.models import (
     Event,
     EventProperty,
     EventType,
+    HistoryCapJob,
     HistoryCapStatus,
     Item,
     ItemAttribute,
@@ -59,3 +60,15 @@ class HistoryCapStatusAdmin(ReadOnlyTenantScopedAdmin):
     list_display = ["tenant", "last_run_at", "last_cap", "last_subjects_checked",
                     "last_subjects_capped", "last_events_deleted", "events_deleted_total",
                     "runs_total"]
+
+
+@admin.register(HistoryCapJob)
+class HistoryCapJobAdmin(ReadOnlyTenantScopedAdmin):
+    """The durable history-cap jobs of ingestion batches: pending, running or failed ones
+    are worth a look; succeeded ones are pruned after a day."""
+
+    list_display = ["id", "tenant", "status", "events", "attempts", "enqueued_at",
+                    "finished_at", "last_error"]
+    list_filter = ["status"]
+    list_select_related = ["tenant"]
+    exclude = ["event_ids"]

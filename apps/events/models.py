@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from django.db import models
 
+from apps.core.jobs import DurableJob
 from apps.tenants.scoping import TenantOwnedModel
 
 DEFAULT_PURPOSE = "personalization"
@@ -195,3 +198,30 @@ class HistoryCapStatus(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"history cap of tenant {self.tenant_id}"
+
+
+class HistoryCapJob(TenantOwnedModel, DurableJob):
+    """One ingestion batch's history cap, as a durable job (DESIGN "Tasks"): the row is
+    written in the batch's transaction and its task sent after commit, so a lost message
+    (a broker restart, a killed worker) is re-sent by the sweeper instead of leaving the
+    batch's subjects over their cap until their next batch.
+
+    It names the batch's events by ``event_ids`` (the client's ids, unique per tenant), never
+    by subject key: the row holds no pseudonym, and an erased subject's events are simply
+    not found. The ids are cleared when the job succeeds; succeeded jobs are pruned after a
+    day (:data:`apps.events.services.history.FINISHED_JOBS_KEPT`)."""
+
+    job_task: ClassVar[str] = "apps.events.tasks.enforce_history_cap_task"
+
+    event_ids = models.JSONField(default=list, blank=True)
+    events = models.PositiveIntegerField(default=0, help_text="Events in the batch.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["tenant", "status", "finished_at"],
+                         name="historycapjob_finished_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"history cap job {self.pk} of tenant {self.tenant_id}"

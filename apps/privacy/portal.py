@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.core.exceptions import ApplicationError
+from apps.core.http import client_address
 from apps.privacy.forms import REGIMES, PortalRequestForm, VerifyForm, portal_kinds
 from apps.privacy.kinds import RequestKind, find_kind, get_kind
 from apps.privacy.models import PortalSession, PrivacyRequest
@@ -106,9 +107,10 @@ def _too_many(request: HttpRequest, tenant: Tenant) -> HttpResponse:
 
 
 def _ip(request: HttpRequest) -> str:
-    # REMOTE_ADDR only: a client-set X-Forwarded-For would let anyone dodge the limit. Put
-    # the real client address there at the proxy. Only an HMAC of it reaches the cache.
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
+    # REMOTE_ADDR, or behind the proxies named in TRUSTED_PROXIES the address they saw; a
+    # client-set X-Forwarded-For never counts (apps.core.http). Only an HMAC of it reaches
+    # the cache.
+    return client_address(request)
 
 
 def _session(request: HttpRequest, tenant: Tenant) -> PortalSession | None:

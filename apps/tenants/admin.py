@@ -12,6 +12,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import get_fields_from_path
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import QuerySet
@@ -40,6 +41,51 @@ def member_roles(request: HttpRequest) -> dict[int, str]:
 
 def writable_tenant_ids(request: HttpRequest) -> set[int]:
     return {t for t, role in member_roles(request).items() if role in Membership.WRITE_ROLES}
+
+
+class TenantScopedAllValuesFieldListFilter(admin.AllValuesFieldListFilter):
+    """Django's ``AllValuesFieldListFilter`` reads a field across a relation
+    (``purpose__key``) from the *related* table's default manager, which spans tenants
+    (``all_tenants``): a member saw every tenant's purpose keys. This one offers the values
+    found on the rows the admin shows, which are scoped to the member's tenants."""
+
+    def __init__(self, field: Any, request: HttpRequest, params: Any, model: Any,
+                 model_admin: Any, field_path: str) -> None:
+        super().__init__(field, request, params, model, model_admin, field_path)
+        self.lookup_choices = (
+            model_admin.get_queryset(request).order_by(field_path)
+            .values_list(field_path, flat=True).distinct())
+
+
+def _is_static_filter(field: Any) -> bool:
+    """A filter over a field whose choices do not come from the database."""
+    return bool(field.flatchoices) or isinstance(
+        field, models.BooleanField | models.DateField | models.DateTimeField)
+
+
+def tenant_scoped_list_filter(model: Any, entry: Any) -> Any:
+    """The ``list_filter`` entry a member gets: a filter whose choices are read through a
+    relation (a related row, or a value of one) is replaced by one that reads them from the
+    admin's scoped queryset. Filters over the model's own fields already do; custom
+    ``SimpleListFilter`` classes compute their own lookups and must scope them."""
+    if isinstance(entry, str):
+        path, filter_class = entry, None
+    elif isinstance(entry, tuple | list) and len(entry) == 2 and isinstance(entry[0], str):
+        path, filter_class = entry
+    else:
+        return entry  # a SimpleListFilter class
+    fields = get_fields_from_path(model, path)
+    last = fields[-1]
+    if last.is_relation:
+        if filter_class in (None, admin.RelatedFieldListFilter):
+            return (path, admin.RelatedOnlyFieldListFilter)
+        return entry
+    if len(fields) == 1:
+        return entry  # the model's own field: Django reads the admin's queryset
+    if filter_class is admin.AllValuesFieldListFilter or (
+            filter_class is None and not _is_static_filter(last)):
+        return (path, TenantScopedAllValuesFieldListFilter)
+    return entry
 
 
 class TenantScopedAdminMixin:
@@ -100,6 +146,13 @@ class TenantScopedAdminMixin:
                     tenant_id__in=writable_tenant_ids(request))
         return super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
 
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest,
+                                 **kwargs: Any) -> Any:
+        related = db_field.related_model
+        if not request.user.is_superuser and issubclass(related, TenantOwnedModel):
+            kwargs["queryset"] = related.objects.filter(tenant_id__in=writable_tenant_ids(request))
+        return super().formfield_for_manytomany(db_field, request, **kwargs)  # type: ignore[misc]
+
     def get_exclude(self, request: HttpRequest, obj: Any = None) -> Any:
         exclude = list(super().get_exclude(request, obj) or [])  # type: ignore[misc]
         # A member of a single tenant never has to pick it: it is set on save.
@@ -107,6 +160,32 @@ class TenantScopedAdminMixin:
                 and len(writable_tenant_ids(request)) == 1):
             exclude.append("tenant")
         return exclude
+
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, **kwargs)  # type: ignore[misc]
+        if (self.tenant_lookup != "tenant_id" or request.user.is_superuser
+                or len(writable_tenant_ids(request)) != 1):
+            return form
+        tenant_id = next(iter(writable_tenant_ids(request)))
+
+        class MemberTenantForm(form):  # type: ignore[misc, valid-type]
+            """The tenant is left out of a single-tenant member's form, so Django would
+            skip every unique constraint that names it, and a duplicate (a second
+            membership of one user) reached the database: a 500. Set it before the
+            form validates, and validate the constraints with it."""
+
+            def _post_clean(self) -> None:
+                if self.instance.tenant_id is None:
+                    self.instance.tenant_id = tenant_id
+                super()._post_clean()
+
+            def _get_validation_exclusions(self) -> set[str]:
+                exclusions = set(super()._get_validation_exclusions())
+                exclusions.discard("tenant")
+                return exclusions
+
+        MemberTenantForm.__name__ = form.__name__
+        return MemberTenantForm
 
     def assign_member_tenant(self, request: HttpRequest, obj: Any) -> None:
         """Set a single-tenant member's tenant on a new row; refuse any other tenant."""
@@ -134,9 +213,11 @@ class TenantScopedAdminMixin:
 
     def get_list_filter(self, request: HttpRequest) -> Any:
         filters = list(super().get_list_filter(request))  # type: ignore[misc]
-        if request.user.is_superuser and self.tenant_lookup == "tenant_id":
-            filters.insert(0, "tenant")
-        return filters
+        if request.user.is_superuser:
+            if self.tenant_lookup == "tenant_id":
+                filters.insert(0, "tenant")
+            return filters
+        return [tenant_scoped_list_filter(self.model, f) for f in filters]  # type: ignore[attr-defined]
 
 
 class TenantScopedAdmin(TenantScopedAdminMixin, admin.ModelAdmin):

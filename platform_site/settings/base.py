@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from celery.schedules import crontab
+from csp.constants import NONE, SELF
 
 from platform_site.env import BASE_DIR, VAR_DIR, email_config, env
 
@@ -32,6 +33,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "auditlog",
+    "csp",
     "apps.core",
     "apps.tenants",
     "apps.audit",
@@ -44,6 +46,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "apps.core.middleware.RequestBodyLimitMiddleware",  # before anything reads a body
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -52,6 +55,7 @@ MIDDLEWARE = [
     "apps.tenants.middleware.AdminTenantScopeMiddleware",  # after auth: needs request.user
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
 ]
 
@@ -148,6 +152,38 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "apps.core.schema.add_error_responses",  # the shared error shape on every operation
     ],
+}
+
+# Request bodies (README "Security"): larger ones get 413 before anything parses them.
+# Event batches may be big (1,000 events); every other request is small.
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
+API_MAX_EVENTS_BODY_BYTES = env.int("API_MAX_EVENTS_BODY_BYTES", default=10 * 1024 * 1024)
+# Reverse proxies in front of the web processes (addresses or CIDR networks, e.g.
+# "10.0.0.0/8"): behind them the client is the address they saw (X-Forwarded-For, read from
+# the right), so per-IP limits count real clients. Empty: REMOTE_ADDR is the client and
+# X-Forwarded-For is ignored (a client could forge it).
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+# A dependency (database, Redis, broker) that is down answers 503 with this Retry-After.
+DEPENDENCY_RETRY_AFTER_SECONDS = env.int("DEPENDENCY_RETRY_AFTER_SECONDS", default=30)
+
+# Content-Security-Policy on every response (django-csp; README "Security"): scripts,
+# fonts, images and requests only from this origin, no plugins, no framing, forms post here.
+# No page has an inline script (the API docs use drf-spectacular's split Swagger view and
+# the sidecar's local files). Inline *styles* stay allowed: the admin's own templates and
+# ours set style attributes, which nonces cannot cover; CSS cannot run code.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, "'unsafe-inline'"],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
 }
 
 # --- Audit --------------------------------------------------------------------------------

@@ -9,11 +9,10 @@ from django.db import connection
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
-from apps.events.models import Event, HistoryCapStatus
+from apps.events.models import Event, HistoryCapJob, HistoryCapStatus
 from apps.events.services import enforce_history_cap, ingest_events
 from apps.events.services.history import subjects_over_cap
 from apps.events.tasks import enforce_history_cap_task
-from apps.tenants.services import pseudonymize
 from tests.factories.events import ItemFactory, event_payload, grant_consent
 
 
@@ -108,28 +107,64 @@ def test_another_tenants_subjects_are_never_touched(tenant, other_tenant):
     assert Event.objects.for_tenant(tenant).count() == 2
 
 
-def test_ingestion_enqueues_the_cap_after_commit_with_the_stored_subjects(
+def test_ingestion_records_a_durable_job_and_sends_it_after_commit(
         tenant, mocker, django_capture_on_commit_callbacks):
-    delay = mocker.patch("apps.events.services.ingestion.enforce_history_cap_task.delay")
+    send = mocker.patch.object(enforce_history_cap_task, "apply_async")
     grant_consent(tenant, "alice")
+    alice = event_payload("alice")
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        ingest_events(tenant=tenant, events=[event_payload("alice"), event_payload("bob")])
-        delay.assert_not_called()  # not before the events are committed
+        ingest_events(tenant=tenant, events=[alice, event_payload("bob")])
+        send.assert_not_called()  # not before the events are committed
 
+    job = HistoryCapJob.objects.for_tenant(tenant).get()
+    # The batch's stored events, by their ids: no subject key on the job row.
+    assert job.event_ids == [alice["event_id"]]
+    assert job.status == HistoryCapJob.Status.PENDING
+    assert job.enqueued_at is not None
     for callback in callbacks:
         callback()
-    delay.assert_called_once_with(tenant.pk, [pseudonymize(tenant, "alice")])
+    send.assert_called_once_with(args=[tenant.pk, job.pk])
 
 
 def test_nothing_is_enqueued_when_nothing_was_stored(tenant, mocker,
                                                      django_capture_on_commit_callbacks):
-    delay = mocker.patch("apps.events.services.ingestion.enforce_history_cap_task.delay")
+    send = mocker.patch.object(enforce_history_cap_task, "apply_async")
 
     with django_capture_on_commit_callbacks(execute=True):
         ingest_events(tenant=tenant, events=[event_payload("nobody-consented")])
 
-    delay.assert_not_called()
+    send.assert_not_called()
+    assert not HistoryCapJob.objects.for_tenant(tenant).exists()
+
+
+def test_a_lost_message_is_resent_by_the_sweeper_and_the_cap_applied(
+        tenant, mocker, django_capture_on_commit_callbacks):
+    """Before: a lost message left the batch's subjects over their cap until their next
+    batch. The job row outlives the message; the sweeper sends it again."""
+    tenant.settings = {"event_history_cap": 2}
+    tenant.save()
+    key = grant_consent(tenant, "alice")
+    now = timezone.now()
+    events = [event_payload("alice", occurred_at=now - timedelta(minutes=n)) for n in range(4)]
+    lost = mocker.patch.object(enforce_history_cap_task, "apply_async")  # the broker drops it
+    with django_capture_on_commit_callbacks(execute=True):
+        ingest_events(tenant=tenant, events=events)
+    lost.assert_called_once()
+    mocker.stopall()
+    assert len(kept_ids(tenant, key)) == 4
+
+    from apps.core.jobs import lost_after, sweep_stuck_jobs
+
+    later = timezone.now() + lost_after(HistoryCapJob) + timedelta(seconds=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        counts = sweep_stuck_jobs(now=later, live=None)
+    assert counts["requeued"] == 1
+    assert kept_ids(tenant, key) == [e["event_id"] for e in events[:2]]
+    job = HistoryCapJob.objects.for_tenant(tenant).get()
+    assert job.status == HistoryCapJob.Status.SUCCEEDED
+    assert job.event_ids == []  # done: the row keeps counts only
+    assert job.progress["events_deleted"] == 2
 
 
 def test_ingestion_then_the_task_caps_the_history(tenant, django_capture_on_commit_callbacks):
@@ -145,13 +180,14 @@ def test_ingestion_then_the_task_caps_the_history(tenant, django_capture_on_comm
     assert kept_ids(tenant, key) == [e["event_id"] for e in events[:3]]
 
 
-def test_the_task_ignores_a_vanished_or_inactive_tenant(tenant, caplog):
+def test_the_task_ignores_a_vanished_job_or_an_inactive_tenant(tenant, caplog):
+    events = make_history(tenant, "k" * 64, 3)
+    job = HistoryCapJob.objects.create(tenant=tenant, event_ids=[e.event_id for e in events])
     tenant.is_active = False
     tenant.save()
-    make_history(tenant, "k" * 64, 3)
 
-    enforce_history_cap_task(tenant.pk, ["k" * 64])
-    enforce_history_cap_task(10**9)
+    enforce_history_cap_task(tenant.pk, job.pk)
+    enforce_history_cap_task(tenant.pk, 10**9)
 
     assert Event.objects.for_tenant(tenant).count() == 3
     assert "events.history_cap_tenant_missing" in caplog.text

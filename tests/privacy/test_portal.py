@@ -393,3 +393,38 @@ def test_an_unverified_subject_key_is_the_tenants_pseudonym(tenant, portal, onco
     ask(portal, tenant, oncommit, identifier="alice@example.com")
     assert (PrivacyRequest.objects.for_tenant(tenant).get().subject_key
             == pseudonymize(tenant, "alice@example.com"))
+
+
+def _ask_via(tenant, oncommit, *, peer: str, forwarded: str | None, identifier: str):
+    from django.test import Client
+
+    headers = {"HTTP_X_FORWARDED_FOR": forwarded} if forwarded is not None else {}
+    with oncommit():
+        return Client(REMOTE_ADDR=peer).post(
+            base(tenant) + "request",
+            {"kind": "erasure", "regime": "gdpr", "identifier": identifier}, **headers)
+
+
+def test_behind_a_trusted_proxy_each_client_has_its_own_limit(tenant, oncommit, settings):
+    settings.PRIVACY_PORTAL_RATE_LIMITS = {"ip": (2, 3600), "identifier": (100, 3600)}
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
+    codes = {client: [_ask_via(tenant, oncommit, peer="10.1.2.3", forwarded=client,
+                               identifier=f"{n}@example.com").status_code for n in range(3)]
+             for client in ("203.0.113.1", "203.0.113.2")}
+    # Before: every request came from the proxy's address, one limit for all clients.
+    assert codes == {"203.0.113.1": [302, 302, 429], "203.0.113.2": [302, 302, 429]}
+    # The client cannot choose its address: what it wrote left of the proxy's entry is
+    # ignored, only the address the proxy saw counts (the spent 203.0.113.1).
+    forged = _ask_via(tenant, oncommit, peer="10.1.2.3", forwarded="198.51.100.9, 203.0.113.1",
+                      identifier="x@example.com")
+    assert forged.status_code == 429
+
+
+def test_without_trusted_proxies_a_forwarded_header_changes_nothing(tenant, oncommit, settings):
+    settings.PRIVACY_PORTAL_RATE_LIMITS = {"ip": (2, 3600), "identifier": (100, 3600)}
+    codes = [_ask_via(tenant, oncommit, peer="198.51.100.7", forwarded=f"203.0.113.{n}",
+                      identifier=f"{n}@example.com").status_code for n in range(3)]
+    assert codes == [302, 302, 429]
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]  # a peer that is no trusted proxy: the same
+    assert _ask_via(tenant, oncommit, peer="198.51.100.7", forwarded="203.0.113.77",
+                    identifier="y@example.com").status_code == 429

@@ -83,3 +83,13 @@ def test_a_superuser_sees_every_tenant(tenant, other_tenant, admin_client):
     body = admin_client.get("/admin/tenants/apikey/").content.decode()
     assert "key-a" in body
     assert "key-b" in body
+
+
+def test_a_duplicate_membership_is_a_form_error_not_a_server_error(tenant, owner_client):
+    colleague = UserFactory(username="colleague@example.test")
+    MembershipFactory(tenant=tenant, user=colleague, role=Membership.Role.VIEWER)
+    response = owner_client.post("/admin/tenants/membership/add/",
+                                 {"user": colleague.pk, "role": Membership.Role.ANALYST})
+    assert response.status_code == 200
+    assert "already exists" in response.content.decode()
+    assert Membership.objects.for_tenant(tenant).filter(user=colleague).count() == 1

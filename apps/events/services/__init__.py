@@ -6,7 +6,12 @@ from apps.events.services.catalog import (
     deactivate_item,
     upsert_items,
 )
-from apps.events.services.history import HistoryCapReport, enforce_history_cap
+from apps.events.services.history import (
+    HistoryCapReport,
+    enforce_history_cap,
+    request_history_cap,
+    run_history_cap_job,
+)
 from apps.events.services.ingestion import (
     MAX_EVENTS_PER_BATCH,
     IngestReport,
@@ -36,5 +41,7 @@ __all__ = [
     "enforce_history_cap",
     "ingest_events",
     "provision_event_schema",
+    "request_history_cap",
+    "run_history_cap_job",
     "upsert_items",
 ]

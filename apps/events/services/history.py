@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db import transaction
 from django.db.models import Count, F, QuerySet, Window
@@ -12,7 +13,8 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from apps.audit.services import record
-from apps.events.models import Event, HistoryCapStatus
+from apps.core.jobs import DurableJob, enqueue_job, finish_job, run_job
+from apps.events.models import Event, HistoryCapJob, HistoryCapStatus
 from apps.events.selectors import history_cap
 from apps.tenants.models import Tenant
 
@@ -20,6 +22,8 @@ logger = logging.getLogger("events.history")
 
 SUBJECTS_PER_BATCH = 500
 DELETE_CHUNK = 1000
+#: Succeeded history-cap jobs are deleted after this long (HistoryCapStatus keeps totals).
+FINISHED_JOBS_KEPT = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -114,3 +118,42 @@ def enforce_history_cap(
         logger.info("events.history_capped tenant_id=%s subjects=%s deleted=%s", tenant.pk,
                     subjects_capped, events_deleted)
     return report
+
+
+def request_history_cap(*, tenant: Tenant, event_ids: list[str]) -> HistoryCapJob:
+    """Record a durable job capping the histories of the subjects of ``event_ids`` (events
+    just stored), and send its task after commit. Call inside the storing transaction."""
+    job = HistoryCapJob.objects.create(tenant=tenant, event_ids=sorted(event_ids),
+                                       events=len(event_ids))
+    enqueue_job(job)
+    return job
+
+
+def _cap_job(job: HistoryCapJob) -> dict[str, int]:
+    tenant = Tenant.objects.filter(pk=job.tenant_id, is_active=True).first()
+    if tenant is None:
+        logger.warning("events.history_cap_tenant_missing tenant_id=%s", job.tenant_id)
+        return {}
+    events = Event.objects.for_tenant(tenant)
+    keys: set[str] = set()
+    for chunk in _chunks(list(job.event_ids), DELETE_CHUNK):
+        keys.update(events.filter(event_id__in=chunk).values_list("subject_key", flat=True))
+    report = enforce_history_cap(tenant=tenant, subject_keys=keys)
+    counts = {"subjects_checked": report.subjects_checked,
+              "subjects_capped": report.subjects_capped,
+              "events_deleted": report.events_deleted}
+    # Done: the ids go (the row keeps counts only), and so do old succeeded jobs.
+    with transaction.atomic():
+        job.event_ids = []
+        job.save(update_fields=["event_ids", "updated_at"])
+        finish_job(job, **counts)
+    HistoryCapJob.objects.for_tenant(tenant).filter(
+        status=DurableJob.Status.SUCCEEDED,
+        finished_at__lt=timezone.now() - FINISHED_JOBS_KEPT).delete()
+    return counts
+
+
+def run_history_cap_job(*, tenant_id: int, job_id: int) -> dict[str, int] | None:
+    """Claim and run one history-cap job (the task's service). ``None`` when it is gone or
+    already finished; re-running is safe: capping is idempotent."""
+    return run_job(HistoryCapJob, tenant_id=tenant_id, job_id=job_id, work=_cap_job)

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from functools import partial
 from typing import Any
 
 import orjson
@@ -36,8 +35,8 @@ from apps.events.selectors import (
     oldest_acceptable_occurred_at,
     unknown_items_policy,
 )
+from apps.events.services.history import request_history_cap
 from apps.events.services.storage import create_items, fetch_item_pks, insert_events
-from apps.events.tasks import enforce_history_cap_task
 from apps.events.validation import is_clean_text, reported_name
 from apps.tenants.config_memo import memoize_tenant_config
 from apps.tenants.models import Tenant
@@ -383,8 +382,8 @@ def ingest_events(
             if event.dropped and statuses[event.index] is not Status.REJECTED:
                 dropped.update(event.dropped)
         if stored_subjects:
-            transaction.on_commit(partial(enforce_history_cap_task.delay, tenant_id,
-                                          sorted(stored_subjects)))
+            # A durable job, in this transaction: its task is sent after commit.
+            request_history_cap(tenant=tenant, event_ids=sorted(inserted))
 
     results = [
         {"index": index, "status": status.value,
