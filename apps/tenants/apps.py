@@ -19,7 +19,7 @@ class TenantsConfig(AppConfig):
         checks.register(check_tenant_managers, checks.Tags.models)
         checks.register(check_throttle_cache, checks.Tags.caches)
         checks.register(check_throttle_cache_is_shared, checks.Tags.caches, deploy=True)
-        checks.register(check_database_role, checks.Tags.database)
+        checks.register(check_database_role, checks.Tags.database, deploy=True)
         # Row-level security for every tenant-owned table, new ones included (rls.py).
         post_migrate.connect(apply_after_migrate, sender=self,
                              dispatch_uid="tenants.row_level_security")

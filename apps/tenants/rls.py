@@ -25,7 +25,7 @@ session's value still matches :func:`current_tenant_ids` and, when not, sets it 
 extra round trip per scope change, none per query).
 
 Superusers and roles with ``BYPASSRLS`` are never subject to row-level security, so the
-application must connect as a role that is neither (docs/deployment.md "Database roles";
+application must connect as a role that is neither (README "Security";
 :func:`check_database_role` warns). SQLite has no row-level security: there the ORM's
 scoping is the only line.
 
@@ -139,5 +139,5 @@ def check_database_role(app_configs: Sequence[Any] | None = None,
                 f"database {alias!r}: role {row[0]!r} is a superuser or has BYPASSRLS, so "
                 f"row-level security does not apply to it",
                 hint="Connect the application as a role without SUPERUSER and BYPASSRLS "
-                     "(docs/deployment.md, 'Database roles').", id="tenants.W010"))
+                     "(README, 'Security').", id="tenants.W010"))
     return warnings

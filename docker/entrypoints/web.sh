@@ -2,7 +2,8 @@
 # Web: apply migrations (unless MIGRATE_ON_START=false), then serve with gunicorn.
 set -eu
 if [ "${MIGRATE_ON_START:-true}" = "true" ]; then
-  python manage.py migrate --noinput
+  # As the tables' owner when MIGRATE_DATABASE_URL names one (the app's role may not run DDL).
+  DATABASE_URL="${MIGRATE_DATABASE_URL:-$DATABASE_URL}" python manage.py migrate --noinput
 fi
 exec gunicorn platform_site.wsgi:application \
   --bind "0.0.0.0:${PORT:-8000}" \
