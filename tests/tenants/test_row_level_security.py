@@ -17,6 +17,7 @@ from apps.tenants.models import ApiKey, Tenant
 from apps.tenants.rls import (
     POLICY_NAME,
     SETTING,
+    check_database_role,
     ensure_row_level_security,
     tables_missing_row_level_security,
 )
@@ -211,3 +212,14 @@ def test_the_setting_survives_a_rolled_back_savepoint(two_tenants, app_role):
 
 class RolledBack(Exception):  # noqa: N818
     pass
+
+
+def test_the_deploy_check_warns_when_the_role_escapes_the_policies(app_role):
+    with app_role():
+        assert check_database_role(databases=["default"]) == []
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT rolsuper OR rolbypassrls FROM pg_roles "
+                       "WHERE rolname = current_user")
+        exempt = cursor.fetchone()[0]
+    warnings = [w.id for w in check_database_role(databases=["default"])]
+    assert warnings == (["tenants.W010"] if exempt else [])
