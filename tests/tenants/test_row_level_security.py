@@ -223,3 +223,15 @@ def test_the_deploy_check_warns_when_the_role_escapes_the_policies(app_role):
         exempt = cursor.fetchone()[0]
     warnings = [w.id for w in check_database_role(databases=["default"])]
     assert warnings == (["tenants.W010"] if exempt else [])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transaction_still_opens_with_set_transaction():
+    """``SET TRANSACTION`` must be a transaction's first statement: the setting waits for
+    the next one (the training snapshot reader opens its transactions so)."""
+    tenant = TenantFactory()
+    with tenant_scope(tenant), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        cursor.execute("SELECT current_setting('transaction_isolation'), current_setting(%s)",
+                       [SETTING])
+        assert cursor.fetchone() == ("repeatable read", str(tenant.pk))

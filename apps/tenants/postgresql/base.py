@@ -9,8 +9,8 @@ transactions alike, and costs a round trip only when the scope changes.
 
 A rollback (of the transaction or to a savepoint) undoes a ``set_config`` made inside it,
 so after one the session's value is unknown again and the next statement sets it. A new
-connection starts unknown too. Transaction-control statements pass untouched: in an
-aborted transaction, ``ROLLBACK TO SAVEPOINT`` must be the next statement.
+connection starts unknown too. Transaction-control statements pass untouched (the
+setting follows with the next statement).
 """
 
 from __future__ import annotations
@@ -20,7 +20,10 @@ from typing import Any
 
 from django.db.backends.postgresql import base
 
-_TRANSACTION_CONTROL = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK", "COMMIT", "BEGIN")
+#: Statements that pass untouched: in an aborted transaction ``ROLLBACK TO SAVEPOINT`` must
+#: come next, and ``SET TRANSACTION`` (isolation, snapshot) must be a transaction's first.
+_TRANSACTION_CONTROL = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK", "COMMIT", "BEGIN",
+                        "START TRANSACTION", "END", "SET TRANSACTION")
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
