@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def real_backends_available() -> bool:
     return (
-        settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+        connection.vendor == "postgresql"
         and not settings.CELERY_BROKER_URL.startswith(("memory://", "filesystem://"))
     )
 

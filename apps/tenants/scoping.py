@@ -41,6 +41,10 @@ The system check :func:`check_tenant_managers` refuses a model that gets this wr
 base manager stays Django's plain one. Migration state records the default manager, so a
 data migration's historical model has ``all_tenants`` (a plain manager) and no ``objects``:
 a migration crosses tenants by nature.
+
+On PostgreSQL the database holds the same line (:mod:`apps.tenants.rls`): every
+tenant-owned table has a row-level security policy keyed on the current scope, so a query
+that escapes this module inside a scope still sees no other tenant's rows.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@
 # ~6 KB; gunicorn's default 4 KB would answer it with its own HTML 400.
 set -eu
 if [ "${MIGRATE_ON_START:-true}" = "true" ]; then
-  python manage.py migrate --noinput
+  # As the tables' owner when MIGRATE_DATABASE_URL names one (the app's role may not run DDL).
+  DATABASE_URL="${MIGRATE_DATABASE_URL:-$DATABASE_URL}" python manage.py migrate --noinput
 fi
 exec gunicorn platform_site.wsgi:application \
   --bind "0.0.0.0:${PORT:-8000}" \

@@ -35,3 +35,23 @@ def test_the_image_runs_gunicorn_as_a_non_root_user():
     for script in (DOCKER / "entrypoints").glob("*.sh"):
         assert script.stat().st_mode & 0o111, f"{script.name} is not executable"
         assert "exec " in script.read_text()
+
+
+def test_the_application_connects_as_a_role_that_row_level_security_binds():
+    """The stack's app containers use discreet_app (created by the init script: no
+    superuser, no BYPASSRLS, not the owner); only the web container's migrations run as
+    the tables' owner (README "Security")."""
+    compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())
+    services = compose["services"]
+    for name in ("web", "worker", "beat"):
+        assert services[name]["environment"]["DATABASE_URL"].startswith("postgres://discreet_app:")
+        assert ("MIGRATE_DATABASE_URL" in services[name]["environment"]) == (name == "web")
+    owner = compose["services"]["postgres"]["environment"]["POSTGRES_USER"]
+    assert services["web"]["environment"]["MIGRATE_DATABASE_URL"].startswith(f"postgres://{owner}:")
+    assert 'DATABASE_URL="${MIGRATE_DATABASE_URL:-$DATABASE_URL}" python manage.py migrate' in (
+        DOCKER / "entrypoints" / "web.sh").read_text()
+    init = "./postgres/10-app-role.sh:/docker-entrypoint-initdb.d/10-app-role.sh:ro"
+    assert init in services["postgres"]["volumes"]
+    script = (DOCKER / "postgres" / "10-app-role.sh").read_text()
+    assert "CREATE ROLE discreet_app LOGIN NOSUPERUSER NOBYPASSRLS" in script
+    assert "ALTER DEFAULT PRIVILEGES FOR ROLE :\"owner\"" in script
