@@ -49,7 +49,7 @@ def test_training_registers_an_active_version_with_everything_recorded(planted):
     assert version.params["als"]["random_state"] == 42
     assert version.data_stats["subjects_consented"] == len(planted.subjects)
     assert version.data_stats["items"] == 40
-    assert set(version.metrics) == {"model", "popularity", "als"}
+    assert set(version.metrics) == {"model", "popularity", "als", "validation"}
     assert {"precision@10", "recall@20", "ndcg@10", "map@10", "coverage@10"} <= set(
         version.metrics["model"])
     assert version.consent_snapshot_at is not None
