@@ -40,7 +40,8 @@ def test_the_validation_split_is_carved_from_training_and_never_touches_the_hold
     cfg = modeling_settings(planted.tenant)
     data = snapshot_training_data(tenant=planted.tenant, weighting=cfg.weighting)
     split = algorithms.split_data(data.matrix, data.last_seen, cfg.holdout_fraction)
-    assert split.validation.nnz > 0 and split.test.nnz > 0
+    assert split.validation.nnz > 0
+    assert split.test.nnz > 0
     assert split.validation.multiply(split.test).nnz == 0
     assert split.fit.multiply(split.test).nnz == 0
     assert (split.fit + split.validation != split.train).nnz == 0
@@ -54,7 +55,8 @@ def test_the_validation_split_is_carved_from_training_and_never_touches_the_hold
         held = [cells[c] for c in split.test[row].indices]
         if valid and held:
             assert max(valid) < min(held)
-    assert len(split.fit_seen) == split.fit.nnz and len(split.train_seen) == split.train.nnz
+    assert len(split.fit_seen) == split.fit.nnz
+    assert len(split.train_seen) == split.train.nnz
 
 
 def test_each_algorithm_declares_its_search_space_starting_with_its_own_parameters(tenant):
@@ -67,7 +69,8 @@ def test_each_algorithm_declares_its_search_space_starting_with_its_own_paramete
     assert names[:3] == ["als", "bm25", "ease"]  # every algorithm's own parameters first
     assert len(set(map(str, grid))) == len(grid)
     recency = {(a.name, h) for a, _, h in grid if h}
-    assert ("als", 90.0) in recency and not any(name == "ease" for name, _ in recency)
+    assert ("als", 90.0) in recency
+    assert not any(name == "ease" for name, _ in recency)
     # Without a budget: each algorithm's own parameters only.
     assert len(algorithms.candidate_grid(cfg, frozenset(cfg.algorithms), search=False)) == 3
 
@@ -121,7 +124,8 @@ def test_search_off_with_one_algorithm_fits_once_on_training_and_folds_in(plante
     result = fit_pipeline(data, cfg)
     assert not result.searched
     assert [c.algorithm for c in result.candidates] == ["als"]
-    assert result.chosen.metrics == {} and result.chosen.holdout["users"] > 0
+    assert result.chosen.metrics == {}
+    assert result.chosen.holdout["users"] > 0
 
 
 def test_recency_weighting_decays_by_each_subjects_own_newest_interaction():

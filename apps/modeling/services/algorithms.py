@@ -281,6 +281,8 @@ def evaluate_rows(model: Recommender, model_item_ids: np.ndarray, train: Any, te
     these rows is scored exactly like one that did. Items the model does not know cannot
     be recommended (each held-out one is a miss); the user's training items are excluded;
     with ``positive_scores_only`` only positive scores count."""
+    import scipy.sparse as sp
+
     n_items = train.shape[1]
     model_item_ids = np.asarray(model_item_ids)
     position = np.minimum(np.searchsorted(model_item_ids, item_ids), len(model_item_ids) - 1)
@@ -293,8 +295,6 @@ def evaluate_rows(model: Recommender, model_item_ids: np.ndarray, train: Any, te
         block = train[users[start:start + 512]].tocsr()
         rows = block.tocoo()
         keep = known[rows.col]
-        import scipy.sparse as sp
-
         mapped = sp.csr_matrix(
             (rows.data[keep].astype(np.float32), (rows.row[keep], position[rows.col[keep]])),
             shape=(block.shape[0], len(model_item_ids)))

@@ -126,6 +126,7 @@ def fit_pipeline(
             if id(candidate) in served:
                 continue
             model = _model(candidate).fit_full(train)   # the hold-out fit
+            _require_finite(model)  # a diverged fit goes no further (nor warm-starts)
             holdout_models[id(candidate)] = model.frozen()
             pending.append((candidate, evaluations.submit(
                 algorithms.evaluate_model, holdout_models[id(candidate)], train, split.test,
