@@ -12,6 +12,7 @@ from apps.events.models import Event
 from apps.modeling.config import modeling_settings
 from apps.modeling.models import ModelVersion
 from apps.modeling.recommenders import recommenders
+from apps.modeling.selectors import describe_decision
 from apps.modeling.services import algorithms, train_model
 from apps.modeling.services.dataset import snapshot_training_data
 from apps.modeling.services.training import fit_pipeline
@@ -159,6 +160,10 @@ def test_the_champion_is_re_scored_on_the_challengers_hold_out_not_its_stored_fi
     assert decision["holdout"]["interactions"] >= len(planted.subjects)
     assert decision["rule"] == "challenger_wins"
     assert second.status == ModelVersion.Status.ACTIVE
+    line = describe_decision(decision)
+    assert line.startswith(f"activated: challenger NDCG@10 {decision['challenger']['ndcg@10']:.4f}")
+    assert f"v1 re-scored {decision['champion']['ndcg@10']:.4f}" in line
+    assert f"hold-out {len(planted.subjects)} subjects" in line
 
 
 def test_a_worse_challenger_is_not_activated_though_the_stored_figure_says_otherwise(planted):

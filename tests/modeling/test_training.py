@@ -224,6 +224,7 @@ def test_the_command_trains_in_the_foreground_and_prints_metrics(planted):
     assert "iteration 12/12" in text
     assert "ndcg@10" in text
     assert "v1 (" in text
+    assert "champion/challenger: activated (first): first model of the tenant" in text
     run = TrainingRun.objects.for_tenant(planted.tenant).get()
     assert run.reason == TrainingRun.Reason.COMMAND
     assert run.status == DurableJob.Status.SUCCEEDED
