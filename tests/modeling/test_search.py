@@ -124,6 +124,7 @@ def test_search_off_with_one_algorithm_fits_once_on_training_and_folds_in(plante
     data = snapshot_training_data(tenant=planted.tenant, weighting=cfg.weighting)
     result = fit_pipeline(data, cfg)
     assert not result.searched
+    assert result.split.validation is None  # no validation split is even built
     assert [c.algorithm for c in result.candidates] == ["als"]
     assert result.chosen.metrics == {}
     assert result.chosen.holdout["users"] > 0

@@ -148,24 +148,27 @@ class Split:
     train: Any
     train_seen: np.ndarray
     test: Any
-    fit: Any
-    fit_seen: np.ndarray
-    validation: Any
+    fit: Any = None               # None without ``validation`` (nothing to choose)
+    fit_seen: np.ndarray | None = None
+    validation: Any = None
 
 
 def split_data(matrix: Any, last_seen: np.ndarray, fraction: float,
-               rank: np.ndarray | None = None) -> Split:
-    """The hold-out split, then the validation split carved from its training part the
-    same way (each subject's newest ``fraction`` of what remains). The validation entries
-    are training entries: they never overlap the hold-out."""
+               rank: np.ndarray | None = None, *, validation: bool = True) -> Split:
+    """The hold-out split, then (with ``validation``) the validation split carved from its
+    training part the same way (each subject's newest ``fraction`` of what remains). The
+    validation entries are training entries: they never overlap the hold-out."""
     matrix = matrix.tocsr()
     last_seen = np.asarray(last_seen, dtype=np.float64)
     is_test = _holdout_mask(matrix, last_seen, fraction, rank)
     train, train_seen = _part(matrix, ~is_test), last_seen[~is_test]
-    is_validation = _holdout_mask(train, train_seen, fraction)
-    return Split(full=matrix, full_seen=last_seen, train=train, train_seen=train_seen,
-                 test=_part(matrix, is_test), fit=_part(train, ~is_validation),
-                 fit_seen=train_seen[~is_validation], validation=_part(train, is_validation))
+    split = Split(full=matrix, full_seen=last_seen, train=train, train_seen=train_seen,
+                  test=_part(matrix, is_test))
+    if validation:
+        is_validation = _holdout_mask(train, train_seen, fraction)
+        split.fit, split.fit_seen = _part(train, ~is_validation), train_seen[~is_validation]
+        split.validation = _part(train, is_validation)
+    return split
 
 
 def recency_weighted(matrix: Any, last_seen: np.ndarray, half_life_days: float | None) -> Any:

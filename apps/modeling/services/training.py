@@ -74,12 +74,12 @@ def fit_pipeline(
     from its validation fit) and once on everything."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    split = algorithms.split_data(data.matrix, data.last_seen, cfg.holdout_fraction,
-                                  rank=data.recency_rank)
-    users = algorithms.eval_users(split.test, cfg.eval_max_users)
     allowed = frozenset(cfg.algorithms)
     grid = algorithms.candidate_grid(cfg, allowed, search=cfg.search_seconds > 0)
     searched = len(grid) > 1
+    split = algorithms.split_data(data.matrix, data.last_seen, cfg.holdout_fraction,
+                                  rank=data.recency_rank, validation=searched)
+    users = algorithms.eval_users(split.test, cfg.eval_max_users)
     timings["split_s"] = time.perf_counter() - started
 
     holdout_models: dict[int, Recommender] = {}
@@ -115,6 +115,9 @@ def fit_pipeline(
             only.holdout, only.metrics = only.metrics, {}
         chosen = algorithms.best_of(candidates, allowed=allowed)
         embedding = algorithms.best_of(candidates, embedding=True, recency=(chosen.recency,))
+        for candidate in candidates:  # the others' models are not needed: free them now
+            if candidate is not chosen and candidate is not embedding:
+                candidate.model = None
         timings["search_s"] = time.perf_counter() - started
 
         started = time.perf_counter()
