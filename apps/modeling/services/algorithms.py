@@ -331,10 +331,15 @@ def restrict_test(test: Any, user_keys: list[str], item_ids: np.ndarray, seen_ke
     col_known = (seen_item_ids[col_pos] == item_ids) if len(seen_item_ids) else \
         np.zeros(len(item_ids), bool)
     candidate = row_known[coo.row] & col_known[coo.col]
-    was_seen = np.zeros(coo.nnz, dtype=bool)
-    if candidate.any():
-        was_seen[candidate] = _stored(seen.tocsr(), row_pos[coo.row[candidate]],
-                                      col_pos[coo.col[candidate]][:, None])[:, 0]
+    # Each pair as one int64 code in the seen matrix's numbering; one sort, one search.
+    seen = seen.tocsr()
+    width = max(seen.shape[1], 1)
+    seen_rows = np.repeat(np.arange(seen.shape[0], dtype=np.int64), np.diff(seen.indptr))
+    seen_codes = np.sort(seen_rows * width + seen.indices)
+    asked = row_pos[coo.row].astype(np.int64) * width + col_pos[coo.col]
+    found = np.minimum(np.searchsorted(seen_codes, asked), max(len(seen_codes) - 1, 0))
+    was_seen = candidate & (seen_codes[found] == asked) if len(seen_codes) else \
+        np.zeros(coo.nnz, dtype=bool)
     return _part(test, ~was_seen)
 
 
