@@ -20,6 +20,7 @@ from apps.modeling.models import (
     SubjectQuarantine,
     TrainingRun,
 )
+from apps.modeling.selectors import describe_decision
 from apps.tenants.admin import (
     ReadOnlyTenantScopedAdmin,
     SubjectDataAdmin,
@@ -93,9 +94,9 @@ class ModelVersionAdmin(TenantScopedAdmin):
                        "pretty_metrics", "pretty_search", "pretty_stats", "pretty_timings",
                        "consent_snapshot_at", "artifact_path", "artifact_sha256",
                        "artifact_bytes", "artifact_destroyed_at", "revision",
-                       "erased_subjects", "activation_note", "activated_at", "retired_at",
-                       "created_at"]
-    exclude = ["params", "metrics", "search", "data_stats", "timings"]
+                       "erased_subjects", "activation_note", "champion_challenger",
+                       "pretty_decision", "activated_at", "retired_at", "created_at"]
+    exclude = ["params", "metrics", "search", "data_stats", "timings", "activation_decision"]
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return False  # versions come from training only
@@ -117,6 +118,11 @@ class ModelVersionAdmin(TenantScopedAdmin):
     def artifact(self, obj: ModelVersion) -> bool:
         return obj.has_artifact
 
+    @admin.display(description="champion / challenger")
+    def champion_challenger(self, obj: ModelVersion) -> str:
+        return describe_decision(obj.activation_decision) or "-"
+
+    pretty_decision = _indented_json("activation_decision", "activation decision")
     pretty_params = _indented_json("params", "parameters")
     pretty_metrics = _indented_json("metrics", "metrics (hold-out)")
     pretty_search = _indented_json("search", "candidates searched")

@@ -83,6 +83,11 @@ class ModelVersion(TenantOwnedModel):
     #: when the artifact is destroyed, and a subject's key by their erasure.
     removed_subject_keys = models.JSONField(default=list, blank=True)
     activation_note = models.CharField(max_length=300, blank=True)
+    activation_decision = models.JSONField(
+        default=dict, blank=True,
+        help_text="Champion/challenger at registration: the rule applied, the active "
+        "version re-scored on this version's hold-out, both NDCG@10 figures, the hold-out "
+        "size and whether this version was activated.")
     activated_at = models.DateTimeField(null=True, blank=True)
     retired_at = models.DateTimeField(null=True, blank=True)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import QuerySet
 
 from apps.modeling.models import ModelVersion, PrivacyBudgetEntry, SubjectQuarantine, TrainingRun
@@ -70,3 +72,19 @@ def list_expired_artifacts(*, tenant: Tenant) -> list[ModelVersion]:
         return stored[ARTIFACTS_KEPT_BEFORE_ACTIVE + 1:]
     before = [v for v in stored if v.number < active.number]
     return before[ARTIFACTS_KEPT_BEFORE_ACTIVE:]
+
+
+def describe_decision(decision: dict[str, Any]) -> str:
+    """One line for a version's champion/challenger decision (admin, ``train_models``):
+    the outcome, both NDCG@10 figures on the shared hold-out and its size."""
+    if not decision:
+        return ""
+    outcome = "activated" if decision.get("activate") else "not activated"
+    champion, challenger = decision.get("champion") or {}, decision.get("challenger") or {}
+    holdout = decision.get("holdout") or {}
+    if "ndcg@10" in champion and "ndcg@10" in challenger:
+        return (f"{outcome}: challenger NDCG@10 {challenger['ndcg@10']:.4f} vs v"
+                f"{champion['version']} re-scored {champion['ndcg@10']:.4f} (tolerance "
+                f"{decision.get('tolerance')}), hold-out {holdout.get('users', 0)} subjects / "
+                f"{holdout.get('interactions', 0)} interactions")
+    return f"{outcome} ({decision.get('rule', '')}): {decision.get('why', '')}"

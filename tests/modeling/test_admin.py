@@ -34,6 +34,10 @@ def test_members_see_their_versions_with_the_ndcg_chart(client, two_versions, ot
     detail = client.get(f"/admin/modeling/modelversion/{version.pk}/change/")
     assert detail.status_code == 200
     assert "ndcg@10" in detail.content.decode()
+    second = ModelVersion.objects.for_tenant(two_versions).get(number=2)
+    detail = client.get(f"/admin/modeling/modelversion/{second.pk}/change/").content.decode()
+    assert "champion / challenger" in detail.lower()
+    assert "activated (not_comparable)" in detail  # same data: no unseen hold-out pair
 
 
 def test_an_admin_can_activate_an_older_version_by_hand(client, two_versions):

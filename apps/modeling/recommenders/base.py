@@ -73,6 +73,9 @@ class Recommender(ABC):
     settings: ClassVar[Mapping[str, Setting]] = {}
     embeds_items: ClassVar[bool] = False
     positive_scores_only: ClassVar[bool] = False
+    #: The fit reads the interaction weights (not only which cells are stored): the search
+    #: then also tries recency weighting of interactions for it (docs/modeling.md).
+    uses_weights: ClassVar[bool] = True
 
     def __init__(self, params: Mapping[str, Any]) -> None:
         self.params: dict[str, Any] = dict(params)
@@ -86,11 +89,12 @@ class Recommender(ABC):
         the shared ones such as ``cfg.threads``): always this algorithm's first candidate."""
 
     @classmethod
-    def variants(cls, base: dict[str, Any]) -> list[tuple[float, dict[str, Any]]]:
-        """Further candidates while the search budget lasts, each with its rank among every
-        algorithm's variants (lower is tried first: the order of promise measured on real
-        implicit-feedback data, docs/modeling.md)."""
-        return []
+    def search_space(cls, cfg: ModelingSettings) -> list[dict[str, Any]]:
+        """Every parameter set the per-tenant search may try for this algorithm, most
+        promising first; the first is :meth:`base_params` (always tried). The search takes
+        every algorithm's first, then every algorithm's second, and so on, while its budget
+        (``model_search_seconds``) lasts; each is scored on the validation split."""
+        return [cls.base_params(cfg)]
 
     @classmethod
     def skip_reason(cls, params: Mapping[str, Any], matrix: Any) -> str | None:
@@ -106,8 +110,9 @@ class Recommender(ABC):
 
     @abstractmethod
     def fit_full(self, matrix: Any) -> Recommender:
-        """The model to serve, from this one (fitted on the training split) and ``matrix``,
-        the full data. May change ``self`` (a warm start) or return a new model."""
+        """The same parameters on ``matrix``, a superset of the interactions this one was
+        fitted on (validation fit -> hold-out fit -> the served model on the full data).
+        May change ``self`` (a warm start) or return a new model."""
 
     def frozen(self) -> Recommender:
         """A model equal to this one that :meth:`fit_full` on this one cannot change (its
@@ -142,6 +147,15 @@ class Recommender(ABC):
     def score_session(self, interactions: Any) -> np.ndarray:
         """Scores for an anonymous session: ``interactions`` is a 1 x items CSR row (item
         counts); nothing about the caller is kept."""
+
+    def score_rows(self, interactions: Any) -> np.ndarray:
+        """Scores (rows x columns) for several anonymous histories at once (a CSR block,
+        one history per row): how a champion is scored on a challenger's hold-out. The
+        default asks :meth:`score_session` row by row; override it with a batched form."""
+        interactions = interactions.tocsr()
+        return np.vstack([np.asarray(self.score_session(interactions[n]), dtype=np.float32)
+                          for n in range(interactions.shape[0])]) if interactions.shape[0] \
+            else np.zeros((0, interactions.shape[1]), dtype=np.float32)
 
     @abstractmethod
     def similar(self, column: int) -> np.ndarray:

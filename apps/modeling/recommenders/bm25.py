@@ -51,9 +51,12 @@ class Bm25Recommender(Recommender):
                 "num_threads": cfg.threads}
 
     @classmethod
-    def variants(cls, base: dict[str, Any]) -> list[tuple[float, dict[str, Any]]]:
-        return [(1.0 + n / 10, {**base, "K": k}) for n, k in enumerate((50, 200))
-                if k != base["K"]]
+    def search_space(cls, cfg: ModelingSettings) -> list[dict[str, Any]]:
+        """Larger neighbourhoods first (K 1000-3000 led on Online Retail's validation
+        split, bench/README.md), then the length normalization B."""
+        base = cls.base_params(cfg)
+        space = [base, *({**base, "K": k} for k in (1000, 3000, 400) if k != base["K"])]
+        return space + [{**space[1], "B": b} for b in (0.5, 0.9)]
 
     def fit(self, matrix: Any, on_iteration: IterationCallback | None = None) -> None:
         model = make_bm25(self.params)
@@ -96,6 +99,9 @@ class Bm25Recommender(Recommender):
 
     def score_session(self, interactions: Any) -> np.ndarray:
         return np.asarray((interactions @ self.similarity).todense()).ravel()
+
+    def score_rows(self, interactions: Any) -> np.ndarray:
+        return np.asarray((interactions.tocsr() @ self.similarity).todense(), dtype=np.float32)
 
     def similar(self, column: int) -> np.ndarray:
         return np.asarray(self.similarity[column].todense()).ravel()

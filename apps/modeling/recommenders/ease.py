@@ -119,6 +119,8 @@ class EaseRecommender(Recommender):
         "model_ease_max_items": Setting(20_000, int, 2, 200_000),
     }
 
+    uses_weights = False  # X is binary: recency weighting changes nothing
+
     def __init__(self, params: Mapping[str, Any], weights: np.ndarray | None = None) -> None:
         super().__init__(params)
         self.weights = weights  # B: items x items, float32
@@ -129,9 +131,10 @@ class EaseRecommender(Recommender):
         return {"lambda": own["model_ease_lambda"], "max_items": own["model_ease_max_items"]}
 
     @classmethod
-    def variants(cls, base: dict[str, Any]) -> list[tuple[float, dict[str, Any]]]:
-        return [(1.5, {**base, "lambda": base["lambda"] * 3}),
-                (1.6, {**base, "lambda": base["lambda"] / 3})]
+    def search_space(cls, cfg: ModelingSettings) -> list[dict[str, Any]]:
+        """λ around the tenant's own (200 led on Online Retail's validation split)."""
+        base = cls.base_params(cfg)
+        return [base, *({**base, "lambda": base["lambda"] * f} for f in (2.5, 0.5, 5.0, 0.25))]
 
     @classmethod
     def skip_reason(cls, params: Mapping[str, Any], matrix: Any) -> str | None:
@@ -187,6 +190,9 @@ class EaseRecommender(Recommender):
 
     def score_session(self, interactions: Any) -> np.ndarray:
         return self._scores(interactions)[0]
+
+    def score_rows(self, interactions: Any) -> np.ndarray:
+        return self._scores(interactions)
 
     def similar(self, column: int) -> np.ndarray:
         """How much ``column`` predicts each item (its row of ``B``)."""

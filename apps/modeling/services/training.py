@@ -50,64 +50,120 @@ class PipelineResult:
     candidates: list[algorithms.Candidate]
     popularity: dict[str, float]
     artifact: artifacts.Artifact
+    split: algorithms.Split
+    holdout_users: np.ndarray
+    holdout_model: Recommender        # the chosen parameters fitted on the training part
+    searched: bool                    # False: one candidate, nothing chosen on validation
     timings: dict[str, float] = field(default_factory=dict)
 
 
 def fit_pipeline(
     data: TrainingData, cfg: ModelingSettings, *,
     on_iteration: Callable[[str, int, int], None] | None = None, log: Echo | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> PipelineResult:
-    """Split, search, fit the served models on the full data, and assemble the artifact.
-    Deterministic for given data and settings when the search budget is 0 or unbounded
-    and ``threads == 1``."""
+    """Split, search on the validation split, score the chosen parameters on the hold-out,
+    fit the served models on the full data, and assemble the artifact (docs/modeling.md,
+    "Search"). Deterministic for given data and settings when the search budget is 0 or
+    unbounded and ``threads == 1``; ``clock`` measures the budget.
+
+    Fits: with one candidate in all (one algorithm, no search budget) nothing is chosen,
+    so there is no validation fit: the candidate is fitted on the training part, scored on
+    the hold-out and warm-started on the full data. Otherwise every candidate is fitted on
+    the validation fit, and the chosen ones once more on the training part (ALS warm-starts
+    from its validation fit) and once on everything."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    train, test = algorithms.holdout_split(data.matrix, data.last_seen, cfg.holdout_fraction,
-                                           rank=data.recency_rank)
-    users = algorithms.eval_users(test, cfg.eval_max_users)
+    allowed = frozenset(cfg.algorithms)
+    grid = algorithms.candidate_grid(cfg, allowed, search=cfg.search_seconds > 0)
+    searched = len(grid) > 1
+    split = algorithms.split_data(data.matrix, data.last_seen, cfg.holdout_fraction,
+                                  rank=data.recency_rank, validation=searched)
+    users = algorithms.eval_users(split.test, cfg.eval_max_users)
     timings["split_s"] = time.perf_counter() - started
 
-    allowed = frozenset(cfg.algorithms)
-    # Evaluations run in a thread beside the fits and the final fit, which use one core;
-    # the popularity baseline's first, during the first fit.
+    holdout_models: dict[int, Recommender] = {}
+    served: dict[int, Recommender] = {}
+    # Evaluations run in a thread beside the fits, which use one core; the popularity
+    # baseline's first, during the first fit.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="evaluate") as evaluations:
-        baseline = evaluations.submit(algorithms.evaluate_popularity, train, test, users)
+        baseline = evaluations.submit(algorithms.evaluate_popularity, split.train,
+                                      split.test, users)
         started = time.perf_counter()
-        fitted = algorithms.fit_candidates(
-            train, test, users, cfg=cfg, budget_s=cfg.search_seconds,
-            evaluations=evaluations, allowed=allowed, on_iteration=on_iteration)
+        if searched:
+            fitted = algorithms.fit_candidates(
+                grid, split.fit, split.fit_seen, split.validation,
+                algorithms.eval_users(split.validation, cfg.eval_max_users),
+                budget_s=cfg.search_seconds, evaluations=evaluations,
+                on_iteration=on_iteration, clock=clock)
+        else:
+            fitted = algorithms.fit_candidates(
+                grid, split.train, split.train_seen, split.test, users, budget_s=0.0,
+                evaluations=evaluations, on_iteration=on_iteration, clock=clock)
         timings["fits_s"] = time.perf_counter() - started
-        embedding_fits = [c for c in fitted if algorithms.embeds_items(c)]
-        final: dict[int, Recommender] = {}  # id(candidate) -> its model fitted on all data
-        if len(embedding_fits) == 1:
-            # The only item-embedding candidate is served whatever its metrics: fit it on
-            # the full data now, while it is evaluated on a frozen copy.
-            only = embedding_fits[0]
+        if not searched:
+            # The one candidate is served whatever its metrics: its fold-in on the full
+            # data runs while it is evaluated on a frozen copy.
+            only = _fitted(fitted)
+            holdout_models[id(only)] = _model(only).frozen()
             fold_started = time.perf_counter()
-            final[id(only)] = _model(only).fit_full(data.matrix)
+            served[id(only)] = _model(only).fit_full(
+                algorithms.recency_weighted(split.full, split.full_seen, only.recency))
             timings["fold_in_s"] = time.perf_counter() - fold_started
-        candidates = algorithms.collect(fitted, log)
-        popularity = baseline.result()
-    chosen = algorithms.best_of(candidates, allowed=allowed)
-    embedding = algorithms.best_of(candidates, embedding=True)
-    timings["search_s"] = time.perf_counter() - started
+        candidates = algorithms.collect(fitted, log, "validation" if searched else "hold-out")
+        if not searched:
+            only.holdout, only.metrics = only.metrics, {}
+        chosen = algorithms.best_of(candidates, allowed=allowed)
+        embedding = algorithms.best_of(candidates, embedding=True, recency=(chosen.recency,))
+        for candidate in candidates:  # the others' models are not needed: free them now
+            if candidate is not chosen and candidate is not embedding:
+                candidate.model = None
+        timings["search_s"] = time.perf_counter() - started
 
-    started = time.perf_counter()
-    for candidate in (embedding, chosen):
-        if id(candidate) not in final:
-            final[id(candidate)] = _model(candidate).fit_full(data.matrix)
+        started = time.perf_counter()
+        recency = chosen.recency  # one weighting per version: its models share the matrix
+        train = algorithms.recency_weighted(split.train, split.train_seen, recency)
+        full = algorithms.recency_weighted(split.full, split.full_seen, recency)
+        pending = []
+        for candidate in {id(c): c for c in (chosen, embedding)}.values():
+            if id(candidate) in served:
+                continue
+            model = _model(candidate).fit_full(train)   # the hold-out fit
+            _require_finite(model)  # a diverged fit goes no further (nor warm-starts)
+            holdout_models[id(candidate)] = model.frozen()
+            pending.append((candidate, evaluations.submit(
+                algorithms.evaluate_model, holdout_models[id(candidate)], train, split.test,
+                users)))
+            served[id(candidate)] = model.fit_full(full)  # the served fit
+        for candidate, evaluation in pending:
+            candidate.holdout = evaluation.result()
+            if log:
+                log(f"hold-out: {candidate.label} ndcg@10={candidate.holdout['ndcg@10']:.4f}")
+        popularity = baseline.result()
     timings["final_fit_s"] = time.perf_counter() - started
 
-    recommender, embedded = final[id(chosen)], final[id(embedding)]
+    recommender, embedded = served[id(chosen)], served[id(embedding)]
     for model in {id(m): m for m in (recommender, embedded)}.values():
         _require_finite(model)
     support = np.diff(data.matrix.tocsc().indptr).astype(np.int32)
     artifact = artifacts.Artifact(
         meta=artifacts.build_meta(recommender, embedded), item_ids=data.item_ids,
-        user_keys=artifacts.encode_keys(data.user_keys), user_items=data.matrix,
+        user_keys=artifacts.encode_keys(data.user_keys), user_items=full,
         support=support, recommender=recommender, embedding=embedded)
     return PipelineResult(chosen=chosen, embedding=embedding, candidates=candidates,
-                          popularity=popularity, artifact=artifact, timings=timings)
+                          popularity=popularity, artifact=artifact, split=split,
+                          holdout_users=users, holdout_model=holdout_models[id(chosen)],
+                          searched=searched, timings=timings)
+
+
+def _fitted(candidates: list[algorithms.Candidate]) -> algorithms.Candidate:
+    """The one fitted candidate (when nothing is chosen); a skipped one cannot serve."""
+    fitted = [c for c in candidates if c.model is not None]
+    if not fitted:
+        raise ApplicationError("No algorithm could be fitted on this data: "
+                               + "; ".join(c.skipped for c in candidates),
+                               code="no_algorithm_fits", status_code=409)
+    return fitted[0]
 
 
 def _require_finite(model: Recommender) -> None:
@@ -256,18 +312,64 @@ def destroy_artifact(*, tenant: Tenant, version: ModelVersion, why: str) -> None
 # --- Training ------------------------------------------------------------------------------
 
 
-def _decide_activation(new: ModelVersion, active: ModelVersion | None,
-                       tolerance: float) -> tuple[bool, str]:
+def _decide_activation(*, active: ModelVersion | None, result: PipelineResult,
+                       data: TrainingData, cfg: ModelingSettings) -> dict[str, Any]:
+    """Champion/challenger (docs/modeling.md): the active version (the champion) is loaded
+    from its artifact and scored on this training's hold-out, restricted to the
+    (subject, item) pairs it never trained on, beside the challenger (this version's
+    hold-out fit) on exactly the same pairs, both through ``evaluate_rows``. The
+    challenger is activated when its NDCG@10 >= the champion's - ``tolerance``. Mandatory
+    activations (no champion; a champion still holding erased subjects' influence) and
+    comparisons that cannot be made (artifact gone, no pair the champion did not see) let
+    the newer model serve. Returns the decision as stored on the version."""
+    tolerance = cfg.activation_tolerance
+    decision: dict[str, Any] = {"tolerance": tolerance}
     if active is None:
-        return True, "first model of the tenant"
+        return {**decision, "activate": True, "rule": "first", "why": "first model of the tenant"}
+    decision["champion"] = {"version": active.number, "stored_ndcg@10": active.ndcg}
     if active.erased_subjects:
-        return True, (f"replaces v{active.number}, which still holds the influence of "
-                      f"{active.erased_subjects} erased subject(s)")
-    new_ndcg, old_ndcg = new.ndcg or 0.0, active.ndcg or 0.0
-    if new_ndcg >= old_ndcg - tolerance:
-        return True, f"NDCG@10 {new_ndcg:.4f} >= v{active.number}'s {old_ndcg:.4f} - {tolerance}"
-    return False, (f"kept v{active.number}: NDCG@10 {new_ndcg:.4f} is below its "
-                   f"{old_ndcg:.4f} - tolerance {tolerance}")
+        return {**decision, "activate": True, "rule": "mandatory", "why": (
+            f"replaces v{active.number}, which still holds the influence of "
+            f"{active.erased_subjects} erased subject(s)")}
+    try:
+        if not active.has_artifact:
+            raise ApplicationError("destroyed", code="artifact_destroyed")
+        champion = artifacts.load(active.artifact_path, active.artifact_sha256)
+    except ApplicationError:
+        return {**decision, "activate": True, "rule": "not_comparable", "why": (
+            f"v{active.number}'s artifact cannot be read: it cannot be re-scored")}
+    split = result.split
+    test = algorithms.restrict_test(split.test, data.user_keys, data.item_ids,
+                                    champion.user_keys, champion.user_items,
+                                    champion.item_ids)
+    users = algorithms.eval_users(test, cfg.eval_max_users)
+    decision["holdout"] = {"users": len(users),
+                           "interactions": int(np.diff(test.indptr)[users].sum()),
+                           "interactions_seen_by_champion": int(split.test.nnz - test.nnz)}
+    if not len(users):
+        return {**decision, "activate": True, "rule": "not_comparable", "why": (
+            f"no held-out interaction that v{active.number} had not trained on: nothing to "
+            "compare, the newer model serves")}
+    champion_recency = (active.params or {}).get("recency_half_life_days")
+    champion_metrics = algorithms.evaluate_rows(
+        champion.recommender, champion.item_ids,
+        algorithms.recency_weighted(split.train, split.train_seen, champion_recency),
+        test, users, data.item_ids)
+    challenger_metrics = algorithms.evaluate_rows(
+        result.holdout_model, data.item_ids,
+        algorithms.recency_weighted(split.train, split.train_seen, result.chosen.recency),
+        test, users, data.item_ids)
+    new, old = challenger_metrics["ndcg@10"], champion_metrics["ndcg@10"]
+    decision["champion"]["ndcg@10"] = round(old, 6)
+    decision["champion"]["algorithm"] = champion.algorithm
+    decision["challenger"] = {"ndcg@10": round(new, 6), "algorithm": result.chosen.algorithm}
+    if new >= old - tolerance:
+        return {**decision, "activate": True, "rule": "challenger_wins", "why": (
+            f"NDCG@10 {new:.4f} >= v{active.number}'s {old:.4f} - {tolerance}, both on "
+            f"the same hold-out ({len(users)} subjects)")}
+    return {**decision, "activate": False, "rule": "champion_kept", "why": (
+        f"kept v{active.number}: NDCG@10 {new:.4f} is below its {old:.4f} - tolerance "
+        f"{tolerance}, both on the same hold-out ({len(users)} subjects)")}
 
 
 def _round(metrics: dict[str, float]) -> dict[str, float]:
@@ -320,8 +422,10 @@ def train_model(*, tenant: Tenant, run: TrainingRun | None = None,
         raise ApplicationError("Not enough consented interactions to train a model.",
                                code="not_enough_data", status_code=409)
     result = fit_pipeline(data, cfg, on_iteration=on_iteration, log=say)
-    say(f"chosen: {result.chosen.label} ndcg@10={result.chosen.ndcg:.4f} "
-        f"(popularity {result.popularity['ndcg@10']:.4f})")
+    chosen = result.chosen
+    validation = f"validation {chosen.ndcg:.4f}, " if result.searched else ""
+    say(f"chosen: {chosen.label} ({validation}hold-out ndcg@10 "
+        f"{chosen.holdout['ndcg@10']:.4f}; popularity {result.popularity['ndcg@10']:.4f})")
 
     save_started = time.perf_counter()
     label = f"run{run.pk}" if run is not None else "manual"
@@ -359,12 +463,14 @@ def _register(*, tenant: Tenant, run: TrainingRun | None, data: TrainingData,
     version = ModelVersion.objects.create(
         tenant=tenant, number=number, algorithm=chosen.algorithm,
         params={"chosen": chosen.params, embedding.algorithm: embedding.params,
-                "weighting": cfg.weighting,
+                "recency_half_life_days": chosen.recency,
+                "weighting": cfg.weighting, "searched": result.searched,
                 "holdout_fraction": cfg.holdout_fraction, "search_seconds": cfg.search_seconds,
                 "min_support": cfg.min_support},
         data_stats=data.stats,
-        metrics={"model": _round(chosen.metrics), "popularity": _round(result.popularity),
-                 embedding.algorithm: _round(embedding.metrics)},
+        metrics={"model": _round(chosen.holdout), "popularity": _round(result.popularity),
+                 embedding.algorithm: _round(embedding.holdout),
+                 "validation": _round(chosen.metrics)},
         search=[c.summary() for c in result.candidates],
         timings={k: round(v, 4) for k, v in timings.items()},
         consent_snapshot_at=data.consent_snapshot_at,
@@ -379,12 +485,17 @@ def _register(*, tenant: Tenant, run: TrainingRun | None, data: TrainingData,
         model_version=version, rank=data.recency_rank)
     audit.record(tenant, "modeling.version_registered", None, version,
                  {"number": number, "algorithm": chosen.algorithm,
-                  "ndcg@10": round(chosen.ndcg, 6), "subjects": data.stats["subjects_consented"],
+                  "ndcg@10": round(float(chosen.holdout["ndcg@10"]), 6),
+                  "subjects": data.stats["subjects_consented"],
                   "consent_snapshot_at": data.consent_snapshot_at.isoformat()})
-    active = get_active_version(tenant=tenant)
-    activate, why = _decide_activation(version, active, cfg.activation_tolerance)
-    log(f"v{number}: {'activated' if activate else 'not activated'} ({why})")
-    if activate:
+    # Under the serving-state lock: the champion cannot change while it is re-scored.
+    decision = _decide_activation(active=get_active_version(tenant=tenant), result=result,
+                                  data=data, cfg=cfg)
+    version.activation_decision = decision
+    version.save(update_fields=["activation_decision", "updated_at"])
+    why = decision["why"]
+    log(f"v{number}: {'activated' if decision['activate'] else 'not activated'} ({why})")
+    if decision["activate"]:
         activate_version(tenant=tenant, version=version, note=why)
         version.refresh_from_db()
     else:

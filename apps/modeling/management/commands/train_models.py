@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.core.jobs import DurableJob
 from apps.modeling.models import TrainingRun
+from apps.modeling.selectors import describe_decision
 from apps.tenants.models import Tenant
 
 
@@ -48,5 +49,8 @@ class Command(BaseCommand):
                     for k in ("ndcg@10", "precision@10", "recall@20", "map@10",
                               "coverage@10") if k in metrics))
             self.stdout.write(f"  {version.activation_note}")
+            decision = describe_decision(version.activation_decision)
+            if decision:
+                self.stdout.write(f"  champion/challenger: {decision}")
         if failures:
             raise CommandError("training failed for " + "; ".join(failures))
