@@ -219,6 +219,9 @@ def platform(args: argparse.Namespace, rows: list, titles: dict, split: Split
                 if args.platform_algorithms else None,
                 "model_activation_tolerance": 1.0,  # the new version serves (--reuse)
                 "model_retrain_debounce_seconds": 10**6}
+    for setting in args.setting:
+        key, _, value = setting.partition("=")
+        settings[key] = json.loads(value)
     tenant = Tenant.objects.filter(slug="bench-quality").first() if args.reuse else None
     out: dict[str, Any] = {}
     if tenant is None:
@@ -281,6 +284,9 @@ def main() -> None:
                         help="baselines only (no database)")
     parser.add_argument("--only", default="",
                         help="comma-separated: ease,bm25,als,platform (default: all)")
+    parser.add_argument("--setting", action="append", default=[], metavar="KEY=JSON",
+                        help="another tenant setting for the platform, e.g. "
+                             "model_quarantine_multiplier=500 (repeatable)")
     parser.add_argument("--platform-algorithms", default="",
                         help="the tenant's model_algorithms, e.g. als,bm25 (default: all)")
     args = parser.parse_args()

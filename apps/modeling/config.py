@@ -31,7 +31,7 @@ DEFAULTS: dict[str, Any] = {
     # and quarantine of subjects whose event volume is anomalous for the tenant.
     "model_max_cell_weight": 100.0,
     "model_max_subject_weight": 1000.0,
-    "model_quarantine_multiplier": 100.0,  # volume > this many times the tenant's median
+    "model_quarantine_multiplier": 500.0,  # volume > this many times the tenant's median
     "model_quarantine_mad_factor": 10.0,   # ... and > median + this many scaled MADs
     "model_quarantine_min_events": 500,    # ... and > this many events (small tenants)
     "dp_epsilon": 1.0,                  # ε per popular-items release
@@ -107,7 +107,7 @@ def modeling_settings(tenant: Tenant) -> ModelingSettings:
         keep_artifacts=_num(get("model_keep_artifacts"), 3, int, 1, 100),
         max_cell_weight=_num(get("model_max_cell_weight"), 100.0, float, 1e-3, 1e9),
         max_subject_weight=_num(get("model_max_subject_weight"), 1000.0, float, 1e-3, 1e12),
-        quarantine_multiplier=_num(get("model_quarantine_multiplier"), 100.0, float, 2.0, 1e9),
+        quarantine_multiplier=_num(get("model_quarantine_multiplier"), 500.0, float, 2.0, 1e9),
         quarantine_mad_factor=_num(get("model_quarantine_mad_factor"), 10.0, float, 0.0, 1e6),
         quarantine_min_events=_num(get("model_quarantine_min_events"), 500, int, 1, 10**12),
         dp_epsilon=_num(get("dp_epsilon"), 1.0, float, 1e-3, 100.0),

@@ -106,7 +106,8 @@ def test_heavy_subjects_of_a_small_tenant_are_not_quarantined(tenant):
 
 
 def test_the_threshold_is_the_highest_of_multiplier_mad_and_minimum(tenant):
-    cfg = modeling_settings(configure(tenant, model_quarantine_min_events=10))
+    cfg = modeling_settings(configure(tenant, model_quarantine_min_events=10,
+                                      model_quarantine_multiplier=100))
     assert volume_threshold(np.array([4, 5, 5, 6, 100]), cfg).threshold == 500.0
     wide = volume_threshold(np.array([1, 1, 1, 40, 80, 90, 95]), cfg)
     assert (wide.median, wide.mad, wide.threshold) == (40, 39, 4000)

@@ -5,7 +5,7 @@ The training snapshot measures each consenting subject's *volume*, their events 
 tenant's types within the training window, and flags a subject whose volume exceeds every
 one of three thresholds (:func:`volume_threshold`):
 
-* ``model_quarantine_multiplier`` times the tenant's median volume (default 100);
+* ``model_quarantine_multiplier`` times the tenant's median volume (default 500);
 * the median plus ``model_quarantine_mad_factor`` (default 10) scaled median absolute
   deviations, so that a tenant whose subjects vary widely does not flag its tail;
 * ``model_quarantine_min_events`` (default 500), so that a small tenant's few active
