@@ -169,7 +169,7 @@ def start_worker(args: argparse.Namespace, log: Path) -> subprocess.Popen[bytes]
     handle = log.open("wb")
     worker = subprocess.Popen(  # noqa: S603
         [sys.executable, "-m", "celery", "-A", "platform_site", "worker", "--concurrency=1",
-         "--without-mingle", "--without-gossip", "--loglevel=INFO", "-Q", QUEUE],
+         "--without-mingle", "--without-gossip", "--loglevel=INFO"],  # every queue of QUEUE
         cwd=ROOT, env=bench_env(args), stdout=handle, stderr=subprocess.STDOUT,
         start_new_session=True)
     deadline = time.monotonic() + 60
@@ -300,7 +300,9 @@ def main() -> None:
         worker.wait(timeout=30)
         import redis
 
-        redis.Redis.from_url(args.redis).delete(QUEUE)
+        from apps.core.queues import queue_names  # after common.setup_django
+
+        redis.Redis.from_url(args.redis).delete(*queue_names(QUEUE))
         media.cleanup()
 
 

@@ -58,8 +58,8 @@ class WorkerProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "platform_site", "worker",
-             "--loglevel=INFO", "--concurrency=1", "--without-mingle", "--without-gossip",
-             "-Q", self.env["CELERY_TASK_DEFAULT_QUEUE"]],
+             "--loglevel=INFO", "--concurrency=1", "--without-mingle", "--without-gossip"],
+            # No -Q: the worker consumes every queue of this run (apps.core.queues).
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )

@@ -66,7 +66,7 @@ PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); p
   --timeout 60 --limit-request-line 8190 >"$WORK/web.log" 2>&1 &
 PIDS+=($!)
 "$PY" -m celery -A platform_site worker --concurrency=1 --without-mingle --without-gossip \
-  --loglevel=WARNING -Q "$CELERY_TASK_DEFAULT_QUEUE" >"$WORK/worker.log" 2>&1 &
+  --loglevel=WARNING >"$WORK/worker.log" 2>&1 &
 PIDS+=($!)
 "$PY" - "$PORT" <<'EOF' || { tail -50 "$WORK/web.log"; die "the server did not start"; }
 import sys, time, urllib.request

@@ -10,7 +10,9 @@ from datetime import timedelta
 
 from celery.schedules import crontab
 from csp.constants import NONE, SELF
+from kombu import Queue as KombuQueue
 
+from apps.core.queues import queue_names, task_routes
 from platform_site.env import BASE_DIR, VAR_DIR, email_config, env
 
 SECRET_KEY = env.str("SECRET_KEY")
@@ -213,6 +215,9 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 4 * 3600}
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+# One queue per workload (apps.core.queues): a worker without -Q consumes them all.
+CELERY_TASK_QUEUES = [KombuQueue(name) for name in queue_names(CELERY_TASK_DEFAULT_QUEUE)]
+CELERY_TASK_ROUTES = task_routes(CELERY_TASK_DEFAULT_QUEUE)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
