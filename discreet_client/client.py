@@ -1,5 +1,9 @@
 """The client itself: plain httpx, synchronous, no other dependency (orjson is used when it
-is installed: a batch of 500 events encodes several times faster)."""
+is installed: a batch of 500 events encodes several times faster).
+
+Every public route of ``/api/v1/`` has one method here; answers are the parsed JSON, typed
+by :mod:`discreet_client.types`. Every failure raises :class:`ApiError` with the API's
+error ``code`` (``unreachable`` when no answer came at all)."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
@@ -21,13 +25,30 @@ try:
 except ImportError:  # pragma: no cover - the platform's own environment has it
     orjson = None
 
+from discreet_client.types import (
+    ApiKey,
+    ApiRoot,
+    ItemUpsertTotals,
+    Level,
+    ModelBundle,
+    PrivacyKind,
+    PrivacyRequest,
+    Recommendations,
+    Regime,
+    RetentionPolicy,
+    SubjectConsent,
+    Webhook,
+)
+
 DEFAULT_BATCH_SIZE = 500
 MAX_BATCH_SIZE = 1000
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
 
 class ApiError(Exception):
-    """A non-retryable (or retried-out) error answer: ``status`` and the API's ``code``."""
+    """A non-retryable (or retried-out) error answer: ``status`` and the API's ``code``.
+    When no answer came (timeouts, refused connections, after the retries) ``status`` is 0
+    and ``code`` is ``unreachable``; the transport error is the ``__cause__``."""
 
     def __init__(self, status: int, code: str, message: str,
                  details: Mapping[str, Any] | None = None) -> None:
@@ -57,6 +78,26 @@ def _now() -> datetime:
 
 def _new_event_id() -> str:
     return uuid.uuid4().hex
+
+
+def _segment(value: str) -> str:
+    """One path segment: subject and item ids may hold ``/``, ``?`` or ``%``."""
+    return quote(value, safe="")
+
+
+def _params(**values: Any) -> dict[str, str]:
+    """Query parameters, leaving out the unset ones (the server's defaults apply)."""
+    out: dict[str, str] = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            out[name] = "true" if value else "false"
+        elif isinstance(value, list | tuple):
+            out[name] = ",".join(value)
+        else:
+            out[name] = str(value)
+    return out
 
 
 @dataclass
@@ -182,10 +223,11 @@ class DiscreetClient:
         return base / 2 + random.uniform(0, base / 2)  # noqa: S311 - jitter, not security
 
     def request(self, method: str, path: str, *, body: Any = None,
-                headers: Mapping[str, str] | None = None) -> tuple[httpx.Response, int]:
+                headers: Mapping[str, str] | None = None,
+                params: Mapping[str, str] | None = None) -> tuple[httpx.Response, int]:
         """Send one request with retries; return the final response and the retry count.
-        Raises :class:`ApiError` for an error answer and the last transport error when
-        every attempt failed to get one."""
+        Raises :class:`ApiError` for an error answer, and when every attempt failed to get
+        one (``code`` ``unreachable``)."""
         content = None if body is None else _dumps(body)
         all_headers = {"Content-Type": "application/json", **(headers or {})}
         attempt = 0
@@ -193,10 +235,10 @@ class DiscreetClient:
             response: httpx.Response | None = None
             try:
                 response = self._http.request(method, path, content=content,
-                                               headers=all_headers)
-            except httpx.TransportError:
+                                               headers=all_headers, params=params)
+            except httpx.TransportError as exc:
                 if attempt >= self.max_retries:
-                    raise
+                    raise ApiError(0, "unreachable", f"{type(exc).__name__}: {exc}") from exc
             else:
                 if response.status_code not in RETRY_STATUSES or attempt >= self.max_retries:
                     break
@@ -240,7 +282,7 @@ class DiscreetClient:
             summary.retries += retries
         return summary
 
-    def upsert_items(self, items: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    def upsert_items(self, items: Iterable[Mapping[str, Any]]) -> ItemUpsertTotals:
         """``PUT /api/v1/items`` in batches of 1,000; totals of the answers."""
         rows = [dict(item) for item in items]
         totals: dict[str, Any] = {"received": 0, "created": 0, "updated": 0,
@@ -253,8 +295,198 @@ class DiscreetClient:
                 totals[name] += int(body[name])
             totals["dropped_attributes"].update(body.get("dropped_attributes") or {})
         totals["dropped_attributes"] = dict(totals["dropped_attributes"])
-        return totals
+        return cast(ItemUpsertTotals, totals)
 
     def deactivate_item(self, item: str) -> None:
         """``DELETE /api/v1/items/{item}``: the item is never recommended again."""
-        self.request("DELETE", "items/" + quote(item, safe=""))
+        self.request("DELETE", "items/" + _segment(item))
+
+    def _json(self, method: str, path: str, *, body: Any = None,
+              params: Mapping[str, str] | None = None) -> Any:
+        response, _ = self.request(method, path, body=body, params=params)
+        return _loads(response) if response.content else None
+
+    def _pages(self, path: str, page_size: int = 100) -> Iterator[Any]:
+        """Every result of a cursor-paginated list, page after page."""
+        params: dict[str, str] | None = {"page_size": str(page_size)}
+        url = path
+        while True:
+            page = self._json("GET", url, params=params)
+            yield from page["results"]
+            if not page.get("next"):
+                return
+            url, params = page["next"], None  # the next link carries the cursor
+
+    # -- keys -----------------------------------------------------------------------------
+
+    def whoami(self) -> ApiRoot:
+        """``GET /api/v1/``: this key's tenant, scopes and the API's links."""
+        return cast(ApiRoot, self._json("GET", ""))
+
+    def list_api_keys(self) -> list[ApiKey]:
+        """``GET /api/v1/api-keys`` (every page)."""
+        return [cast(ApiKey, key) for key in self._pages("api-keys")]
+
+    def get_api_key(self, key_id: int) -> ApiKey:
+        return cast(ApiKey, self._json("GET", f"api-keys/{int(key_id)}"))
+
+    def revoke_api_key(self, key_id: int) -> None:
+        """``DELETE /api/v1/api-keys/{id}``: the key stops working at once."""
+        self.request("DELETE", f"api-keys/{int(key_id)}")
+
+    # -- consent --------------------------------------------------------------------------
+
+    def get_consent(self, subject: str) -> SubjectConsent:
+        """``GET /api/v1/subjects/{subject}/consent``: purposes, level, flags, history."""
+        return cast(SubjectConsent,
+                    self._json("GET", f"subjects/{_segment(subject)}/consent"))
+
+    def set_consent(self, subject: str, *, purposes: Mapping[str, bool] | None = None,
+                    level: Level | None = None, notice_version: str | None = None,
+                    source: str | None = None, flags: Mapping[str, Any] | None = None,
+                    gpc_override: bool | None = None, gpc: bool | None = None,
+                    ) -> SubjectConsent:
+        """``PUT /api/v1/subjects/{subject}/consent``: record decisions (at least one of
+        ``purposes``, ``level``, ``flags``). A withdrawal reaches the model before this
+        returns. Idempotent: sending the same state again records nothing new."""
+        body: dict[str, Any] = {}
+        for name, value in (("purposes", purposes), ("level", level),
+                            ("notice_version", notice_version), ("source", source),
+                            ("flags", flags), ("gpc_override", gpc_override)):
+            if value is not None:
+                body[name] = dict(value) if isinstance(value, Mapping) else value
+        use_gpc = self.gpc if gpc is None else gpc
+        response, _ = self.request("PUT", f"subjects/{_segment(subject)}/consent", body=body,
+                                   headers={"Sec-GPC": "1"} if use_gpc else None)
+        return cast(SubjectConsent, _loads(response))
+
+    def lift_restriction(self, subject: str) -> SubjectConsent:
+        """``DELETE /api/v1/subjects/{subject}/restriction``: processing may resume."""
+        return cast(SubjectConsent,
+                    self._json("DELETE", f"subjects/{_segment(subject)}/restriction"))
+
+    # -- recommendations ------------------------------------------------------------------
+
+    def recommendations(self, subject: str, *, n: int | None = None,
+                        categories: Sequence[str] | None = None,
+                        exclude_seen: bool | None = None,
+                        explain: bool | None = None) -> Recommendations:
+        """``GET /api/v1/recommendations`` for one subject (their consent and level are
+        checked on every call; ``reason`` says why an answer is not personalized)."""
+        return cast(Recommendations, self._json("GET", "recommendations", params=_params(
+            subject=subject, n=n, categories=categories, exclude_seen=exclude_seen,
+            explain=explain)))
+
+    def session_recommendations(self, recent_items: Sequence[str], *, n: int | None = None,
+                                categories: Sequence[str] | None = None) -> Recommendations:
+        """``POST /api/v1/recommendations/session``: from items seen in this visit only,
+        for visitors with no stored profile."""
+        body: dict[str, Any] = {"recent_items": list(recent_items)}
+        if n is not None:
+            body["n"] = n
+        if categories is not None:
+            body["categories"] = list(categories)
+        return cast(Recommendations, self._json("POST", "recommendations/session", body=body))
+
+    def similar_items(self, item: str, *, n: int | None = None,
+                      categories: Sequence[str] | None = None) -> Recommendations:
+        """``GET /api/v1/items/{item}/similar``."""
+        return cast(Recommendations, self._json(
+            "GET", f"items/{_segment(item)}/similar", params=_params(n=n, categories=categories)))
+
+    def model_bundle(self) -> ModelBundle:
+        """``GET /api/v1/model-bundle``: item embeddings for scoring on the client side."""
+        return cast(ModelBundle, self._json("GET", "model-bundle"))
+
+    # -- privacy requests -----------------------------------------------------------------
+
+    def create_privacy_request(self, kind: PrivacyKind, subject: str, *,
+                               regime: Regime | None = None,
+                               details: Mapping[str, Any] | None = None) -> PrivacyRequest:
+        """``POST /api/v1/privacy-requests``. Safe to retry: while a request for the same
+        subject and kind is open, the answer is that request (``duplicate_of``)."""
+        body: dict[str, Any] = {"kind": kind, "subject": subject}
+        if regime is not None:
+            body["regime"] = regime
+        if details is not None:
+            body["details"] = dict(details)
+        return cast(PrivacyRequest, self._json("POST", "privacy-requests", body=body))
+
+    def get_privacy_request(self, request_id: int) -> PrivacyRequest:
+        return cast(PrivacyRequest, self._json("GET", f"privacy-requests/{int(request_id)}"))
+
+    def approve_privacy_request(self, request_id: int) -> PrivacyRequest:
+        """``POST /api/v1/privacy-requests/{id}/approve`` (a request in
+        ``awaiting_approval``; fulfilment starts)."""
+        return cast(PrivacyRequest,
+                    self._json("POST", f"privacy-requests/{int(request_id)}/approve", body={}))
+
+    def deny_privacy_request(self, request_id: int, reason: str) -> PrivacyRequest:
+        """``POST /api/v1/privacy-requests/{id}/deny``: rejected; the reason is sent to the
+        subject."""
+        return cast(PrivacyRequest, self._json(
+            "POST", f"privacy-requests/{int(request_id)}/deny", body={"reason": reason}))
+
+    def wait_for_privacy_request(self, request_id: int, *, statuses: Iterable[str] = (
+            "completed", "rejected"), timeout: float = 60.0, interval: float = 0.5,
+            ) -> PrivacyRequest:
+        """Poll until the request reaches one of ``statuses`` (webhooks avoid polling)."""
+        wanted = set(statuses)
+        deadline = time.monotonic() + timeout
+        while True:
+            current = self.get_privacy_request(request_id)
+            if current["status"] in wanted:
+                return current
+            if time.monotonic() > deadline:
+                raise ApiError(0, "timeout", f"request {request_id} is still "
+                               f"{current['status']} after {timeout}s")
+            self._sleep(interval)
+
+    # -- retention ------------------------------------------------------------------------
+
+    def retention_policies(self) -> list[RetentionPolicy]:
+        """``GET /api/v1/retention-policies``: every data category and how long it is kept."""
+        return cast(list[RetentionPolicy], self._json("GET", "retention-policies"))
+
+    def get_retention_policy(self, category: str) -> RetentionPolicy:
+        return cast(RetentionPolicy,
+                    self._json("GET", f"retention-policies/{_segment(category)}"))
+
+    def set_retention_policy(self, category: str, *, days: int | None = None,
+                             hours: int | None = None) -> RetentionPolicy:
+        """``PUT /api/v1/retention-policies/{category}`` with exactly one of ``days`` or
+        ``hours``."""
+        if (days is None) == (hours is None):
+            raise ValueError("give exactly one of days or hours")
+        body = {"days": days} if days is not None else {"hours": hours}
+        return cast(RetentionPolicy,
+                    self._json("PUT", f"retention-policies/{_segment(category)}", body=body))
+
+    # -- settings -------------------------------------------------------------------------
+
+    def get_settings(self) -> dict[str, Any]:
+        """``GET /api/v1/settings``: the tenant's settings, every key with its value."""
+        return cast(dict[str, Any], self._json("GET", "settings"))
+
+    def update_settings(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """``PATCH /api/v1/settings``: validated as a whole; an unknown key or a bad value
+        is an :class:`ApiError` (400) naming the field, and nothing changes."""
+        return cast(dict[str, Any], self._json("PATCH", "settings", body=dict(changes)))
+
+    # -- webhooks -------------------------------------------------------------------------
+
+    def list_webhooks(self) -> list[Webhook]:
+        """``GET /api/v1/webhooks``."""
+        body = self._json("GET", "webhooks")
+        results = body["results"] if isinstance(body, dict) and "results" in body else body
+        return cast(list[Webhook], results)
+
+    def create_webhook(self, url: str, events: Sequence[str], **extra: Any) -> Webhook:
+        """``POST /api/v1/webhooks``. The answer holds the signing ``secret``: it is shown
+        this once (verify deliveries with :func:`discreet_client.verify_signature`)."""
+        return cast(Webhook, self._json("POST", "webhooks",
+                                        body={"url": url, "events": list(events), **extra}))
+
+    def delete_webhook(self, webhook_id: int) -> None:
+        """``DELETE /api/v1/webhooks/{id}``: no more deliveries."""
+        self.request("DELETE", f"webhooks/{int(webhook_id)}")
