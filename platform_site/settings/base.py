@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "apps.events",
     "apps.modeling",
     "apps.retention",
+    "apps.transparency",
 ]
 
 MIDDLEWARE = [
