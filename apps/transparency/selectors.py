@@ -383,7 +383,7 @@ def records_to_csv(records: dict[str, Any]) -> str:
         elif isinstance(value, list):
             for index, item in enumerate(value, start=1):
                 if isinstance(item, dict):
-                    name = str(item.get(_ENTRY_NAME.get(section, ""), index))
+                    name = _cell(item.get(_ENTRY_NAME.get(section, ""), index))
                     for field, cell in item.items():
                         writer.writerow((section, name, field, _cell(cell)))
                 else:
