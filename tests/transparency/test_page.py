@@ -84,9 +84,11 @@ def test_the_page_names_the_serving_algorithm_and_follows_its_switch(tenant):
 
     configure(tenant, model_algorithms=["als"], model_activation_tolerance=1.0)
     als = train_model(tenant=tenant)
-    assert als.algorithm == "als" and als.status == ModelVersion.Status.ACTIVE
+    assert als.algorithm == "als"
+    assert als.status == ModelVersion.Status.ACTIVE
     html = _get(tenant).content.decode()
-    assert "ALS (implicit)" in html and "BM25 item-kNN" not in html
+    assert "ALS (implicit)" in html
+    assert "BM25 item-kNN" not in html
 
     activate_version(tenant=tenant, version=bm25)  # back: the page follows
     assert "BM25 item-kNN (implicit)" in _get(tenant).content.decode()

@@ -131,7 +131,8 @@ def test_another_tenants_key_gets_its_own_records_only(tenant, other_tenant, mak
     for response in (client.get(URL), client.get(URL, {"format": "csv"})):
         body = response.content.decode()
         assert "Other's Analytics BV" in body
-        assert "Mailer Ltd" not in body and "Oregon" not in body
+        assert "Mailer Ltd" not in body
+        assert "Oregon" not in body
         assert tenant.slug not in body.replace(other_tenant.slug, "")
     records = client.get(URL).json()
     assert records["controller"]["slug"] == other_tenant.slug
@@ -194,7 +195,8 @@ def test_the_sub_processor_admin_is_tenant_scoped(tenant, other_tenant, sub_proc
                                 purpose="x", location="Amsterdam", safeguards="DPA")
     client = _admin(tenant, role=Membership.Role.ADMIN)
     listing = client.get("/admin/transparency/subprocessor/").content.decode()
-    assert "Mailer Ltd" in listing and "Other&#x27;s Analytics BV" not in listing
+    assert "Mailer Ltd" in listing
+    assert "Other&#x27;s Analytics BV" not in listing
     assert "Other's Analytics BV" not in listing
 
     response = client.post("/admin/transparency/subprocessor/add/", {
