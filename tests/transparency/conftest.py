@@ -4,6 +4,9 @@ import pytest
 
 from apps.modeling.services import serving
 
+# The portal's browser fixtures (Chromium with and without JavaScript), for test_browser.
+from tests.privacy.test_browser import browser, no_js_browser  # noqa: F401
+
 
 @pytest.fixture(autouse=True)
 def _isolated_artifacts(settings, tmp_path):

@@ -7,7 +7,6 @@ violation on it nor on its 404 page."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,28 +21,6 @@ from tests.factories.modeling import configure
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 AXE = Path(__file__).resolve().parents[1] / "browser" / "vendor" / "axe.min.js"
-
-
-@pytest.fixture
-def browser() -> Iterator:
-    from tests.privacy.test_browser import _browser
-
-    driver = _browser(javascript=True)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-@pytest.fixture
-def no_js_browser() -> Iterator:
-    from tests.privacy.test_browser import _browser
-
-    driver = _browser(javascript=False)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture
