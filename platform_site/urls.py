@@ -15,11 +15,13 @@ api_v1 = [
     path("", include("apps.events.urls")),
     path("", include("apps.privacy.urls")),
     path("", include("apps.retention.urls")),
+    path("", include("apps.transparency.urls")),
 ]
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("privacy/", include("apps.transparency.public_urls")),
     path("privacy/", include("apps.privacy.portal_urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

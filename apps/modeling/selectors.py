@@ -88,3 +88,12 @@ def describe_decision(decision: dict[str, Any]) -> str:
                 f"{decision.get('tolerance')}), hold-out {holdout.get('users', 0)} subjects / "
                 f"{holdout.get('interactions', 0)} interactions")
     return f"{outcome} ({decision.get('rule', '')}): {decision.get('why', '')}"
+
+
+def get_modeling_settings(*, tenant: Tenant) -> Any:
+    """The tenant's modeling settings with their defaults (``config.ModelingSettings``):
+    weighting, caps and the differential-privacy budget (``dp_epsilon``,
+    ``dp_budget_total`` over ``dp_budget_window_days``), for pages that explain them."""
+    from apps.modeling.config import modeling_settings
+
+    return modeling_settings(tenant)

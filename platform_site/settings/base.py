@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "apps.events",
     "apps.modeling",
     "apps.retention",
+    "apps.transparency",
 ]
 
 MIDDLEWARE = [

@@ -18,7 +18,8 @@ def _directives(response) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize("path", [
-    "/admin/login/", "/privacy/{slug}/", "/api/docs/", "/api/schema/", "/healthz",
+    "/admin/login/", "/privacy/{slug}/", "/privacy/{slug}/how-recommendations-work",
+    "/api/docs/", "/api/schema/", "/healthz",
     "/api/v1/events", "/no-such-page"])
 def test_every_response_has_a_policy_without_inline_script(tenant, path):
     response = Client().get(path.format(slug=tenant.slug))

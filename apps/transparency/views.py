@@ -1,0 +1,43 @@
+"""The public "how our recommendations work" page (DSA Art. 27: the main parameters of a
+recommender system in plain words) at ``/privacy/<tenant-slug>/how-recommendations-work``.
+
+No login, server-rendered, no script (CSP: nothing inline but styles). It is rebuilt from
+the live configuration on every request and served with ``Cache-Control: no-cache`` and an
+``ETag`` of its content: caches may keep it, but must revalidate, and a change of the
+schema, the model or a policy changes the content and so the ETag (never stale)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.cache import get_conditional_response, patch_vary_headers
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_safe
+
+from apps.tenants.scoping import tenant_scope
+from apps.transparency.selectors import get_active_tenant, get_transparency_report
+
+
+def _finish(response: HttpResponse) -> HttpResponse:
+    response["Cache-Control"] = "no-cache"
+    patch_vary_headers(response, ("Accept-Language", "Cookie"))
+    return response
+
+
+@require_safe
+def how_recommendations_work(request: HttpRequest, slug: str) -> HttpResponse:
+    tenant = get_active_tenant(slug=slug)
+    if tenant is None:
+        return _finish(render(request, "transparency/not_found.html", {
+            "title": _("Page not found"),
+            "text": _("There is no transparency page at this address.")}, status=404))
+    with tenant_scope(tenant):
+        report = get_transparency_report(tenant=tenant)
+        response = render(request, "transparency/how_recommendations_work.html",
+                          {"tenant": tenant, "report": report})
+    etag = f'"{hashlib.sha256(response.content).hexdigest()[:32]}"'
+    response["ETag"] = etag
+    conditional = get_conditional_response(request, etag=etag, response=response)
+    return _finish(conditional)
