@@ -29,6 +29,15 @@ from apps.privacy.services.maintenance import (
     send_deadline_reminders,
 )
 from apps.privacy.services.notifications import Contact, looks_like_email
+from apps.privacy.services.officer import (
+    add_manual_step,
+    add_request_note,
+    approve_privacy_request,
+    assign_privacy_request,
+    deny_privacy_request,
+    export_queue_csv,
+    set_manual_step,
+)
 from apps.privacy.services.receipts import finalise_model_receipts, reconcile_model_receipts
 from apps.privacy.services.rectification import (
     apply_rectification,
@@ -38,8 +47,11 @@ from apps.privacy.services.rectification import (
 )
 from apps.privacy.services.requests import (
     COMPLAINT_RIGHTS,
+    Filing,
     create_privacy_request,
+    extension_refusal,
     extend_privacy_request,
+    file_privacy_request,
     fulfil_now,
     reject_privacy_request,
     resend,
@@ -60,23 +72,32 @@ from apps.privacy.services.verification import (
 
 __all__ = [
     "COMPLAINT_RIGHTS",
+    "Filing",
     "TRANSITIONS",
     "Contact",
     "ErasureCheck",
+    "add_manual_step",
+    "add_request_note",
     "apply_limit_sensitive",
     "apply_objection",
     "apply_opt_out",
     "apply_rectification",
     "apply_restriction",
+    "approve_privacy_request",
+    "assign_privacy_request",
     "check_subject",
     "close_portal_session",
     "correct_subject_data",
     "create_privacy_request",
     "delete_export_files",
+    "deny_privacy_request",
     "dispatch_fulfilment",
     "enqueue_fulfilment",
     "export_link",
+    "export_queue_csv",
     "extend_privacy_request",
+    "extension_refusal",
+    "file_privacy_request",
     "finalise_model_receipts",
     "find_pending_rectification",
     "fulfil_now",
@@ -95,6 +116,7 @@ __all__ = [
     "run_fulfilment",
     "run_housekeeping",
     "send_deadline_reminders",
+    "set_manual_step",
     "sign_portal_token",
     "start_email_verification",
     "submit_rectification",
