@@ -147,30 +147,34 @@ def file_privacy_request(
     policy.ensure_resolvable()
     if verification is None and not policy.needs_verification:
         verification = Verification.NOT_REQUIRED
+    pr = PrivacyRequest(
+        tenant=tenant, reference=_new_reference(), kind=kind, regime=regime,
+        channel=channel, subject_key=subject_key, payload=payload, received_at=received,
+        due_at=clock.due_at, original_due_at=clock.due_at, ack_due_at=clock.ack_due_at,
+        logged_by=logged_by, origin=origin,
+    )
+    if contact is not None:
+        pr.contact_ciphertext = encrypt_contact(contact)
+        pr.contact_is_email = bool(contact.email)
+    if acknowledged or channel == Channel.API:
+        # API: the tenant's backend received the answer and informs its own user.
+        pr.acknowledged_at = now
+    pr.full_clean(exclude=["tenant", "contact_ciphertext", "logged_by"])
     existing = _open_request(tenant, subject_key, kind)
-    if existing is None:
-        pr = PrivacyRequest(
-            tenant=tenant, reference=_new_reference(), kind=kind, regime=regime,
-            channel=channel, subject_key=subject_key, payload=payload, received_at=received,
-            due_at=clock.due_at, original_due_at=clock.due_at, ack_due_at=clock.ack_due_at,
-            logged_by=logged_by, origin=origin,
-        )
-        if contact is not None:
-            pr.contact_ciphertext = encrypt_contact(contact)
-            pr.contact_is_email = bool(contact.email)
-        if acknowledged or channel == Channel.API:
-            # API: the tenant's backend received the answer and informs its own user.
-            pr.acknowledged_at = now
-        pr.full_clean(exclude=["tenant", "contact_ciphertext", "logged_by"])
+    for attempt in range(3):
+        if existing is not None:
+            break
         try:
             with transaction.atomic():
                 pr.save()
+            break
         except IntegrityError:
             # A concurrent identical request committed first (the partial unique
-            # constraint): answer with it.
+            # constraint): answer with it; if it closed meanwhile, try again.
             existing = _open_request(tenant, subject_key, kind)
-            if existing is None:
+            if existing is None and attempt == 2:
                 raise
+            pr.pk = None
     if existing is not None:
         return Filing(_join_open_request(existing, channel=channel, payload=payload,
                                          verification=verification, actor=actor), True)
