@@ -49,8 +49,8 @@ from apps.privacy.services.requests import (
     COMPLAINT_RIGHTS,
     Filing,
     create_privacy_request,
-    extension_refusal,
     extend_privacy_request,
+    extension_refusal,
     file_privacy_request,
     fulfil_now,
     reject_privacy_request,
@@ -72,10 +72,10 @@ from apps.privacy.services.verification import (
 
 __all__ = [
     "COMPLAINT_RIGHTS",
-    "Filing",
     "TRANSITIONS",
     "Contact",
     "ErasureCheck",
+    "Filing",
     "add_manual_step",
     "add_request_note",
     "apply_limit_sensitive",

@@ -261,11 +261,10 @@ def extend_privacy_request(*, privacy_request: PrivacyRequest, reason: str,
         raise refusal
     clock = compute_clock(regime=pr.regime, kind=pr.kind, received_at=pr.received_at,
                           holidays=holidays_of(pr.tenant))
-    assert clock.extended_due_at is not None  # extension_refusal checked it
     previous = pr.due_at
     pr.extended_at = now
     pr.extension_reason = reason
-    pr.due_at = clock.extended_due_at
+    pr.due_at = clock.extended_due_at or pr.due_at  # set: extension_refusal checked it
     pr.save(update_fields=["extended_at", "extension_reason", "due_at", "updated_at"])
     notify_subject(pr, "extended", {"reason": reason})
     audit.record(pr.tenant, "privacy.request_extended", actor, pr,

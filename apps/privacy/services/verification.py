@@ -44,8 +44,8 @@ from apps.privacy.models import (
     VerificationChallenge,
 )
 from apps.privacy.services.fulfilment import dispatch_fulfilment
-from apps.privacy.services.lifecycle import lock_request, transition_privacy_request
 from apps.privacy.services.gate import hold_for_approval
+from apps.privacy.services.lifecycle import lock_request, transition_privacy_request
 from apps.privacy.services.notifications import (
     Contact,
     encrypt_contact,
