@@ -119,8 +119,8 @@ def test_a_verified_subject_is_told_a_request_is_already_under_way(tenant, porta
         second = portal.post(f"/privacy/{tenant.slug}/request",
                              {"kind": "access", "regime": "gdpr"})
     pr = PrivacyRequest.objects.for_tenant(tenant).get()
-    assert first["Location"].endswith(f"/status/{pr.reference}")
-    assert second["Location"].endswith(f"/status/{pr.reference}?already=1")
+    assert first["Location"].endswith(f"/requests/{pr.reference}")
+    assert second["Location"].endswith(f"/requests/{pr.reference}?already=1")
     page = portal.get(second["Location"]).content.decode()
     assert "already under way" in page
     assert "reviews the request" in page  # awaiting approval, in words
@@ -148,6 +148,7 @@ def test_an_unverified_duplicate_looks_the_same_and_is_told_by_email(tenant, por
     pr.refresh_from_db()
     assert pr.status == "awaiting_approval"
     mail.outbox.clear()
+    portal.cookies.clear()  # confirming opened a portal session: a stranger has none
     third = ask()
     assert third["Location"] == first["Location"]
     assert [m.subject for m in mail.outbox if m.to == ["alice@example.com"]] == [
