@@ -355,25 +355,20 @@ class PrivacyRequestAdmin(TenantScopedAdmin):
                                        actor=request.user)
                 done = "Verified; fulfilment started."
             elif action == "extend":
-                if not reason.is_valid():
-                    raise ApplicationError("An extension needs a reason.")
-                extend_privacy_request(privacy_request=obj, reason=reason.cleaned_data["reason"],
+                extend_privacy_request(privacy_request=obj,
+                                       reason=_reason(reason, "An extension"),
                                        actor=request.user)
                 done = "Extended; the subject was told why."
             elif action == "reject":
-                if not reason.is_valid():
-                    raise ApplicationError("A rejection needs a reason.")
                 reject_privacy_request(privacy_request=obj,
-                                       reason=reason.cleaned_data["reason"],
+                                       reason=_reason(reason, "A rejection"),
                                        actor=request.user)
                 done = "Rejected; the subject was told why and where to complain."
             elif action == "approve":
                 approve_privacy_request(privacy_request=obj, actor=request.user)
                 done = "Approved; fulfilment started."
             elif action == "deny":
-                if not reason.is_valid():
-                    raise ApplicationError("A denial needs a reason.")
-                deny_privacy_request(privacy_request=obj, reason=reason.cleaned_data["reason"],
+                deny_privacy_request(privacy_request=obj, reason=_reason(reason, "A denial"),
                                      actor=request.user)
                 done = "Denied; the subject was told why and where to complain."
             elif action == "assign":
@@ -480,6 +475,12 @@ class PrivacyRequestAdmin(TenantScopedAdmin):
     def assign_to_me(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._bulk(request, queryset, "Assigned", lambda obj: assign_privacy_request(
             privacy_request=obj, assignee=request.user, actor=request.user))
+
+
+def _reason(form: ReasonForm, what: str) -> str:
+    if not form.is_valid():
+        raise ApplicationError(f"{what} needs a reason.")
+    return form.cleaned_data["reason"]
 
 
 def _int(value: Any) -> int:
