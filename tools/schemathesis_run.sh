@@ -123,6 +123,18 @@ checks.positive_data_acceptance.expected-statuses = ["2XX", 400, 401, 403, 404, 
 include-path = "/api/v1/privacy-requests"
 include-method = "POST"
 checks.positive_data_acceptance.expected-statuses = ["2XX", 400, 401, 403, 404, 409, 429]
+
+# Approve and deny act only on a request awaiting approval: any other status is the
+# documented 409 `not_awaiting_approval` (and `manual_steps_open` while steps are unticked).
+[[operations]]
+include-path = "/api/v1/privacy-requests/{{request_id}}/approve"
+include-method = "POST"
+checks.positive_data_acceptance.expected-statuses = ["2XX", 400, 401, 403, 404, 409, 429]
+
+[[operations]]
+include-path = "/api/v1/privacy-requests/{{request_id}}/deny"
+include-method = "POST"
+checks.positive_data_acceptance.expected-statuses = ["2XX", 400, 401, 403, 404, 409, 429]
 """)
 EOF
 

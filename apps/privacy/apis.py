@@ -20,7 +20,13 @@ from apps.core.serializers import StrictCharField, StrictSerializer
 from apps.privacy.kinds import all_kinds, find_kind, kind_values
 from apps.privacy.models import PrivacyRequest
 from apps.privacy.selectors import get_privacy_request
-from apps.privacy.services import COMPLAINT_RIGHTS, create_privacy_request, export_link
+from apps.privacy.services import (
+    COMPLAINT_RIGHTS,
+    approve_privacy_request,
+    deny_privacy_request,
+    export_link,
+    file_privacy_request,
+)
 from apps.tenants.apis import TenantApi
 from apps.tenants.models import Scope
 from apps.tenants.services import SUBJECT_ID_MAX_LENGTH, pseudonymize
@@ -53,6 +59,13 @@ class PrivacyRequestOutputSerializer(serializers.Serializer):
     result = serializers.JSONField()
     download = serializers.SerializerMethodField()
     erasure_verification = serializers.SerializerMethodField()
+    approval = serializers.SerializerMethodField()
+
+    def get_approval(self, pr: PrivacyRequest) -> dict[str, Any] | None:
+        """Set once the request was held for an officer's approval and approved."""
+        if pr.approved_at is None:
+            return None
+        return {"approved_at": api_datetime(pr.approved_at)}
 
     def get_verification(self, pr: PrivacyRequest) -> dict[str, Any]:
         return {"method": pr.verification_method or None,
@@ -87,10 +100,34 @@ class PrivacyRequestOutputSerializer(serializers.Serializer):
                 "places_checked": pr.erasure_check.get("places", [])}
 
 
+class PrivacyRequestCreatedSerializer(PrivacyRequestOutputSerializer):
+    duplicate_of = serializers.IntegerField(
+        allow_null=True, help_text="Set (to the open request's id, which is also `id`) when "
+        "the subject already had an open request of this kind: no second request was made.")
+
+
+def _serialize(pr: PrivacyRequest, request: Request) -> dict[str, Any]:
+    return PrivacyRequestOutputSerializer(pr, context={"request": request}).data
+
+
+def _get(tenant: Any, request_id: int) -> PrivacyRequest:
+    try:
+        return get_privacy_request(tenant=tenant, pk=request_id)
+    except ApplicationError:
+        from rest_framework.exceptions import NotFound
+
+        raise NotFound() from None
+
+
 class PrivacyRequestCreateApi(TenantApi):
     """File a request on behalf of an authenticated user. Flag kinds (restriction, objection,
     opt-out, limit) and rectifications are applied before the answer; access, portability
-    and erasure run in a job (poll the detail route)."""
+    and erasure run in a job (poll the detail route). A kind the tenant holds for approval
+    (``privacy_approval_kinds``) answers ``awaiting_approval``.
+
+    When the subject already has an open request of this kind, no second one is made: the
+    answer is **200** with that request and ``duplicate_of`` set to its id (201 and
+    ``duplicate_of: null`` for a new request)."""
 
     required_scope = Scope.PRIVACY_WRITE
 
@@ -122,12 +159,13 @@ class PrivacyRequestCreateApi(TenantApi):
             ]}
 
     @extend_schema(operation_id="privacy_request_create", request=InputSerializer,
-                   responses={201: PrivacyRequestOutputSerializer})
+                   responses={201: PrivacyRequestCreatedSerializer,
+                              200: PrivacyRequestCreatedSerializer})
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         body = serializer.validated_data
-        pr = create_privacy_request(
+        filing = file_privacy_request(
             tenant=self.tenant, kind=body["kind"], regime=body.get("regime"),
             channel=PrivacyRequest.Channel.API,
             subject_key=pseudonymize(self.tenant, body["subject"]),
@@ -135,9 +173,11 @@ class PrivacyRequestCreateApi(TenantApi):
             verification=PrivacyRequest.Verification.TENANT_ATTESTED,
             actor=self.api_key,
         )
+        pr = filing.request
         pr.refresh_from_db()
-        data = PrivacyRequestOutputSerializer(pr, context={"request": request}).data
-        return Response(data, status=status.HTTP_201_CREATED)
+        data = {**_serialize(pr, request), "duplicate_of": pr.pk if filing.duplicate else None}
+        return Response(data, status=status.HTTP_200_OK if filing.duplicate
+                        else status.HTTP_201_CREATED)
 
 
 class PrivacyRequestDetailApi(TenantApi):
@@ -148,10 +188,42 @@ class PrivacyRequestDetailApi(TenantApi):
     @extend_schema(operation_id="privacy_request_retrieve",
                    responses=PrivacyRequestOutputSerializer)
     def get(self, request: Request, request_id: int) -> Response:
-        try:
-            pr = get_privacy_request(tenant=self.tenant, pk=request_id)
-        except ApplicationError:
-            from rest_framework.exceptions import NotFound
+        return Response(_serialize(_get(self.tenant, request_id), request))
 
-            raise NotFound() from None
-        return Response(PrivacyRequestOutputSerializer(pr, context={"request": request}).data)
+
+class PrivacyRequestApproveApi(TenantApi):
+    """Approve a request held in ``awaiting_approval``: it is fulfilled as a verified
+    request is (flag kinds before the answer, jobs after). 409 ``not_awaiting_approval`` in
+    any other status, 409 ``manual_steps_open`` while a manual step is unticked; another
+    tenant's request is a 404."""
+
+    required_scope = Scope.PRIVACY_WRITE
+
+    @extend_schema(operation_id="privacy_request_approve", request=None,
+                   responses=PrivacyRequestOutputSerializer)
+    def post(self, request: Request, request_id: int) -> Response:
+        pr = approve_privacy_request(privacy_request=_get(self.tenant, request_id),
+                                     actor=self.api_key)
+        return Response(_serialize(pr, request))
+
+
+class PrivacyRequestDenyApi(TenantApi):
+    """Deny a request held in ``awaiting_approval``: it is rejected and the reason, with the
+    subject's right to complain, is emailed to the subject (when the request has an
+    address). 409 ``not_awaiting_approval`` in any other status."""
+
+    required_scope = Scope.PRIVACY_WRITE
+
+    class InputSerializer(StrictSerializer):
+        reason = StrictCharField(max_length=2000, spaces_are_blank=True)
+
+    @extend_schema(operation_id="privacy_request_deny", request=InputSerializer,
+                   responses=PrivacyRequestOutputSerializer)
+    def post(self, request: Request, request_id: int) -> Response:
+        pr = _get(self.tenant, request_id)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        pr = deny_privacy_request(privacy_request=pr,
+                                  reason=serializer.validated_data["reason"],
+                                  actor=self.api_key)
+        return Response(_serialize(pr, request))

@@ -38,9 +38,13 @@ class _Status(models.TextChoices):
     RECEIVED = "received", "Received"
     VERIFYING = "verifying", "Verifying identity"
     VERIFIED = "verified", "Verified"
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
     IN_PROGRESS = "in_progress", "In progress"
     COMPLETED = "completed", "Completed"
     REJECTED = "rejected", "Rejected"
+
+
+_OPEN = ["received", "verifying", "verified", "awaiting_approval", "in_progress"]
 
 
 class PrivacyRequest(TenantOwnedModel):
@@ -63,8 +67,7 @@ class PrivacyRequest(TenantOwnedModel):
         STAFF = "staff", "Verified manually by staff"
         NOT_REQUIRED = "not_required", "Not required (CCPA opt-out/limit)"
 
-    OPEN_STATUSES = frozenset({Status.RECEIVED, Status.VERIFYING, Status.VERIFIED,
-                               Status.IN_PROGRESS})
+    OPEN_STATUSES = frozenset(_Status(value) for value in _OPEN)
     CLOSED_STATUSES = frozenset({Status.COMPLETED, Status.REJECTED})
 
     #: Random public handle used in portal URLs and emails (the pk never leaves the admin/API).
@@ -75,7 +78,7 @@ class PrivacyRequest(TenantOwnedModel):
     kind = models.CharField(max_length=KIND_MAX_LENGTH, choices=kind_choices)
     regime = models.CharField(max_length=8, choices=Regime.choices)
     channel = models.CharField(max_length=8, choices=Channel.choices)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.RECEIVED)
     # Exempt proof: the request record must name whom it was about (registered handler with
     # a no-op erase; the erasure verifier allows exactly this column).
     subject_key = models.CharField(max_length=SUBJECT_KEY_LENGTH, editable=False)
@@ -117,6 +120,13 @@ class PrivacyRequest(TenantOwnedModel):
     origin = models.CharField(max_length=200, blank=True, editable=False)
     logged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                                   on_delete=models.SET_NULL, related_name="+")
+    #: The member of the tenant who handles the request (officer workflow).
+    assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                 on_delete=models.SET_NULL, related_name="+")
+    #: When and by whom a request held in ``awaiting_approval`` was approved.
+    approved_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                    on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         ordering = ["due_at", "pk"]
@@ -137,6 +147,13 @@ class PrivacyRequest(TenantOwnedModel):
                                    name="privacyrequest_extension_has_reason"),
             models.CheckConstraint(condition=~Q(status="rejected") | ~Q(rejection_reason=""),
                                    name="privacyrequest_rejection_has_reason"),
+            # Duplicate detection (issue 17): one open request per subject and kind, so five
+            # identical portal requests make one request and one job, whichever of them
+            # commits first (race-safe on every database; the service answers a duplicate
+            # with the open request).
+            models.UniqueConstraint(fields=["tenant", "subject_key", "kind"],
+                                    condition=Q(status__in=_OPEN),
+                                    name="privacyrequest_one_open_per_subject_kind"),
         ]
 
     def __str__(self) -> str:
@@ -150,6 +167,52 @@ class PrivacyRequest(TenantOwnedModel):
     @property
     def is_extended(self) -> bool:
         return self.extended_at is not None
+
+
+class ManualStep(TenantOwnedModel):
+    """One item of a request's checklist that a person must tick ("requires input"): the
+    steps configured for its kind (tenant setting ``privacy_manual_steps``) or added by an
+    officer. A request with an unticked step waits in ``awaiting_approval`` and cannot be
+    approved (:mod:`apps.privacy.services.officer`)."""
+
+    privacy_request = models.ForeignKey(PrivacyRequest, on_delete=models.CASCADE,
+                                        related_name="manual_steps")
+    label = models.CharField(max_length=200)
+    position = models.PositiveSmallIntegerField(default=0)
+    done_at = models.DateTimeField(null=True, blank=True)
+    done_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["position", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["privacy_request", "label"],
+                                    name="manualstep_label_once_per_request"),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def is_done(self) -> bool:
+        return self.done_at is not None
+
+
+class RequestNote(TenantOwnedModel):
+    """An internal note of the tenant's staff on a request (never shown to the subject).
+    Deleted with the request; its text is the staff's own words, not subject data."""
+
+    privacy_request = models.ForeignKey(PrivacyRequest, on_delete=models.CASCADE,
+                                        related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                               on_delete=models.SET_NULL, related_name="+")
+    text = models.TextField(max_length=4000)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"note {self.pk} on request {self.privacy_request_id}"
 
 
 class VerificationChallenge(TenantOwnedModel):

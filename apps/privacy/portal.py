@@ -38,6 +38,7 @@ from apps.privacy.services import (
     correct_subject_data,
     create_privacy_request,
     export_link,
+    file_privacy_request,
     find_pending_rectification,
     get_portal_session,
     looks_like_email,
@@ -48,7 +49,7 @@ from apps.privacy.services import (
     submit_rectification,
     verify_with_token,
 )
-from apps.privacy.services.notifications import decrypt_contact
+from apps.privacy.services.notifications import decrypt_contact, notify_subject
 from apps.privacy.services.ratelimit import allow
 from apps.privacy.services.verification import SESSION_TTL
 from apps.tenants.models import Tenant
@@ -194,13 +195,17 @@ def make_request(request: HttpRequest, tenant: Tenant) -> HttpResponse:
     kind, regime = form.cleaned_data["kind"], form.cleaned_data["regime"]
     origin = _origin(request)
     if session is not None:
-        # A verified visitor: the request is theirs and verified at once.
-        pr = create_privacy_request(
+        # A verified visitor: the request is theirs and verified at once. One they already
+        # have open of this kind is shown instead, saying so (no second request or job).
+        filing = file_privacy_request(
             tenant=tenant, kind=kind, regime=regime, channel=PrivacyRequest.Channel.PORTAL,
             subject_key=session.subject_key, contact=decrypt_contact(session.contact_ciphertext),
             verification=PrivacyRequest.Verification.PORTAL_SESSION, actor="subject",
             origin=origin)
-        return HttpResponseRedirect(_next_page(tenant, pr))
+        if filing.duplicate:
+            return HttpResponseRedirect(
+                _url("status", tenant, reference=filing.request.reference) + "?already=1")
+        return HttpResponseRedirect(_next_page(tenant, filing.request))
     identifier = form.cleaned_data["identifier"]
     if not allow("identifier", f"{tenant.pk}:{identifier.lower()}"):
         return _too_many(request, tenant)
@@ -215,12 +220,19 @@ def make_request(request: HttpRequest, tenant: Tenant) -> HttpResponse:
         what = "applied"
     elif is_email and not account_only:
         with transaction.atomic():
-            pr = create_privacy_request(
+            filing = file_privacy_request(
                 tenant=tenant, kind=kind, regime=regime,
                 channel=PrivacyRequest.Channel.PORTAL,
                 subject_key=pseudonymize(tenant, identifier), contact=contact,
                 actor="subject", origin=origin)
-            start_email_verification(privacy_request=pr, actor="subject")
+            pr = filing.request
+            if pr.status in {Status.RECEIVED, Status.VERIFYING}:
+                # New, or an open one still unconfirmed: a (fresh) link to confirm it.
+                start_email_verification(privacy_request=pr, actor="subject")
+            else:
+                # Already under way. The page stays the same ("check your email"), so it
+                # tells no one whether this address has a request; the email says it.
+                notify_subject(pr, "duplicate")
         what = "verify"
     else:
         what = "account"  # nothing to verify an account id with here: use the signed link
@@ -316,6 +328,7 @@ def status(request: HttpRequest, tenant: Tenant, reference: str) -> HttpResponse
     context: dict[str, Any] = {
         "pr": pr, "owner": owner, "kind_label": _kind_labels().get(pr.kind, pr.kind),
         "complaint": COMPLAINT_RIGHTS.get(pr.regime, ""),
+        "already": owner and pr.is_open and request.GET.get("already") == "1",
     }
     if pr.status == Status.COMPLETED and (owner or (policy is not None
                                                     and policy.erases_subject)):
@@ -441,11 +454,17 @@ def my_data(request: HttpRequest, tenant: Tenant, session: PortalSession,
         if not chosen:
             error = "Choose at least one interaction to remove."
         else:
-            pr = correct_subject_data(
-                tenant=tenant, subject_key=session.subject_key,
-                changes={"delete_events": chosen}, pending=pending,
-                contact=decrypt_contact(session.contact_ciphertext), origin=_origin(request))
-            return HttpResponseRedirect(_url("status", tenant, reference=pr.reference))
+            try:
+                pr = correct_subject_data(
+                    tenant=tenant, subject_key=session.subject_key,
+                    changes={"delete_events": chosen}, pending=pending,
+                    contact=decrypt_contact(session.contact_ciphertext),
+                    origin=_origin(request))
+            except ApplicationError as exc:
+                # E.g. a correction of theirs already waits for approval (request_open).
+                error = exc.message
+            else:
+                return HttpResponseRedirect(_url("status", tenant, reference=pr.reference))
     else:
         error = ""
     events = list(list_subject_events(tenant=tenant, subject_key=session.subject_key)

@@ -7,15 +7,22 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.apps import apps
-from django.db.models import Count, Min, Q, QuerySet
+from django.db.models import Count, IntegerField, Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.core.exceptions import ApplicationError
 from apps.core.subject_data import retention_notice, subject_data_stores
-from apps.privacy.models import FulfilmentJob, PortalSession, PrivacyRequest
+from apps.privacy.models import (
+    FulfilmentJob,
+    ManualStep,
+    PortalSession,
+    PrivacyRequest,
+    RequestNote,
+)
 from apps.privacy.services.deadlines import days_left, due_state
-from apps.privacy.services.requests import at_risk_days
-from apps.tenants.models import Tenant
+from apps.privacy.services.requests import at_risk_days, extension_refusal
+from apps.tenants.models import Membership, Tenant
 
 
 def list_privacy_requests(*, tenant: Tenant | int) -> QuerySet[PrivacyRequest]:
@@ -42,6 +49,39 @@ def get_request_by_reference(*, tenant: Tenant, reference: str) -> PrivacyReques
         return None
     return (PrivacyRequest.objects.for_tenant(tenant).select_related("tenant")
             .filter(reference=reference).first())
+
+
+def with_open_steps(queryset: QuerySet[PrivacyRequest]) -> QuerySet[PrivacyRequest]:
+    """The requests with ``pending_steps``: how many manual steps are unticked ("requires
+    input"). A subquery, not a join: the queue's counts and filters keep their shape."""
+    # ``all_tenants``: correlated to the outer (scoped) request row by its pk.
+    steps = (ManualStep.all_tenants.filter(privacy_request=OuterRef("pk"), done_at__isnull=True)
+             .order_by().values("privacy_request").annotate(n=Count("pk")).values("n"))
+    return queryset.annotate(
+        pending_steps=Coalesce(Subquery(steps, output_field=IntegerField()), 0))
+
+
+def can_extend(privacy_request: PrivacyRequest, now: datetime | None = None) -> bool:
+    """Whether the one extension is still allowed (what "Extend" offers)."""
+    return extension_refusal(privacy_request, now or timezone.now()) is None
+
+
+def list_manual_steps(*, privacy_request: PrivacyRequest) -> QuerySet[ManualStep]:
+    return (ManualStep.objects.for_tenant(privacy_request.tenant_id)
+            .filter(privacy_request=privacy_request).select_related("done_by")
+            .order_by("position", "pk"))
+
+
+def list_request_notes(*, privacy_request: PrivacyRequest) -> QuerySet[RequestNote]:
+    return (RequestNote.objects.for_tenant(privacy_request.tenant_id)
+            .filter(privacy_request=privacy_request).select_related("author")
+            .order_by("created_at", "pk"))
+
+
+def list_assignable_members(*, tenant: Tenant | int) -> QuerySet[Membership]:
+    """Active members of the tenant, who can be assigned its requests."""
+    return (Membership.objects.for_tenant(tenant).filter(user__is_active=True)
+            .select_related("user").order_by("user__username"))
 
 
 @dataclass(frozen=True)

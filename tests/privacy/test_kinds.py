@@ -246,7 +246,9 @@ def test_a_new_kind_is_created_clocked_verified_and_fulfilled(tenant, oncommit,
     received = datetime(2026, 3, 6, 9, 0, tzinfo=UTC)  # a Friday
     with time_machine.travel(received + timedelta(hours=1), tick=False):
         pr = _create(tenant, "courtesy", details={"tone": "warm"}, received_at=received)
-        ccpa = _create(tenant, "courtesy", regime="ccpa", received_at=received)
+        # Another subject: the same one's second open courtesy request would be this one.
+        ccpa = _create(tenant, "courtesy", regime="ccpa", received_at=received,
+                       subject="bob@example.com")
         assert pr.status == Status.RECEIVED  # the table says it needs verification
         assert pr.due_at == received + timedelta(days=10)
         assert ccpa.due_at == received + timedelta(days=5)  # 3 business days: Wednesday

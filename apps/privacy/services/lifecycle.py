@@ -22,6 +22,7 @@ from apps.audit import services as audit
 from apps.core.exceptions import ApplicationError
 from apps.privacy.kinds import find_kind
 from apps.privacy.models import PrivacyRequest
+from apps.privacy.signals import privacy_request_status_changed
 
 logger = logging.getLogger("privacy.requests")
 
@@ -31,7 +32,11 @@ Channel = PrivacyRequest.Channel
 TRANSITIONS: dict[str, frozenset[str]] = {
     Status.RECEIVED: frozenset({Status.VERIFYING, Status.VERIFIED, Status.REJECTED}),
     Status.VERIFYING: frozenset({Status.VERIFYING, Status.VERIFIED, Status.REJECTED}),
-    Status.VERIFIED: frozenset({Status.IN_PROGRESS, Status.REJECTED}),
+    # An officer's approval gate (issue 17): a verified request of a kind the tenant holds
+    # for approval waits; approval sends it back to ``verified``, whence it is fulfilled.
+    Status.VERIFIED: frozenset({Status.AWAITING_APPROVAL, Status.IN_PROGRESS,
+                                Status.REJECTED}),
+    Status.AWAITING_APPROVAL: frozenset({Status.VERIFIED, Status.REJECTED}),
     Status.IN_PROGRESS: frozenset({Status.COMPLETED, Status.REJECTED}),
     Status.COMPLETED: frozenset(),
     Status.REJECTED: frozenset(),
@@ -50,8 +55,9 @@ def transition_privacy_request(
     privacy_request: PrivacyRequest, *, to: str, actor: Any = None,
     details: Mapping[str, Any] | None = None,
 ) -> PrivacyRequest:
-    """Move a (locked) request to ``to`` if :data:`TRANSITIONS` allows it, stamp the time and
-    write the audit entry. Closing (completed/rejected) empties the payload; the contact is
+    """Move a (locked) request to ``to`` if :data:`TRANSITIONS` allows it, stamp the time,
+    write the audit entry and send ``privacy_request_status_changed`` (webhooks). Closing
+    (completed/rejected) empties the payload; the contact is
     wiped too unless an export still has to reach the requester."""
     current = privacy_request.status
     if to not in TRANSITIONS[current]:
@@ -62,7 +68,10 @@ def transition_privacy_request(
     pr = privacy_request
     pr.status = to
     fields = ["status", "updated_at"]
-    if to == Status.VERIFIED:
+    if to == Status.VERIFIED and current == Status.AWAITING_APPROVAL:
+        pr.approved_at = now
+        fields.append("approved_at")
+    elif to == Status.VERIFIED:
         pr.verified_at = now
         fields.append("verified_at")
     elif to == Status.IN_PROGRESS:
@@ -87,6 +96,10 @@ def transition_privacy_request(
     audit.record(pr.tenant, f"privacy.request_{to}", actor, pr,
                  audit_details(pr, previous=current, **(details or {})))
     logger.info("privacy.request_%s id=%s", to, pr.pk)
+    if to != current:
+        privacy_request_status_changed.send(
+            sender=PrivacyRequest, privacy_request=pr, previous=current, status=to,
+            event=f"privacy_request.{to}")
     return pr
 
 

@@ -86,6 +86,7 @@ SUBJECTS = {
     "rejected": "{tenant} could not fulfil your privacy request",
     "completed": "{tenant} completed your privacy request",
     "download": "Your data from {tenant} is ready to download",
+    "duplicate": "Your privacy request to {tenant} is already under way",
 }
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework import status as http
 
@@ -75,8 +76,23 @@ def _new_reference() -> str:
     return secrets.token_urlsafe(16)  # 128 bits
 
 
+@dataclass(frozen=True)
+class Filing:
+    """What filing a request did: ``request`` is the new request, or the open one of the
+    same subject and kind when ``duplicate`` (no second request, no second job)."""
+
+    request: PrivacyRequest
+    duplicate: bool
+
+
+def create_privacy_request(**kwargs: Any) -> PrivacyRequest:
+    """:func:`file_privacy_request`, for callers that need only the request (new or open
+    duplicate)."""
+    return file_privacy_request(**kwargs).request
+
+
 @transaction.atomic
-def create_privacy_request(
+def file_privacy_request(
     *,
     tenant: Tenant,
     kind: str,
@@ -91,14 +107,22 @@ def create_privacy_request(
     actor: Any = None,
     logged_by: Any = None,
     origin: str = "",
-) -> PrivacyRequest:
+) -> Filing:
     """Record a request and start its clock; then move it as far as it can go at once:
 
     * ``verification`` given (API: the tenant attests; a verified portal session; staff):
       verified, then fulfilled by the kind's fulfil function (at once, or by a job after
-      commit);
+      commit), unless the tenant holds the kind for an officer's approval
+      (``awaiting_approval``, :mod:`apps.privacy.services.gate`);
     * a kind that needs no verification (CCPA opt-out and limit): fulfilled at once;
     * otherwise it waits in ``received`` (the portal then starts email verification).
+
+    **Duplicates.** When the subject already has an open request of this kind, nothing new
+    is stored: the answer is that request (``Filing.duplicate``). A verified duplicate
+    verifies an open request still waiting for its requester's proof; details different
+    from the open request's are refused (``request_open``, 409). The database holds one
+    open request per (tenant, subject, kind) (a partial unique constraint), so concurrent
+    identical requests make one request and one job.
 
     A kind the table does not hold, a regime it has no clock for and details the kind does
     not carry are refused before anything is stored.
@@ -121,11 +145,13 @@ def create_privacy_request(
                           holidays=holidays_of(tenant))
     payload = policy.clean_details(payload or {})
     policy.ensure_resolvable()
+    if verification is None and not policy.needs_verification:
+        verification = Verification.NOT_REQUIRED
     pr = PrivacyRequest(
-        tenant=tenant, reference=_new_reference(), kind=kind, regime=regime, channel=channel,
-        subject_key=subject_key, payload=payload, received_at=received, due_at=clock.due_at,
-        original_due_at=clock.due_at, ack_due_at=clock.ack_due_at, logged_by=logged_by,
-        origin=origin,
+        tenant=tenant, reference=_new_reference(), kind=kind, regime=regime,
+        channel=channel, subject_key=subject_key, payload=payload, received_at=received,
+        due_at=clock.due_at, original_due_at=clock.due_at, ack_due_at=clock.ack_due_at,
+        logged_by=logged_by, origin=origin,
     )
     if contact is not None:
         pr.contact_ciphertext = encrypt_contact(contact)
@@ -134,17 +160,58 @@ def create_privacy_request(
         # API: the tenant's backend received the answer and informs its own user.
         pr.acknowledged_at = now
     pr.full_clean(exclude=["tenant", "contact_ciphertext", "logged_by"])
-    pr.save()
+    existing = _open_request(tenant, subject_key, kind)
+    for attempt in range(3):
+        if existing is not None:
+            break
+        try:
+            with transaction.atomic():
+                pr.save()
+            break
+        except IntegrityError:
+            # A concurrent identical request committed first (the partial unique
+            # constraint): answer with it; if it closed meanwhile, try again.
+            existing = _open_request(tenant, subject_key, kind)
+            if existing is None and attempt == 2:
+                raise
+            pr.pk = None
+    if existing is not None:
+        return Filing(_join_open_request(existing, channel=channel, payload=payload,
+                                         verification=verification, actor=actor), True)
     audit.record(tenant, "privacy.request_received", actor, pr,
                  audit_details(pr, due_at=pr.due_at.isoformat(),
                                 logged_by_staff=logged_by is not None))
-    if verification is None and not policy.needs_verification:
-        verification = Verification.NOT_REQUIRED
     if verification is not None and verification != Verification.NONE:
         verify_privacy_request(privacy_request=pr, method=verification, actor=actor)
     elif pr.contact_is_email and channel != Channel.PORTAL:
         # Mail/phone with an email address: the acknowledgment (CCPA §7021(a)).
         _acknowledge(pr, actor)
+    pr.refresh_from_db()
+    return Filing(pr, False)
+
+
+def _open_request(tenant: Tenant, subject_key: str, kind: str) -> PrivacyRequest | None:
+    """The subject's open request of ``kind``, locked (at most one: the constraint)."""
+    return (PrivacyRequest.objects.for_tenant(tenant)
+            .select_for_update(of=("self",)).select_related("tenant")
+            .filter(subject_key=subject_key, kind=kind,
+                    status__in=list(PrivacyRequest.OPEN_STATUSES)).first())
+
+
+def _join_open_request(pr: PrivacyRequest, *, channel: str, payload: Mapping[str, Any],
+                       verification: str | None, actor: Any) -> PrivacyRequest:
+    """A second request for an open one: recorded on it (audit), and its proof of identity
+    verifies the open one if that still waits for it."""
+    if payload and dict(payload) != dict(pr.payload):
+        raise ApplicationError(
+            "This subject already has an open request of this kind, with other details.",
+            code="request_open", status_code=http.HTTP_409_CONFLICT,
+            details={"duplicate_of": pr.pk})
+    audit.record(pr.tenant, "privacy.duplicate_received", actor, pr,
+                 audit_details(pr, duplicate_channel=channel))
+    if (verification is not None and verification != Verification.NONE
+            and pr.status in {Status.RECEIVED, Status.VERIFYING}):
+        verify_privacy_request(privacy_request=pr, method=verification, actor=actor)
     pr.refresh_from_db()
     return pr
 
@@ -153,6 +220,28 @@ def _acknowledge(pr: PrivacyRequest, actor: Any) -> None:
     if notify_subject(pr, "received") and pr.acknowledged_at is None:
         pr.acknowledged_at = timezone.now()
         pr.save(update_fields=["acknowledged_at", "updated_at"])
+
+
+def extension_refusal(pr: PrivacyRequest, now: datetime) -> ApplicationError | None:
+    """Why ``pr`` cannot be extended now (409 ``ApplicationError``), or ``None`` when it
+    can: the one place that decides, for the service and for the admin's "Extend"."""
+    if not pr.is_open:
+        return ApplicationError("A closed request cannot be extended.", code="request_closed",
+                                status_code=http.HTTP_409_CONFLICT)
+    if pr.is_extended:
+        return ApplicationError("This request was already extended once.",
+                                code="already_extended", status_code=http.HTTP_409_CONFLICT)
+    clock = compute_clock(regime=pr.regime, kind=pr.kind, received_at=pr.received_at,
+                          holidays=holidays_of(pr.tenant))
+    if clock.extended_due_at is None or clock.extension_deadline is None:
+        return ApplicationError("This kind of request cannot be extended.",
+                                code="not_extendable", status_code=http.HTTP_409_CONFLICT)
+    if now >= clock.extension_deadline:
+        return ApplicationError(
+            "The extension had to be decided and sent before the original due date.",
+            code="extension_too_late", status_code=http.HTTP_409_CONFLICT,
+            details={"deadline": clock.extension_deadline.isoformat()})
+    return None
 
 
 @transaction.atomic
@@ -166,27 +255,16 @@ def extend_privacy_request(*, privacy_request: PrivacyRequest, reason: str,
     if not reason:
         raise ApplicationError("An extension needs a reason for the subject.",
                                code="reason_required")
-    if not pr.is_open:
-        raise ApplicationError("A closed request cannot be extended.", code="request_closed",
-                               status_code=http.HTTP_409_CONFLICT)
-    if pr.is_extended:
-        raise ApplicationError("This request was already extended once.",
-                               code="already_extended", status_code=http.HTTP_409_CONFLICT)
+    now = timezone.now()
+    refusal = extension_refusal(pr, now)
+    if refusal is not None:
+        raise refusal
     clock = compute_clock(regime=pr.regime, kind=pr.kind, received_at=pr.received_at,
                           holidays=holidays_of(pr.tenant))
-    if clock.extended_due_at is None:
-        raise ApplicationError("This kind of request cannot be extended.",
-                               code="not_extendable", status_code=http.HTTP_409_CONFLICT)
-    now = timezone.now()
-    if now >= clock.extension_deadline:
-        raise ApplicationError(
-            "The extension had to be decided and sent before the original due date.",
-            code="extension_too_late", status_code=http.HTTP_409_CONFLICT,
-            details={"deadline": clock.extension_deadline.isoformat()})
     previous = pr.due_at
     pr.extended_at = now
     pr.extension_reason = reason
-    pr.due_at = clock.extended_due_at
+    pr.due_at = clock.extended_due_at or pr.due_at  # set: extension_refusal checked it
     pr.save(update_fields=["extended_at", "extension_reason", "due_at", "updated_at"])
     notify_subject(pr, "extended", {"reason": reason})
     audit.record(pr.tenant, "privacy.request_extended", actor, pr,

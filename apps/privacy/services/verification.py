@@ -44,6 +44,7 @@ from apps.privacy.models import (
     VerificationChallenge,
 )
 from apps.privacy.services.fulfilment import dispatch_fulfilment
+from apps.privacy.services.gate import hold_for_approval
 from apps.privacy.services.lifecycle import lock_request, transition_privacy_request
 from apps.privacy.services.notifications import (
     Contact,
@@ -72,8 +73,10 @@ def _hash(value: str) -> str:
 def verify_privacy_request(*, privacy_request: PrivacyRequest, method: str,
                            actor: Any = None) -> PrivacyRequest:
     """Mark the requester's identity as established and start fulfilment (the kind's fulfil
-    function: at once, in this transaction, or by a job after commit). Idempotent: an
-    already verified (or later) request is returned unchanged."""
+    function: at once, in this transaction, or by a job after commit), unless the tenant
+    holds its kind for approval: then it waits in ``awaiting_approval`` and nothing runs
+    (:func:`~apps.privacy.services.gate.hold_for_approval`). Idempotent: an already
+    verified (or later) request is returned unchanged."""
     with transaction.atomic():
         pr = lock_request(privacy_request)
         if pr.status not in {Status.RECEIVED, Status.VERIFYING}:
@@ -86,7 +89,8 @@ def verify_privacy_request(*, privacy_request: PrivacyRequest, method: str,
                                                      Verification.NOT_REQUIRED}:
             pr.acknowledged_at = timezone.now()
             pr.save(update_fields=["acknowledged_at", "updated_at"])
-        dispatch_fulfilment(privacy_request=pr, actor=actor)
+        if not hold_for_approval(privacy_request=pr, actor=actor):
+            dispatch_fulfilment(privacy_request=pr, actor=actor)
     return pr
 
 
