@@ -19,6 +19,7 @@ from discreet_client.client import (
     EventResult,
     IngestSummary,
 )
+from discreet_client.webhooks import WebhookVerificationError, verify_signature
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -27,4 +28,6 @@ __all__ = [
     "Event",
     "EventResult",
     "IngestSummary",
+    "WebhookVerificationError",
+    "verify_signature",
 ]

@@ -15,6 +15,7 @@ api_v1 = [
     path("", include("apps.events.urls")),
     path("", include("apps.privacy.urls")),
     path("", include("apps.retention.urls")),
+    path("", include("apps.webhooks.urls")),
 ]
 
 urlpatterns = [

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "apps.events",
     "apps.modeling",
     "apps.retention",
+    "apps.webhooks",
 ]
 
 MIDDLEWARE = [
@@ -307,3 +308,18 @@ AUDIT_HEADS_MAIL_OWNERS = env.bool("AUDIT_HEADS_MAIL_OWNERS", default=False)
 # Erasure tombstones are also appended here, encrypted under the master key, outside the
 # database: a restore of an older dump loses the rows, not this (README, restore runbook).
 TOMBSTONE_DIR = env.path("TOMBSTONE_DIR", default=str(VAR_DIR / "tombstones"))
+
+# --- Webhooks (README "Webhooks") -------------------------------------------------------------
+# Endpoints must be https (on unless DEBUG) and resolve to public addresses only (SSRF);
+# loopback is allowed only where WEBHOOK_ALLOW_LOOPBACK is on (tests, development).
+WEBHOOK_REQUIRE_HTTPS = env.bool("WEBHOOK_REQUIRE_HTTPS", default=not DEBUG)
+WEBHOOK_ALLOW_LOOPBACK = env.bool("WEBHOOK_ALLOW_LOOPBACK", default=False)
+# Retries: exponential backoff from the base (doubling, capped, with jitter) for 24 hours.
+WEBHOOK_BACKOFF_BASE_SECONDS = env.float("WEBHOOK_BACKOFF_BASE_SECONDS", default=30.0)
+WEBHOOK_BACKOFF_MAX_SECONDS = env.float("WEBHOOK_BACKOFF_MAX_SECONDS", default=4 * 3600.0)
+WEBHOOK_RETRY_WINDOW_SECONDS = env.int("WEBHOOK_RETRY_WINDOW_SECONDS", default=24 * 3600)
+# A retry due within this many seconds is a broker countdown; later ones the job sweeper
+# sends when due (keep it well under the broker's visibility timeout).
+WEBHOOK_COUNTDOWN_MAX_SECONDS = env.int("WEBHOOK_COUNTDOWN_MAX_SECONDS", default=900)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+WEBHOOK_DNS_TIMEOUT_SECONDS = env.float("WEBHOOK_DNS_TIMEOUT_SECONDS", default=2.0)

@@ -22,6 +22,7 @@ from apps.audit import services as audit
 from apps.core.exceptions import ApplicationError
 from apps.privacy.kinds import find_kind
 from apps.privacy.models import PrivacyRequest
+from apps.webhooks import services as webhooks
 
 logger = logging.getLogger("privacy.requests")
 
@@ -39,6 +40,28 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 
 CONSENT_SOURCES = {Channel.PORTAL: "portal", Channel.API: "api", Channel.MAIL: "admin",
                    Channel.PHONE: "admin"}
+
+
+def webhook_event_for(status: str) -> str | None:
+    """The webhook event a request entering ``status`` sends: ``privacy_request.<status>``
+    where the webhook catalogue has it (received, verified, awaiting_approval, completed,
+    rejected), else none (verifying, in_progress)."""
+    event = f"privacy_request.{status}"
+    return event if event in webhooks.EventType.values else None
+
+
+def announce_status(pr: PrivacyRequest, *, previous: str | None = None) -> None:
+    """Queue the webhook of the status ``pr`` just entered (in the caller's transaction).
+    The one place requests meet webhooks: creation and :func:`transition_privacy_request`
+    call it. Ids and statuses only, never the subject."""
+    event = webhook_event_for(pr.status)
+    if event is None:
+        return
+    webhooks.emit_webhook_event(
+        tenant_id=pr.tenant_id, event_type=event, dedupe_key=f"{event}:{pr.pk}",
+        data={"id": pr.pk, "kind": pr.kind, "regime": pr.regime, "status": pr.status,
+              "previous_status": previous,
+              "due_at": pr.due_at.isoformat() if pr.due_at else None})
 
 
 def audit_details(pr: PrivacyRequest, **extra: Any) -> dict[str, Any]:
@@ -86,6 +109,7 @@ def transition_privacy_request(
     pr.save(update_fields=fields)
     audit.record(pr.tenant, f"privacy.request_{to}", actor, pr,
                  audit_details(pr, previous=current, **(details or {})))
+    announce_status(pr, previous=current)
     logger.info("privacy.request_%s id=%s", to, pr.pk)
     return pr
 
