@@ -20,6 +20,7 @@ from apps.webhooks.services import (
 
 
 class WebhookEndpointForm(forms.ModelForm):
+    url = forms.URLField(max_length=2000, assume_scheme="https")
     events = forms.MultipleChoiceField(choices=EventType.choices,
                                        widget=forms.CheckboxSelectMultiple)
 
