@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from apps.core.views import healthz
+from platform_site.metrics import metrics_view
 
 admin.site.site_header = "Discreet administration"
 admin.site.site_title = "Discreet"
@@ -20,6 +21,7 @@ api_v1 = [
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("privacy/", include("apps.privacy.portal_urls")),
     path("api/v1/", include(api_v1)),

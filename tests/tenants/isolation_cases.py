@@ -37,9 +37,9 @@ def api_key_revoke(owner: Tenant) -> IsolationCase:
 
 
 def _make_webhook(owner: Tenant, url: str = "https://owner-hook.example/in"):
+    from apps.tenants.crypto import encrypt_secret
     from apps.webhooks.models import EventType, WebhookEndpoint
     from apps.webhooks.services import signing
-    from apps.tenants.crypto import encrypt_secret
 
     # Created directly: the service would resolve the owner's (unresolvable) host.
     return WebhookEndpoint.objects.create(
