@@ -19,7 +19,7 @@ from apps.webhooks.services import create_webhook_endpoint, delete_webhook_endpo
 class WebhookEndpointOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField(source="pk")
     url = serializers.URLField()
-    description = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
     events = serializers.ListField(child=serializers.ChoiceField(choices=EventType.choices))
     is_active = serializers.BooleanField()
     created_at = serializers.DateTimeField()
@@ -36,6 +36,8 @@ class WebhookListApi(TenantApi):
     required_scope = Scope.SETTINGS_MANAGE
 
     class InputSerializer(StrictSerializer):
+        """An endpoint to register: its URL, the event types it receives, a note."""
+
         url = serializers.URLField(max_length=2000, help_text=(
             "An https URL whose host resolves to public addresses only."))
         events = serializers.ListField(
@@ -83,6 +85,8 @@ class WebhookListApi(TenantApi):
 
 
 class WebhookDetailApi(TenantApi):
+    """One webhook endpoint of the tenant (GET), or delete it (DELETE)."""
+
     required_scope = Scope.SETTINGS_MANAGE
 
     def get_endpoint(self, webhook_id: int) -> WebhookEndpoint:
@@ -90,6 +94,7 @@ class WebhookDetailApi(TenantApi):
 
     @extend_schema(operation_id="webhooks_retrieve", responses=WebhookEndpointOutputSerializer)
     def get(self, request: Request, webhook_id: int) -> Response:
+        """The endpoint (never its secret)."""
         return Response(WebhookEndpointOutputSerializer(self.get_endpoint(webhook_id)).data)
 
     @extend_schema(operation_id="webhooks_destroy", responses={204: None})

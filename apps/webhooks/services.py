@@ -206,8 +206,8 @@ def deliver_webhook(*, tenant_id: int, delivery_id: int) -> WebhookDelivery | No
         logger.warning("webhooks.refused tenant_id=%s delivery=%s code=%s", tenant_id,
                        delivery.pk, exc.code)
         return delivery
-    except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}"
+    except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
+        error = f"{type(exc).__name__}"  # the class only: a message may quote the URL
     delivery.last_response_code = code
     if code is not None and 200 <= code < 300:
         delivery.save(update_fields=["last_attempt_at", "last_response_code", "updated_at"])
