@@ -36,6 +36,9 @@ EVENTS = Counter(
 
 _METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
 UNMATCHED = "<unmatched>"
+# The labelled children by (route, method, status): ``labels()`` validates and locks on each
+# call; a dict lookup does not. Bounded by routes x methods x statuses.
+_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
 
 def count_events(tenant: str, outcomes: Iterable[tuple[str, str | None]]) -> None:
@@ -61,6 +64,12 @@ class RequestMetricsMiddleware:
         match = getattr(request, "resolver_match", None)
         route = (match.route or UNMATCHED) if match is not None else UNMATCHED
         method = request.method if request.method in _METHODS else "OTHER"
-        HTTP_REQUESTS.labels(route, method, str(response.status_code)).inc()
-        HTTP_LATENCY.labels(route, method).observe(time.perf_counter() - started)
+        key = (route, method, response.status_code)
+        children = _children.get(key)
+        if children is None:  # first time for this route, method and status
+            children = _children.setdefault(key, (
+                HTTP_REQUESTS.labels(route, method, str(response.status_code)),
+                HTTP_LATENCY.labels(route, method)))
+        children[0].inc()
+        children[1].observe(time.perf_counter() - started)
         return response

@@ -152,8 +152,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
-    "ENFORCE_NON_BLANK_FIELDS": True,
-    "ENUM_NAME_OVERRIDES": {"WebhookEventTypeEnum": "apps.webhooks.models.EventType"},  # a text field that refuses "" says minLength: 1
+    "ENFORCE_NON_BLANK_FIELDS": True,  # a text field that refuses "" says minLength: 1
+    "ENUM_NAME_OVERRIDES": {"WebhookEventTypeEnum": "apps.webhooks.models.EventType"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "apps.core.schema.add_error_responses",  # the shared error shape on every operation

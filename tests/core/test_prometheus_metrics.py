@@ -90,3 +90,28 @@ def test_without_a_token_only_internal_addresses_are_answered(client, settings, 
         assert response.json()["error"]["code"] == "permission_denied"
     forged = client.get("/metrics", REMOTE_ADDR=address, HTTP_X_FORWARDED_FOR="127.0.0.1")
     assert forged.status_code == response.status_code
+
+
+@pytest.mark.slow
+def test_counts_of_several_processes_are_summed_through_the_multiprocess_directory(tmp_path):
+    """Gunicorn's workers are separate processes: with PROMETHEUS_MULTIPROC_DIR the scrape
+    (in any of them) sums what each counted."""
+    import os
+    import subprocess
+    import sys
+
+    from prometheus_client.parser import text_string_to_metric_families as parse
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+           "DJANGO_SETTINGS_MODULE": "platform_site.settings.test"}
+    count = ("from apps.core.metrics import count_events; "
+             "count_events('mp-tenant', [('accepted', None)] * 3)")
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", count], env=env, check=True, timeout=120)
+    scrape = ("import django; django.setup(); from platform_site.metrics import "
+              "_process_metrics; print(_process_metrics().decode())")
+    text = subprocess.run([sys.executable, "-c", scrape], env=env, check=True, timeout=120,
+                          capture_output=True, text=True).stdout
+    values = [s.value for f in parse(text) for s in f.samples
+              if s.name == "discreet_events_total" and s.labels.get("tenant") == "mp-tenant"]
+    assert values == [6.0]
