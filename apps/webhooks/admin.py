@@ -60,10 +60,7 @@ class WebhookEndpointAdmin(TenantScopedAdmin):
         self.assign_member_tenant(request, obj)
         endpoint, secret = create_webhook_endpoint(
             tenant=obj.tenant, url=obj.url, events=form.cleaned_data["events"],
-            description=obj.description, created_by=request.user)
-        if not obj.is_active:
-            WebhookEndpoint.objects.for_tenant(endpoint.tenant_id).filter(
-                pk=endpoint.pk).update(is_active=False)
+            description=obj.description, created_by=request.user, is_active=obj.is_active)
         obj.pk = endpoint.pk
         messages.warning(request, "Copy this signing secret now; it will not be shown "
                                   f"again: {secret}")

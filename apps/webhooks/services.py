@@ -63,8 +63,8 @@ def validate_endpoint_url(url: str) -> str:
 
 @transaction.atomic
 def create_webhook_endpoint(*, tenant: Tenant, url: str, events: Iterable[str],
-                            description: str = "", created_by: Any = None
-                            ) -> tuple[WebhookEndpoint, str]:
+                            description: str = "", created_by: Any = None,
+                            is_active: bool = True) -> tuple[WebhookEndpoint, str]:
     """Register an endpoint; returns it and its signing secret (``whsec_…``), which is
     shown this once and kept only encrypted."""
     chosen = validate_event_types(events)
@@ -72,7 +72,7 @@ def create_webhook_endpoint(*, tenant: Tenant, url: str, events: Iterable[str],
     secret = signing.new_secret()
     endpoint = WebhookEndpoint(tenant=tenant, url=url, events=chosen, description=description,
                                secret_ciphertext=encrypt_secret(secret.encode()),
-                               created_by=created_by)
+                               created_by=created_by, is_active=is_active)
     endpoint.full_clean(exclude=["tenant", "secret_ciphertext", "created_by"])
     endpoint.save()
     logger.info("webhooks.endpoint_created tenant_id=%s id=%s", tenant.pk, endpoint.pk)
@@ -98,8 +98,10 @@ def delete_webhook_endpoint(*, endpoint: WebhookEndpoint) -> None:
     """Stop sending to the endpoint; pending deliveries to it fail. Its delivery log stays
     (the row is kept, hidden from the API)."""
     now = timezone.now()
-    WebhookEndpoint.objects.for_tenant(endpoint.tenant_id).filter(pk=endpoint.pk).update(
-        deleted_at=now, is_active=False, updated_at=now)
+    endpoint.deleted_at = now
+    endpoint.is_active = False
+    # save(), not update(): django-auditlog records the change.
+    endpoint.save(update_fields=["deleted_at", "is_active", "updated_at"])
     WebhookDelivery.objects.for_tenant(endpoint.tenant_id).filter(
         endpoint_id=endpoint.pk, status=DurableJob.Status.PENDING).update(
         status=DurableJob.Status.FAILED, last_error="endpoint deleted", finished_at=now,
