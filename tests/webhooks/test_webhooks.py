@@ -161,6 +161,7 @@ def test_only_subscribed_events_of_the_tenant_are_queued_and_once_per_dedupe_key
 
 
 def test_a_failing_endpoint_is_retried_with_backoff_and_then_succeeds(tenant, settings):
+    settings.WEBHOOK_BACKOFF_BASE_SECONDS = 3600  # the next attempt is surely not due yet
     with webhook_receiver(answers=[500, 503]) as receiver:
         create_webhook_endpoint(tenant=tenant, url=receiver.url, events=["model.activated"])
         emit_webhook_event(tenant_id=tenant.pk, event_type="model.activated", data={"id": 3})
