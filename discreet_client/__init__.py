@@ -35,6 +35,7 @@ from discreet_client.types import (
     SubjectConsent,
     Webhook,
 )
+from discreet_client.webhooks import WebhookVerificationError, verify_signature
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -55,4 +56,6 @@ __all__ = [
     "RetentionPolicy",
     "SubjectConsent",
     "Webhook",
+    "WebhookVerificationError",
+    "verify_signature",
 ]

@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from apps.core.views import healthz
+from platform_site.metrics import metrics_view
 
 admin.site.site_header = "Discreet administration"
 admin.site.site_title = "Discreet"
@@ -16,10 +17,12 @@ api_v1 = [
     path("", include("apps.privacy.urls")),
     path("", include("apps.retention.urls")),
     path("", include("apps.transparency.urls")),
+    path("", include("apps.webhooks.urls")),
 ]
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("privacy/", include("apps.transparency.public_urls")),
     path("privacy/", include("apps.privacy.portal_urls")),

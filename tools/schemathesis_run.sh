@@ -135,6 +135,13 @@ checks.positive_data_acceptance.expected-statuses = ["2XX", 400, 401, 403, 404, 
 include-path = "/api/v1/privacy-requests/{{request_id}}/deny"
 include-method = "POST"
 checks.positive_data_acceptance.expected-statuses = ["2XX", 400, 401, 403, 404, 409, 429]
+
+# A well-formed URI is still refused (400) unless it is https and its host resolves, now,
+# to public addresses only (README "Webhooks": SSRF); the run's hosts rarely do.
+[[operations]]
+include-path = "/api/v1/webhooks"
+include-method = "POST"
+checks.positive_data_acceptance.expected-statuses = ["2XX", 400, 401, 403, 404, 409, 429]
 """)
 EOF
 

@@ -452,7 +452,17 @@ def run_chain_verification(*, job: AuditChainVerification) -> AuditChainVerifica
     job.checked_entries = report.checked_entries
     job.first_broken_sequence = report.first_broken_sequence
     job.problem = report.problem
-    job.save(update_fields=["intact", "checked_entries", "first_broken_sequence", "problem",
-                            "updated_at"])
-    finish_job(job, checked_entries=report.checked_entries)
+    with transaction.atomic():
+        job.save(update_fields=["intact", "checked_entries", "first_broken_sequence",
+                                "problem", "updated_at"])
+        finish_job(job, checked_entries=report.checked_entries)
+        if not report.intact:
+            from apps.webhooks import services as webhooks
+
+            webhooks.emit_webhook_event(
+                tenant_id=job.tenant_id, event_type=webhooks.EventType.AUDIT_CHAIN_BROKEN,
+                dedupe_key=f"audit.chain_broken:{job.pk}",
+                data={"verification_id": job.pk, "status": "broken",
+                      "checked_entries": report.checked_entries,
+                      "first_broken_sequence": report.first_broken_sequence})
     return job

@@ -42,6 +42,7 @@ from apps.retention.selectors import (
     run_checkpoints,
 )
 from apps.tenants.models import Tenant
+from apps.webhooks import services as webhooks
 
 logger = logging.getLogger("retention")
 
@@ -246,7 +247,14 @@ def execute_retention_run(*, run: RetentionRun) -> dict[str, int]:
             time.sleep(min((time.monotonic() - started) * ratio, MAX_PAUSE_SECONDS))
     run.refresh_from_db()
     if not run.is_finished:
-        finish_job(run, deleted={code: cp["deleted"] for code, cp in run_checkpoints(run)})
+        deleted = {code: cp["deleted"] for code, cp in run_checkpoints(run)}
+        with transaction.atomic():
+            finish_job(run, deleted=deleted)
+            webhooks.emit_webhook_event(
+                tenant_id=run.tenant_id, event_type=webhooks.EventType.RETENTION_COMPLETED,
+                dedupe_key=f"retention.completed:{run.pk}",
+                data={"id": run.pk, "status": run.status, "trigger": run.trigger,
+                      "deleted": deleted})
     logger.info("retention.run_finished tenant_id=%s run_id=%s deleted=%s", run.tenant_id,
                 run.pk, deleted_now)
     return deleted_now

@@ -75,7 +75,7 @@ class Scope(models.TextChoices):
     PRIVACY_WRITE = "privacy:write", "Create and read privacy requests"
     RETENTION_MANAGE = "retention:manage", "Read and set retention policies"
     KEYS_MANAGE = "keys:manage", "List and revoke API keys"
-    SETTINGS_MANAGE = "settings:manage", "Read the records of processing and tenant settings"
+    SETTINGS_MANAGE = "settings:manage", "Manage settings, webhooks, records of processing"
 
 
 class ApiKeyQuerySet(TenantQuerySet):

@@ -7,6 +7,10 @@ if [ "${MIGRATE_ON_START:-true}" = "true" ]; then
   # As the tables' owner when MIGRATE_DATABASE_URL names one (the app's role may not run DDL).
   DATABASE_URL="${MIGRATE_DATABASE_URL:-$DATABASE_URL}" python manage.py migrate --noinput
 fi
+if [ -n "${PROMETHEUS_MULTIPROC_DIR:-}" ]; then
+  # Metrics of several gunicorn workers (README "Metrics"): each starts from zero.
+  mkdir -p "$PROMETHEUS_MULTIPROC_DIR" && find "$PROMETHEUS_MULTIPROC_DIR" -name '*.db' -delete
+fi
 exec gunicorn platform_site.wsgi:application \
   --bind "0.0.0.0:${PORT:-8000}" \
   --workers "${WEB_CONCURRENCY:-2}" \

@@ -45,9 +45,11 @@ INSTALLED_APPS = [
     "apps.modeling",
     "apps.retention",
     "apps.transparency",
+    "apps.webhooks",
 ]
 
 MIDDLEWARE = [
+    "apps.core.metrics.RequestMetricsMiddleware",  # first: counts every answer (README "Metrics")
     "django.middleware.security.SecurityMiddleware",
     "apps.core.middleware.RequestBodyLimitMiddleware",  # before anything reads a body
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -154,6 +156,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "ENFORCE_NON_BLANK_FIELDS": True,  # a text field that refuses "" says minLength: 1
+    "ENUM_NAME_OVERRIDES": {"WebhookEventTypeEnum": "apps.webhooks.models.EventType"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "apps.core.schema.add_error_responses",  # the shared error shape on every operation
@@ -313,3 +316,26 @@ AUDIT_HEADS_MAIL_OWNERS = env.bool("AUDIT_HEADS_MAIL_OWNERS", default=False)
 # Erasure tombstones are also appended here, encrypted under the master key, outside the
 # database: a restore of an older dump loses the rows, not this (README, restore runbook).
 TOMBSTONE_DIR = env.path("TOMBSTONE_DIR", default=str(VAR_DIR / "tombstones"))
+
+# --- Webhooks (README "Webhooks") -------------------------------------------------------------
+# Endpoints must be https (on unless DEBUG) and resolve to public addresses only (SSRF);
+# loopback is allowed only where WEBHOOK_ALLOW_LOOPBACK is on (tests, development).
+WEBHOOK_REQUIRE_HTTPS = env.bool("WEBHOOK_REQUIRE_HTTPS", default=not DEBUG)
+WEBHOOK_ALLOW_LOOPBACK = env.bool("WEBHOOK_ALLOW_LOOPBACK", default=False)
+# Retries: exponential backoff from the base (doubling, capped, with jitter) for 24 hours.
+WEBHOOK_BACKOFF_BASE_SECONDS = env.float("WEBHOOK_BACKOFF_BASE_SECONDS", default=30.0)
+WEBHOOK_BACKOFF_MAX_SECONDS = env.float("WEBHOOK_BACKOFF_MAX_SECONDS", default=4 * 3600.0)
+WEBHOOK_RETRY_WINDOW_SECONDS = env.int("WEBHOOK_RETRY_WINDOW_SECONDS", default=24 * 3600)
+# A retry due within this many seconds is a broker countdown; later ones the job sweeper
+# sends when due (keep it well under the broker's visibility timeout).
+WEBHOOK_COUNTDOWN_MAX_SECONDS = env.int("WEBHOOK_COUNTDOWN_MAX_SECONDS", default=900)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+WEBHOOK_DNS_TIMEOUT_SECONDS = env.float("WEBHOOK_DNS_TIMEOUT_SECONDS", default=2.0)
+
+# --- Metrics (README "Metrics") -------------------------------------------------------------
+# /metrics needs "Authorization: Bearer <METRICS_TOKEN>" when the token is set; without one
+# it answers only clients in METRICS_ALLOWED_NETWORKS (REMOTE_ADDR, never X-Forwarded-For).
+# With several web processes set PROMETHEUS_MULTIPROC_DIR (read by prometheus_client).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS",
+                                    default=["127.0.0.0/8", "::1/128"])

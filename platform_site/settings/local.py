@@ -11,6 +11,7 @@ os.environ.setdefault("DISCREET_MASTER_KEY", local_secret("DISCREET_MASTER_KEY")
 os.environ.setdefault("DJANGO_DEBUG", "true")
 os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 os.environ.setdefault("EMAIL_URL", embedded_email_url())  # files in var/outbox/, never printed
+os.environ.setdefault("WEBHOOK_ALLOW_LOOPBACK", "true")  # a receiver on this machine
 
 from platform_site.settings.base import *  # noqa: F403
 

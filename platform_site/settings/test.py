@@ -26,6 +26,12 @@ if "TOMBSTONE_DIR" not in os.environ:
     os.environ["TOMBSTONE_DIR"] = tempfile.mkdtemp(prefix="discreet-test-tombstones-")
     atexit.register(shutil.rmtree, os.environ["TOMBSTONE_DIR"], ignore_errors=True)
 
+# Webhook receivers in tests listen on loopback over plain http, and retries come quickly
+# (the integration worker inherits these through the environment).
+os.environ.setdefault("WEBHOOK_ALLOW_LOOPBACK", "true")
+os.environ.setdefault("WEBHOOK_REQUIRE_HTTPS", "false")
+os.environ.setdefault("WEBHOOK_BACKOFF_BASE_SECONDS", "0.2")
+
 from platform_site.settings.base import *  # noqa: F403
 from platform_site.settings.base import VAR_DIR, env
 

@@ -24,8 +24,10 @@ from apps.privacy.services import (
     deny_privacy_request,
     set_manual_step,
 )
-from apps.privacy.signals import privacy_request_status_changed
 from apps.tenants.models import Membership
+from apps.webhooks.models import EventType as WebhookEventType
+from apps.webhooks.models import WebhookDelivery
+from apps.webhooks.services import create_webhook_endpoint
 from tests.factories.privacy import make_request, seed_subject
 from tests.factories.tenants import MembershipFactory
 
@@ -167,22 +169,19 @@ def test_the_setting_check_keeps_a_list_of_kinds_in_table_order():
         config.clean_manual_steps({"erasure": [""]})
 
 
-def test_status_changes_are_sent_to_listeners_by_name(tenant, oncommit):
+def test_status_changes_are_sent_as_webhooks_by_name(tenant, oncommit, settings):
+    settings.WEBHOOK_ALLOW_LOOPBACK = True
+    create_webhook_endpoint(tenant=tenant, url="http://127.0.0.1:9/hook",
+                            events=[e for e in WebhookEventType.values
+                                    if e.startswith("privacy_request.")])
     hold(tenant, "erasure")
-    seen: list[str] = []
-
-    def listener(sender, privacy_request, previous, status, event, **kwargs):
-        seen.append(event)
-
-    privacy_request_status_changed.connect(listener)
-    try:
-        with oncommit():
-            pr = make_request(tenant, "erasure", "alice@example.com")
-            deny_privacy_request(privacy_request=pr, reason="No.")
-    finally:
-        privacy_request_status_changed.disconnect(listener)
-    assert seen == ["privacy_request.verified", "privacy_request.awaiting_approval",
-                    "privacy_request.rejected"]
+    with oncommit():
+        pr = make_request(tenant, "erasure", "alice@example.com")
+        deny_privacy_request(privacy_request=pr, reason="No.")
+    sent = list(WebhookDelivery.objects.for_tenant(tenant).order_by("pk")
+                .values_list("event_type", flat=True))
+    assert sent == ["privacy_request.received", "privacy_request.verified",
+                    "privacy_request.awaiting_approval", "privacy_request.rejected"]
 
 
 # --- Manual steps -----------------------------------------------------------------------------

@@ -34,3 +34,58 @@ def api_key_revoke(owner: Tenant) -> IsolationCase:
     case = api_key_detail(owner)
     case.target.method = case.missing.method = "delete"  # type: ignore[union-attr]
     return case
+
+
+def _make_webhook(owner: Tenant, url: str = "https://owner-hook.example/in"):
+    from apps.tenants.crypto import encrypt_secret
+    from apps.webhooks.models import EventType, WebhookEndpoint
+    from apps.webhooks.services import signing
+
+    # Created directly: the service would resolve the owner's (unresolvable) host.
+    return WebhookEndpoint.objects.create(
+        tenant=owner, url=url, events=[EventType.PRIVACY_REQUEST_COMPLETED],
+        description="owner-secret-webhook",
+        secret_ciphertext=encrypt_secret(signing.new_secret().encode()))
+
+
+@isolation_case("webhook-list")
+def webhook_list(owner: Tenant) -> IsolationCase:
+    endpoint = _make_webhook(owner)
+    return IsolationCase(target=Probe(), markers=(endpoint.url, "owner-secret-webhook"))
+
+
+@isolation_case("webhook-list:post")
+def webhook_create(owner: Tenant) -> IsolationCase:
+    """A's key registers an endpoint: it lands in A's tenant, never in B's."""
+    from apps.webhooks.models import WebhookEndpoint
+
+    before = WebhookEndpoint.objects.for_tenant(owner).count()
+    return IsolationCase(
+        target=Probe(method="post", body={"url": "https://127.0.0.1/hook",
+                                          "events": ["model.activated"]}),
+        markers=(owner.slug,),
+        intact=lambda: WebhookEndpoint.objects.for_tenant(owner).count() == before,
+    )
+
+
+@isolation_case("webhook-detail")
+def webhook_detail(owner: Tenant) -> IsolationCase:
+    from apps.webhooks.models import WebhookEndpoint
+
+    endpoint = _make_webhook(owner)
+    missing_id = (WebhookEndpoint.all_tenants.order_by("-pk").values_list("pk", flat=True)
+                  .first() or 0) + 1000
+    return IsolationCase(
+        target=Probe(kwargs={"webhook_id": endpoint.pk}),
+        missing=Probe(kwargs={"webhook_id": missing_id}),
+        markers=(endpoint.url, "owner-secret-webhook"),
+        intact=lambda: WebhookEndpoint.objects.for_tenant(owner).get(
+            pk=endpoint.pk).deleted_at is None,
+    )
+
+
+@isolation_case("webhook-detail:delete")
+def webhook_delete(owner: Tenant) -> IsolationCase:
+    case = webhook_detail(owner)
+    case.target.method = case.missing.method = "delete"  # type: ignore[union-attr]
+    return case

@@ -26,6 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.core.exceptions import ApplicationError
+from apps.core.metrics import count_events
 from apps.events.models import FieldKind
 from apps.events.selectors import (
     UNKNOWN_ITEMS_REJECT,
@@ -399,6 +400,8 @@ def ingest_events(
         dropped_properties=dict(dropped),
         stored_subject_keys=frozenset(stored_subjects),
     )
+    count_events(tenant.slug, ((status.value, reason.value if reason is not None else None)
+                               for status, reason in zip(statuses, reasons, strict=True)))
     logger.debug("events.ingested tenant_id=%s accepted=%s duplicates=%s rejected=%s",
                  tenant_id, report.accepted, report.duplicates, report.rejected)
     return report

@@ -34,6 +34,7 @@ from apps.modeling.services.dataset import TrainingData, snapshot_training_data
 from apps.modeling.services.popularity import release_popular_items
 from apps.modeling.services.quarantine import quarantine_subjects
 from apps.tenants.models import Tenant
+from apps.webhooks import services as webhooks
 
 logger = logging.getLogger("modeling.training")
 
@@ -248,6 +249,12 @@ def activate_version(*, tenant: Tenant, version: ModelVersion, actor: Any = None
     audit.record(tenant, "modeling.version_activated", actor, version,
                  {"number": version.number, "replaced": previous_numbers,
                   "note": version.activation_note})
+    # In this transaction (an outbox): the webhook goes out exactly when the activation commits.
+    webhooks.emit_webhook_event(
+        tenant_id=tenant.pk, event_type=webhooks.EventType.MODEL_ACTIVATED,
+        data={"id": version.pk, "number": version.number, "algorithm": version.algorithm,
+              "status": version.status, "replaced": previous_numbers,
+              "ndcg_at_10": version.metrics.get("ndcg@10")})
     transaction.on_commit(lambda: prune_artifacts(tenant_id=tenant.pk))
     transaction.on_commit(lambda: _notify_activated(tenant.pk, version.pk))
     return version

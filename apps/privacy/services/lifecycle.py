@@ -22,7 +22,7 @@ from apps.audit import services as audit
 from apps.core.exceptions import ApplicationError
 from apps.privacy.kinds import find_kind
 from apps.privacy.models import PrivacyRequest
-from apps.privacy.signals import privacy_request_status_changed
+from apps.webhooks import services as webhooks
 
 logger = logging.getLogger("privacy.requests")
 
@@ -46,6 +46,28 @@ CONSENT_SOURCES = {Channel.PORTAL: "portal", Channel.API: "api", Channel.MAIL: "
                    Channel.PHONE: "admin"}
 
 
+def webhook_event_for(status: str) -> str | None:
+    """The webhook event a request entering ``status`` sends: ``privacy_request.<status>``
+    where the webhook catalogue has it (received, verified, awaiting_approval, completed,
+    rejected), else none (verifying, in_progress)."""
+    event = f"privacy_request.{status}"
+    return event if event in webhooks.EventType.values else None
+
+
+def announce_status(pr: PrivacyRequest, *, previous: str | None = None) -> None:
+    """Queue the webhook of the status ``pr`` just entered (in the caller's transaction).
+    The one place requests meet webhooks: creation and :func:`transition_privacy_request`
+    call it. Ids and statuses only, never the subject."""
+    event = webhook_event_for(pr.status)
+    if event is None:
+        return
+    webhooks.emit_webhook_event(
+        tenant_id=pr.tenant_id, event_type=event, dedupe_key=f"{event}:{pr.pk}",
+        data={"id": pr.pk, "kind": pr.kind, "regime": pr.regime, "status": pr.status,
+              "previous_status": previous,
+              "due_at": pr.due_at.isoformat() if pr.due_at else None})
+
+
 def audit_details(pr: PrivacyRequest, **extra: Any) -> dict[str, Any]:
     return {"kind": pr.kind, "regime": pr.regime, "channel": pr.channel,
             "reference": pr.reference[:8], **extra}
@@ -56,7 +78,7 @@ def transition_privacy_request(
     details: Mapping[str, Any] | None = None,
 ) -> PrivacyRequest:
     """Move a (locked) request to ``to`` if :data:`TRANSITIONS` allows it, stamp the time,
-    write the audit entry and send ``privacy_request_status_changed`` (webhooks). Closing
+    write the audit entry and queue the status's webhook (:func:`announce_status`). Closing
     (completed/rejected) empties the payload; the contact is
     wiped too unless an export still has to reach the requester."""
     current = privacy_request.status
@@ -95,11 +117,8 @@ def transition_privacy_request(
     pr.save(update_fields=fields)
     audit.record(pr.tenant, f"privacy.request_{to}", actor, pr,
                  audit_details(pr, previous=current, **(details or {})))
+    announce_status(pr, previous=current)
     logger.info("privacy.request_%s id=%s", to, pr.pk)
-    if to != current:
-        privacy_request_status_changed.send(
-            sender=PrivacyRequest, privacy_request=pr, previous=current, status=to,
-            event=f"privacy_request.{to}")
     return pr
 
 

@@ -48,6 +48,7 @@ from apps.privacy.services.tombstones import (
 )
 from apps.tenants.models import Tenant
 from apps.tenants.services import tenant_setting
+from apps.webhooks import services as webhooks
 
 logger = logging.getLogger("privacy.maintenance")
 
@@ -99,6 +100,22 @@ def send_deadline_reminders(*, now: datetime | None = None) -> dict[str, int]:
     return dict(sent)
 
 
+def announce_overdue_requests(*, now: datetime | None = None) -> int:
+    """Queue ``privacy_request.overdue`` for every open request past its due moment: once
+    per request and due date (an extended request that runs late again is announced
+    again). Hourly, with the housekeeping; returns the deliveries queued."""
+    now = now or timezone.now()
+    queued = 0
+    for pr in _open_requests().filter(due_at__lt=now).order_by("tenant_id", "pk"):
+        with transaction.atomic():
+            queued += webhooks.emit_webhook_event(
+                tenant_id=pr.tenant_id, event_type=webhooks.EventType.PRIVACY_REQUEST_OVERDUE,
+                dedupe_key=f"privacy_request.overdue:{pr.pk}:{pr.due_at.isoformat()}",
+                data={"id": pr.pk, "kind": pr.kind, "regime": pr.regime, "status": pr.status,
+                      "due_at": pr.due_at.isoformat()})
+    return queued
+
+
 def run_housekeeping(*, now: datetime | None = None) -> dict[str, int]:
     """Idempotent cleanup, every tenant (beat, hourly): export files 7 days after they were
     made (the retention app's daily ``exports`` run does the same, later in the day),
@@ -132,6 +149,7 @@ def run_housekeeping(*, now: datetime | None = None) -> dict[str, int]:
         cutoff = _tombstone_cutoff(tenant, now)
         if cutoff is not None:
             done["tombstone_records_expired"] += prune_tombstone_store(tenant, cutoff)
+    done["overdue_announced"] = announce_overdue_requests(now=now)
     # Erasure receipts still saying "model update pending": the backstop for an activation
     # whose listener's task was lost (a crash right after the commit).
     receipts = reconcile_model_receipts()

@@ -29,6 +29,7 @@ from apps.privacy.services.export import reissue_download_link
 from apps.privacy.services.fulfilment import dispatch_fulfilment
 from apps.privacy.services.jobs import cancel_jobs
 from apps.privacy.services.lifecycle import (
+    announce_status,
     audit_details,
     lock_request,
     transition_privacy_request,
@@ -181,6 +182,7 @@ def file_privacy_request(
     audit.record(tenant, "privacy.request_received", actor, pr,
                  audit_details(pr, due_at=pr.due_at.isoformat(),
                                 logged_by_staff=logged_by is not None))
+    announce_status(pr)
     if verification is not None and verification != Verification.NONE:
         verify_privacy_request(privacy_request=pr, method=verification, actor=actor)
     elif pr.contact_is_email and channel != Channel.PORTAL:
