@@ -476,16 +476,20 @@ class DiscreetClient:
     # -- webhooks -------------------------------------------------------------------------
 
     def list_webhooks(self) -> list[Webhook]:
-        """``GET /api/v1/webhooks``."""
-        body = self._json("GET", "webhooks")
-        results = body["results"] if isinstance(body, dict) and "results" in body else body
-        return cast(list[Webhook], results)
+        """``GET /api/v1/webhooks`` (every page)."""
+        return [cast(Webhook, hook) for hook in self._pages("webhooks")]
 
-    def create_webhook(self, url: str, events: Sequence[str], **extra: Any) -> Webhook:
+    def get_webhook(self, webhook_id: int) -> Webhook:
+        return cast(Webhook, self._json("GET", f"webhooks/{int(webhook_id)}"))
+
+    def create_webhook(self, url: str, events: Sequence[str], *,
+                       description: str | None = None) -> Webhook:
         """``POST /api/v1/webhooks``. The answer holds the signing ``secret``: it is shown
         this once (verify deliveries with :func:`discreet_client.verify_signature`)."""
-        return cast(Webhook, self._json("POST", "webhooks",
-                                        body={"url": url, "events": list(events), **extra}))
+        body: dict[str, Any] = {"url": url, "events": list(events)}
+        if description is not None:
+            body["description"] = description
+        return cast(Webhook, self._json("POST", "webhooks", body=body))
 
     def delete_webhook(self, webhook_id: int) -> None:
         """``DELETE /api/v1/webhooks/{id}``: no more deliveries."""

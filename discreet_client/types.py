@@ -133,7 +133,8 @@ class ItemUpsertTotals(TypedDict):
 class Webhook(TypedDict, total=False):
     id: int
     url: str
+    description: str
     events: list[str]
-    active: bool
+    is_active: bool
     created_at: str
     secret: str  # in the answer to the create call only: store it then

@@ -130,3 +130,40 @@ def test_no_answer_is_an_api_error_with_a_code():
                         timeout=2) as client, pytest.raises(ApiError) as error:
         client.whoami()
     assert (error.value.status, error.value.code) == (0, "unreachable")
+
+
+def test_approval_gate_and_webhooks(client, tenant, settings):
+    tenant.settings = {**tenant.settings, "privacy_approval_kinds": ["erasure", "access"]}
+    tenant.save(update_fields=["settings"])
+    held = client.create_privacy_request("erasure", "held@example.com")
+    assert held["status"] == "awaiting_approval"
+    again = client.create_privacy_request("erasure", "held@example.com")
+    assert again["id"] == held["id"]
+    assert again["duplicate_of"] == held["id"]
+    with pytest.raises(ApiError) as wrong:
+        client.deny_privacy_request(held["id"], reason="")
+    assert wrong.value.status == 400
+    approved = client.approve_privacy_request(held["id"])
+    assert approved["status"] != "awaiting_approval"
+    assert client.wait_for_privacy_request(held["id"], timeout=90)["status"] == "completed"
+    with pytest.raises(ApiError) as not_held:
+        client.approve_privacy_request(held["id"])
+    assert (not_held.value.status, not_held.value.code) == (409, "not_awaiting_approval")
+
+    other = client.create_privacy_request("access", "other@example.com")
+    denied = client.deny_privacy_request(other["id"], reason="We hold no data on you.")
+    assert denied["status"] == "rejected"
+
+    settings.WEBHOOK_ALLOW_LOOPBACK = True
+    created = client.create_webhook("http://127.0.0.1:9/hook", ["model.activated"],
+                                    description="ops")
+    assert created["secret"].startswith("whsec_")
+    listed = client.list_webhooks()
+    assert [hook["id"] for hook in listed] == [created["id"]]
+    assert "secret" not in listed[0]
+    assert client.get_webhook(created["id"])["events"] == ["model.activated"]
+    client.delete_webhook(created["id"])
+    assert client.list_webhooks() == []
+    with pytest.raises(ApiError) as bad_event:
+        client.create_webhook("http://127.0.0.1:9/hook", ["no.such.event"])
+    assert bad_event.value.status == 400
