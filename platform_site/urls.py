@@ -1,11 +1,14 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from apps.console.dashboard import jobs_view
+from apps.console.views import api_not_found, landing
 from apps.core.views import healthz
 
 admin.site.site_header = "Discreet administration"
 admin.site.site_title = "Discreet"
+admin.site.index_title = "Dashboard"
 
 api_v1 = [
     path("", include("apps.tenants.urls")),
@@ -18,7 +21,11 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    path("", landing, name="landing"),
     path("healthz", healthz, name="healthz"),
+    # The dashboard's live job progress (apps/console/dashboard.py), before the admin's
+    # catch-all.
+    path("admin/console/jobs", jobs_view, name="console-jobs"),
     path("admin/", admin.site.urls),
     path("privacy/", include("apps.privacy.portal_urls")),
     path("api/v1/", include(api_v1)),
@@ -26,6 +33,9 @@ urlpatterns = [
     # The split view serves its start-up script as a file: no inline script (CSP).
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"),
          name="api-docs"),
+    # Last: any other path under /api/ is a JSON 404 (every method, DEBUG or not).
+    path("api/", api_not_found),
+    re_path(r"^api/(?P<rest>.*)$", api_not_found),
 ]
 
 handler404 = "apps.core.exceptions.json_not_found"

@@ -10,6 +10,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.db.models import BigIntegerField, QuerySet
 from django.db.models.functions import Cast
 from django.http import HttpRequest
+from unfold.admin import ModelAdmin as ThemedModelAdmin
 
 from apps.audit.config_changes import (
     CONFIG_CHANGED,
@@ -72,7 +73,7 @@ class _AnchoredChangeList(ChangeList):
 
 
 @admin.register(LogEntry)
-class ConfigChangeAdmin(LogEntryAdminMixin, admin.ModelAdmin):
+class ConfigChangeAdmin(LogEntryAdminMixin, ThemedModelAdmin):
     """Configuration changes recorded by django-auditlog, each with its anchor in the
     tenant's audit chain. Owners see their tenants' anchored changes; superusers see every
     entry, anchored or not. Read-only for everyone."""

@@ -18,6 +18,8 @@ from django.db import models
 from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
+from unfold.admin import ModelAdmin as ThemedModelAdmin
+from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
 
 from apps.tenants.models import ApiKey, Membership, Scope, Tenant
 from apps.tenants.scoping import TenantOwnedModel, TenantScopeRequired, current_tenant_ids
@@ -220,8 +222,8 @@ class TenantScopedAdminMixin:
         return [tenant_scoped_list_filter(self.model, f) for f in filters]  # type: ignore[attr-defined]
 
 
-class TenantScopedAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
-    pass
+class TenantScopedAdmin(TenantScopedAdminMixin, ThemedModelAdmin):
+    """The base of every tenant admin: scoped (the mixin) and themed (django-unfold)."""
 
 
 class ReadOnlyTenantScopedAdmin(TenantScopedAdmin):
@@ -313,7 +315,7 @@ class MembershipAdmin(TenantScopedAdmin):
 
 class ApiKeyCreateForm(forms.ModelForm):
     scopes = forms.MultipleChoiceField(choices=Scope.choices,
-                                       widget=forms.CheckboxSelectMultiple)
+                                       widget=UnfoldAdminCheckboxSelectMultipleWidget)
 
     class Meta:
         model = ApiKey

@@ -23,6 +23,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
+    "apps.console",  # first: its admin/index.html (the dashboard) wins over the theme's
+    "unfold",  # django-unfold (MIT), the admin's theme; before django.contrib.admin
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -56,6 +58,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    "apps.console.middleware.AdminScriptPolicyMiddleware",  # inside CSP: amends its policy
     "auditlog.middleware.AuditlogMiddleware",
 ]
 
@@ -186,6 +189,54 @@ CONTENT_SECURITY_POLICY = {
         "base-uri": [SELF],
         "form-action": [SELF],
         "frame-ancestors": [NONE],
+    },
+}
+
+# --- The console (README "Console") -----------------------------------------------------
+# The admin's sidebar, by task: one list, (group, icon, entries); an entry is a model label
+# ("privacy.privacyrequest") or an admin URL name ("admin:index"), optionally with a title
+# and icon. Entries whose model is not registered, or that the user may not view, are left
+# out (apps/console/navigation.py), so a new admin page is one line here.
+CONSOLE_NAVIGATION: list[tuple[str, str, list[str | tuple[str, str, str]]]] = [
+    ("Overview", "dashboard", [("admin:index", "Dashboard", "monitoring")]),
+    ("Requests", "assignment", [
+        "privacy.privacyrequest", "privacy.fulfilmentjob", "privacy.dataexport",
+        "privacy.erasuretombstone", "privacy.portalsettings",
+    ]),
+    ("Consent", "verified_user", [
+        "consent.purpose", "consent.privacynotice", "consent.consentrecord",
+        "consent.consentstate", "consent.subjectstate",
+    ]),
+    ("Data", "database", [
+        "events.event", "events.item", "events.eventtype", "events.eventproperty",
+        "events.itemattribute", "events.historycapjob", "events.historycapstatus",
+        "retention.retentionpolicy", "retention.retentionreceipt",
+        "retention.retentionrun",
+    ]),
+    ("Models", "model_training", [
+        "modeling.modelversion", "modeling.trainingrun", "modeling.privacybudgetentry",
+        "modeling.subjectquarantine",
+    ]),
+    ("Settings", "settings", [
+        "tenants.tenant", "tenants.membership", "tenants.apikey",
+    ]),
+    ("Audit", "history", [
+        "audit.auditevent", "auditlog.logentry", "audit.auditchainverification",
+    ]),
+]
+UNFOLD = {
+    "SITE_TITLE": "Discreet",
+    "SITE_HEADER": "Discreet",
+    "SITE_SUBHEADER": "Tenant console",
+    "SITE_URL": "/",  # "View site": the landing page (apps/console/views.py)
+    "SITE_SYMBOL": "shield_person",
+    "SHOW_HISTORY": True,
+    "SHOW_VIEW_ON_SITE": False,  # no model has a public page
+    "DASHBOARD_CALLBACK": "apps.console.dashboard.dashboard_callback",
+    "SIDEBAR": {
+        "show_search": False,
+        "show_all_applications": False,
+        "navigation": "apps.console.navigation.sidebar_navigation",
     },
 }
 
