@@ -1,10 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from apps.console.dashboard import jobs_view
 from apps.console.views import api_not_found, landing
+from apps.core.schema import schema_views
 from apps.core.views import healthz
+
+SchemaView, DocsView = schema_views()
 
 admin.site.site_header = "Discreet administration"
 admin.site.site_title = "Discreet"
@@ -29,9 +31,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("privacy/", include("apps.privacy.portal_urls")),
     path("api/v1/", include(api_v1)),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/schema/", SchemaView.as_view(), name="api-schema"),
     # The split view serves its start-up script as a file: no inline script (CSP).
-    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"),
+    path("api/docs/", DocsView.as_view(url_name="api-schema"),
          name="api-docs"),
     # Last: any other path under /api/ is a JSON 404 (every method, DEBUG or not).
     path("api/", api_not_found),

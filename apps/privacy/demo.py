@@ -37,3 +37,25 @@ def seed_demo_requests(tenant: Tenant, out: TextIO) -> None:
             received_at=now - timedelta(days=age),
             verification=PrivacyRequest.Verification.TENANT_ATTESTED if verified else None)
     out.write(f"privacy: {len(_DEMO_REQUESTS)} demo requests\n")
+
+
+#: The demo subject whose portal link ``make run`` prints.
+DEMO_PORTAL_SUBJECT = "demo-user-0003"
+
+
+def portal_banner(tenant: Tenant, base_url: str) -> list[str]:
+    """The portal's address, and a link signed as the tenant's backend would sign it that
+    opens the portal as a demo subject (valid once, for the longest lifetime allowed)."""
+    from django.urls import reverse
+
+    from apps.privacy.services import sign_portal_token
+    from apps.privacy.services.verification import SIGNED_LINK_MAX_TTL
+
+    home = f"{base_url}{reverse('privacy-portal:home', args=[tenant.slug])}"
+    start = f"{base_url}{reverse('privacy-portal:start', args=[tenant.slug])}"
+    token = sign_portal_token(tenant=tenant, subject=DEMO_PORTAL_SUBJECT,
+                              ttl=SIGNED_LINK_MAX_TTL)
+    minutes = int(SIGNED_LINK_MAX_TTL.total_seconds() // 60)
+    return [f"Portal:       {home}",
+            f"As {DEMO_PORTAL_SUBJECT} (signed link, once, {minutes} min): "
+            f"{start}?token={token}"]

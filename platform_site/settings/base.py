@@ -127,6 +127,8 @@ vars().update(email_config(env.str("EMAIL_URL")))  # not kept as a setting: it h
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="privacy@localhost")
 
 LOGIN_URL = "admin:login"
+# The theme's login form posts no "next" field: without ?next=, land on the dashboard.
+LOGIN_REDIRECT_URL = "admin:index"
 
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {

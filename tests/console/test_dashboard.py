@@ -160,8 +160,8 @@ def test_the_dashboard_renders_in_at_most_15_queries_with_1m_events(tenant, memb
         cursor.execute("""
             INSERT INTO events_event (created_at, updated_at, event_id, subject_key, type,
                                       value, occurred_at, properties, tenant_id, item_id)
-            SELECT now(), now(), 'bulk-' || g, md5((g % 5000)::text) || md5(g::text),
-                   'view', NULL, now() - (g % 30) * interval '1 day', '{}', %s,
+            SELECT now(), now(), 'bulk-' || g, md5((g %% 5000)::text) || md5(g::text),
+                   'view', NULL, now() - (g %% 30) * interval '1 day', '{}', %s,
                    (SELECT id FROM events_item WHERE tenant_id = %s LIMIT 1)
             FROM generate_series(1, 1000000) g""", [tenant.pk, tenant.pk])
         cursor.execute("ANALYZE events_event")
