@@ -49,9 +49,11 @@ def chosen_tenant(request: HttpRequest, tenants: list[Tenant]) -> Tenant | None:
 
 
 def _options(x_title: str, y_title: str, *, stacked: bool = False, horizontal: bool = False,
-             y_max: float | None = None) -> dict[str, Any]:
-    value_axis = {"title": {"display": True, "text": y_title}, "beginAtZero": True,
-                  "stacked": stacked}
+             y_max: float | None = None, counts: bool = False) -> dict[str, Any]:
+    value_axis: dict[str, Any] = {"title": {"display": bool(y_title), "text": y_title},
+                                  "beginAtZero": True, "stacked": stacked}
+    if counts:
+        value_axis["ticks"] = {"precision": 0}  # no half requests
     if y_max is not None:
         value_axis["max"] = y_max
     category_axis = {"title": {"display": True, "text": x_title}, "stacked": stacked}
@@ -75,6 +77,8 @@ def _chart(key: str, title: str, summary: str, kind: str, labels: list[str],
         if kind == "line":
             dataset.update({"fill": False, "pointRadius": 4, "borderWidth": 2,
                             "spanGaps": True})
+    # A legend only names several series; one series is named by the axis and the title.
+    options["plugins"]["legend"]["display"] = len(datasets) > 1
     rows = [[label, *[_cell(d["data"][i]) for d in datasets]] for i, label in enumerate(labels)]
     return {
         "key": key, "title": title, "summary": summary, "type": kind,
@@ -101,7 +105,7 @@ def build_charts(figures: DashboardFigures) -> list[dict[str, Any]]:
         f"{sum(by_status.values())} requests in all.", "bar",
         [STATUS_LABELS.get(s, s) for s in statuses],
         [{"label": "Requests", "data": [by_status[s] for s in statuses], "colour": BLUE}],
-        _options("Status", "Requests"), "Status"))
+        _options("Status", "Requests", counts=True), "Status"))
 
     by_due = figures.requests["by_due"]
     charts.append(_chart(
@@ -110,7 +114,7 @@ def build_charts(figures: DashboardFigures) -> list[dict[str, Any]]:
         list(DUE_LABELS.values()),
         [{"label": "Open requests", "data": [by_due[b] for b in DUE_LABELS],
           "backgroundColor": [DUE_COLOURS[b] for b in DUE_LABELS], "colour": BLUE}],
-        _options("Due", "Open requests"), "Due"))
+        _options("Due", "Open requests", counts=True), "Due"))
 
     day_labels = [d.isoformat() for d in figures.days]
     purposes = sorted({row["purpose"] for row in figures.consent})
@@ -139,7 +143,7 @@ def build_charts(figures: DashboardFigures) -> list[dict[str, Any]]:
         [{"label": n, "data": [series[n].get(d, 0) for d in day_labels],
           **({"colour": GREEN} if n == "Accepted" else {})} for n in names]
         or [{"label": "Accepted", "data": [0] * len(day_labels), "colour": GREEN}],
-        _options("Day (UTC)", "Events", stacked=True), "Day"))
+        _options("Day (UTC)", "Events", stacked=True, counts=True), "Day"))
 
     quality = figures.quality
     charts.append(_chart(
