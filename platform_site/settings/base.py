@@ -13,6 +13,13 @@ from csp.constants import NONE, SELF
 
 from platform_site.env import BASE_DIR, VAR_DIR, email_config, env
 
+
+def _static(path: str) -> str:
+    from django.templatetags.static import static
+
+    return static(path)
+
+
 SECRET_KEY = env.str("SECRET_KEY")
 DISCREET_MASTER_KEY = env.str("DISCREET_MASTER_KEY")
 # Earlier master keys, newest first, still accepted for decryption while secrets are
@@ -235,6 +242,8 @@ UNFOLD = {
     "SHOW_HISTORY": True,
     "SHOW_VIEW_ON_SITE": False,  # no model has a public page
     "DASHBOARD_CALLBACK": "apps.console.dashboard.dashboard_callback",
+    # The console's layout and its readable tables of JSON values (apps/core/display.py).
+    "STYLES": [lambda request: _static("console/console.css")],
     "SIDEBAR": {
         "show_search": False,
         "show_all_applications": False,

@@ -90,3 +90,43 @@ def test_the_owner_sees_six_charts_with_data_and_no_serious_accessibility_issue(
         "return Number(document.getElementById('console-jobs').dataset.polled || 0) >= 1"))
     serious = [v for v in _axe(browser) if v["impact"] in ("serious", "critical")]
     assert serious == [], serious
+
+
+OVERFLOW_JS = """
+const wide = [];
+if (document.documentElement.scrollWidth > window.innerWidth) wide.push('document');
+for (const el of document.querySelectorAll('#content *')) {
+  const style = getComputedStyle(el);
+  if (['auto', 'scroll'].includes(style.overflowX) && el.scrollWidth > el.clientWidth + 2)
+    wide.push((el.id || el.tagName) + ' ' + el.scrollWidth + '>' + el.clientWidth);
+}
+return wide;
+"""
+
+
+def test_every_list_and_detail_page_fits_1280_px(browser, live_server):
+    """Readable at 1280 px: no page of the sidebar scrolls sideways, nor any table in it."""
+    from selenium.webdriver.common.by import By
+
+    call_command("seed_demo", base_url=live_server.url, stdout=io.StringIO(),
+                 stderr=io.StringIO())
+    _log_in(browser, live_server.url)
+    links = [a.get_attribute("href") for a in
+             browser.find_elements(By.CSS_SELECTOR, "#nav-sidebar-inner a[href*='/admin/']")]
+    pages = sorted({link for link in links if link.rstrip("/").count("/") >= 5})
+    assert len(pages) >= 20
+    problems = {}
+    for page in pages:
+        browser.get(page)
+        wide = browser.execute_script(OVERFLOW_JS)
+        if wide:
+            problems[page] = wide
+        # The first row's detail page, too.
+        rows = browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr a[href*='/change/']")
+        if rows:
+            detail = rows[0].get_attribute("href")
+            browser.get(detail)
+            wide = browser.execute_script(OVERFLOW_JS)
+            if wide:
+                problems[detail] = wide
+    assert problems == {}, "\n".join(f"{p}: {w}" for p, w in problems.items())
