@@ -206,7 +206,7 @@ class ConsentRecordAdmin(_SubjectSearchMixin, SubjectDataAdmin):
 
     change_list_template = "admin/consent/consentrecord/change_list.html"
     list_display = ["captured_at", "short_subject", "tenant", "kind", "purpose", "granted",
-                    "level", "notice", "source"]
+                    "level", "notice", "source", "method"]
     list_filter = ["kind", "source", "granted", ("purpose__key", admin.AllValuesFieldListFilter)]
     list_select_related = ["tenant", "purpose", "notice"]
     ordering = ["-captured_at", "-id"]

@@ -14,8 +14,7 @@ MAX_DEPTH = 4
 
 
 def _label(key: Any) -> str:
-    text = str(key).replace("_", " ")
-    return text[:1].upper() + text[1:]
+    return str(key).replace("_", " ")  # keys like "ndcg@10" keep their spelling
 
 
 def _scalar(value: Any) -> str:
