@@ -174,3 +174,16 @@ def test_the_dashboard_renders_in_at_most_15_queries_with_1m_events(tenant, memb
     assert response.status_code == 200
     assert len(_charts(response.content.decode())) == 6
     assert len(queries) <= 15, "\n".join(q["sql"][:200] for q in queries)
+
+
+def test_a_superuser_picks_any_tenant_and_a_user_without_tenant_sees_no_figures(
+        tenant, other_tenant, admin_client, client, django_user_model):
+    _seed(other_tenant)
+    html = admin_client.get(f"/admin/?tenant={other_tenant.pk}").content.decode()
+    assert sum(_charts(html)["requests-status"]["datasets"][0]["data"]) == 3
+    loner = django_user_model.objects.create_user("loner", password="pw", is_staff=True)
+    client.force_login(loner)
+    html = client.get("/admin/").content.decode()
+    assert _charts(html) == {}
+    assert "not a member of any tenant" in html
+    assert client.get("/admin/console/jobs").status_code == 404
