@@ -10,6 +10,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.db.models import BigIntegerField, QuerySet
 from django.db.models.functions import Cast
 from django.http import HttpRequest
+from unfold.admin import ModelAdmin as ThemedModelAdmin
 
 from apps.audit.config_changes import (
     CONFIG_CHANGED,
@@ -24,12 +25,19 @@ from apps.tenants.models import Membership, Tenant
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyTenantScopedAdmin):
-    list_display = ["sequence", "tenant", "occurred_at", "action", "actor_type", "actor_id",
-                    "target_type", "target_id"]
+    list_display = ["sequence", "tenant", "occurred_at", "action", "actor", "target"]
     list_filter = ["action", "actor_type"]
     list_select_related = ["tenant"]
     search_fields = ["action", "target_id"]
     ordering = ["tenant", "-sequence"]
+
+    @admin.display(description="actor", ordering="actor_type")
+    def actor(self, obj: AuditEvent) -> str:
+        return " ".join(str(p) for p in (obj.actor_type, obj.actor_id) if p not in (None, ""))
+
+    @admin.display(description="target", ordering="target_type")
+    def target(self, obj: AuditEvent) -> str:
+        return " ".join(str(p) for p in (obj.target_type, obj.target_id) if p not in (None, ""))
 
 
 @admin.register(AuditChainVerification)
@@ -72,7 +80,7 @@ class _AnchoredChangeList(ChangeList):
 
 
 @admin.register(LogEntry)
-class ConfigChangeAdmin(LogEntryAdminMixin, admin.ModelAdmin):
+class ConfigChangeAdmin(LogEntryAdminMixin, ThemedModelAdmin):
     """Configuration changes recorded by django-auditlog, each with its anchor in the
     tenant's audit chain. Owners see their tenants' anchored changes; superusers see every
     entry, anchored or not. Read-only for everyone."""

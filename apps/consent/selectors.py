@@ -529,3 +529,22 @@ def count_decisions_by_month(records: QuerySet[ConsentRecord]) -> list[dict[str,
              "withdrawn": 0})
         entry["granted" if row["granted"] else "withdrawn"] += row["n"]
     return sorted(table.values(), key=lambda e: (e["month"], e["purpose"]), reverse=True)
+
+
+def count_decisions_by_day(*, tenant: Tenant, days: int = 30,
+                           now: datetime | None = None) -> list[dict[str, Any]]:
+    """Purpose decisions recorded per UTC day of the last ``days`` days, per purpose, in
+    one query: ``[{"day": date, "purpose": key, "granted": n, "total": n}]``, oldest
+    first. ``granted / total`` is the day's consent rate for that purpose."""
+    from django.db.models import Q
+    from django.db.models.functions import TruncDate
+
+    since = (now or timezone.now()) - timedelta(days=days)
+    rows = (ConsentRecord.objects.for_tenant(tenant)
+            .filter(kind=ConsentRecord.Kind.PURPOSE, captured_at__gte=since)
+            .annotate(day=TruncDate("captured_at"))
+            .values("day", "purpose__key")
+            .annotate(granted=Count("id", filter=Q(granted=True)), total=Count("id"))
+            .order_by("day", "purpose__key"))
+    return [{"day": r["day"], "purpose": r["purpose__key"], "granted": r["granted"],
+             "total": r["total"]} for r in rows]

@@ -86,3 +86,29 @@ def add_error_responses(result: dict[str, Any], generator: Any, request: Any, pu
                 responses[status] = {"description": description,
                                      "content": {"application/json": {"schema": ref}}}
     return result
+
+
+class JsonErrorsMixin:
+    """Errors of a view whose success is not JSON (the OpenAPI document, the docs page)
+    still answer in the shared JSON error shape: a 405 on /api/schema/ was YAML."""
+
+    def handle_exception(self, exc: Exception) -> Any:
+        from rest_framework.renderers import JSONRenderer
+
+        renderer = JSONRenderer()
+        self.request.accepted_renderer = renderer  # type: ignore[attr-defined]
+        self.request.accepted_media_type = renderer.media_type  # type: ignore[attr-defined]
+        return super().handle_exception(exc)  # type: ignore[misc]
+
+
+def schema_views() -> tuple[Any, Any]:
+    """``/api/schema/`` and ``/api/docs/`` with JSON errors."""
+    from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+
+    class SchemaView(JsonErrorsMixin, SpectacularAPIView):
+        pass
+
+    class DocsView(JsonErrorsMixin, SpectacularSwaggerSplitView):
+        pass
+
+    return SchemaView, DocsView

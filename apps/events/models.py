@@ -225,3 +225,25 @@ class HistoryCapJob(TenantOwnedModel, DurableJob):
 
     def __str__(self) -> str:
         return f"history cap job {self.pk} of tenant {self.tenant_id}"
+
+
+class IngestionTally(TenantOwnedModel):
+    """Events offered to ingestion per UTC day, by outcome and reason: the counts behind
+    the console's "events accepted and rejected" chart. Rejected events are never stored
+    (DESIGN "The path of one event"), so their number is kept here, and nothing else: no
+    subject, no event id. One row per (tenant, day, status, reason), incremented in the
+    ingesting transaction."""
+
+    day = models.DateField()
+    status = models.CharField(max_length=16)   # accepted | duplicate | rejected
+    reason = models.CharField(max_length=32, blank=True)  # empty for accepted
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "day", "status", "reason"],
+                                    name="ingestiontally_one_per_day_outcome"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.status} {self.reason}: {self.count}"

@@ -215,3 +215,17 @@ def kind_accepts(kind: str, value: Any) -> bool:
     if kind == FieldKind.NUMBER:
         return isinstance(value, int | float) and value == value and abs(value) != float("inf")
     return False
+
+
+def count_ingestion_by_day(*, tenant: Tenant, days: int = 14,
+                           today: Any = None) -> list[dict[str, Any]]:
+    """Events offered per UTC day of the last ``days`` days, by outcome and reason (one
+    query over the tally, whatever the number of events): ``[{"day", "status", "reason",
+    "count"}]``, oldest first."""
+    from apps.events.models import IngestionTally
+
+    today = today or datetime.now(UTC).date()
+    since = today - timedelta(days=days - 1)
+    return list(IngestionTally.objects.for_tenant(tenant).filter(day__gte=since)
+                .order_by("day", "status", "reason")
+                .values("day", "status", "reason", "count"))

@@ -4,7 +4,6 @@ logs), the privacy-budget ledger and the training quarantine (release). All tena
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -70,21 +69,22 @@ def _ndcg_series(queryset: QuerySet[ModelVersion]) -> list[dict[str, Any]]:
 
 
 def _indented_json(field: str, description: str) -> Callable[[Any, ModelVersion], str]:
-    """A read-only admin field that shows the JSON field ``field`` of a version, indented."""
+    """A read-only admin field that shows the JSON field ``field`` of a version as tables."""
 
     @admin.display(description=description)
     def show(model_admin: Any, obj: ModelVersion) -> str:
-        return format_html("<pre>{}</pre>",
-                           json.dumps(getattr(obj, field), indent=2, sort_keys=True))
+        from apps.core.display import facts_table
+
+        return facts_table(getattr(obj, field))
 
     return show
 
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(TenantScopedAdmin):
+    # The artifact and the activation note are on the detail page (fits 1280 px).
     list_display = ["number", "tenant", "algorithm", "status", "ndcg_at_10",
-                    "popularity_ndcg_at_10", "subjects", "erased_subjects", "artifact",
-                    "created_at", "activation_note"]
+                    "popularity_ndcg_at_10", "subjects", "erased_subjects", "created_at"]
     list_filter = ["status", "algorithm"]
     list_select_related = ["tenant"]
     ordering = ["tenant", "-number"]
@@ -188,8 +188,8 @@ class TrainingRunAdmin(ReadOnlyTenantScopedAdmin):
 
 @admin.register(PrivacyBudgetEntry)
 class PrivacyBudgetEntryAdmin(ReadOnlyTenantScopedAdmin):
-    list_display = ["id", "tenant", "kind", "epsilon", "contribution_bound", "noise_scale",
-                    "subjects", "categories", "model_version", "reuse_of", "created_at"]
+    list_display = ["id", "tenant", "kind", "epsilon", "contribution_bound", "subjects",
+                    "model_version", "created_at"]
     list_filter = ["kind"]
     list_select_related = ["tenant", "model_version", "reuse_of"]
     exclude = ["released"]

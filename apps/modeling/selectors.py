@@ -97,3 +97,47 @@ def get_modeling_settings(*, tenant: Tenant) -> Any:
     from apps.modeling.config import modeling_settings
 
     return modeling_settings(tenant)
+
+
+def list_version_quality(*, tenant: Tenant, limit: int = 20) -> list[dict[str, Any]]:
+    """The hold-out NDCG@10 of the newest ``limit`` versions and of the popularity baseline
+    they were measured against, oldest first (one query)."""
+    rows = list(ModelVersion.objects.for_tenant(tenant).order_by("-number")
+                .values("number", "status", "algorithm", "metrics")[:limit])
+    out = []
+    for row in reversed(rows):
+        metrics = row["metrics"] or {}
+        out.append({"number": row["number"], "status": row["status"],
+                    "algorithm": row["algorithm"],
+                    "ndcg": (metrics.get("model") or {}).get("ndcg@10"),
+                    "baseline": (metrics.get("popularity") or {}).get("ndcg@10")})
+    return out
+
+
+def get_privacy_budget(*, tenant: Tenant) -> dict[str, float]:
+    """ε spent in the tenant's rolling window against its cap (one query)."""
+    from apps.modeling.config import modeling_settings
+    from apps.modeling.services.popularity import budget_spent
+
+    cfg = modeling_settings(tenant)
+    return {"spent": budget_spent(tenant=tenant, window_days=cfg.dp_budget_window_days),
+            "cap": float(cfg.dp_budget_total), "window_days": cfg.dp_budget_window_days}
+
+
+def list_running_training(*, tenant: Tenant, limit: int = 10) -> list[dict[str, Any]]:
+    """Unfinished training runs with their progress (one query)."""
+    out = []
+    for run in (TrainingRun.objects.for_tenant(tenant)
+                .filter(status__in=[TrainingRun.Status.PENDING, TrainingRun.Status.RUNNING])
+                .order_by("pk").only("pk", "status", "reason", "progress", "created_at")
+                [:limit]):
+        progress = run.progress or {}
+        done, total = progress.get("iteration"), progress.get("iterations")
+        detail = str(progress.get("stage", ""))
+        if progress.get("candidate"):
+            detail = f"{progress['candidate']}: iteration {done}/{total}"
+        out.append({"kind": "training", "id": run.pk, "status": run.status,
+                    "label": f"Training run {run.pk} ({run.reason})",
+                    "done": done, "total": total, "detail": detail,
+                    "url_name": "admin:modeling_trainingrun_change"})
+    return out

@@ -491,12 +491,10 @@ def _int(value: Any) -> int:
 
 
 def _json_block(value: Any) -> str:
-    import json
+    """A receipt, result or erasure check as readable tables (never raw JSON)."""
+    from apps.core.display import facts_table
 
-    if not value:
-        return "—"
-    return format_html("<pre style='white-space:pre-wrap'>{}</pre>",
-                       json.dumps(value, indent=2, default=str))
+    return facts_table(value) if value else "—"
 
 
 @admin.register(FulfilmentJob)

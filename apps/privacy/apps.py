@@ -11,8 +11,12 @@ class PrivacyConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.modeling.services import register_activation_listener
+        from apps.privacy.demo import portal_banner, seed_demo_requests
         from apps.privacy.services.receipts import on_model_activated
+        from apps.tenants.demo import register_demo_banner, register_demo_seeder
 
         # An erasure receipt becomes final once a model trained without the subject is in
         # service: each activation triggers the check (the hourly reconcile backs it up).
         register_activation_listener(on_model_activated)
+        register_demo_seeder(seed_demo_requests)  # the console's queue has something to show
+        register_demo_banner(portal_banner)  # make run prints a link into the portal

@@ -198,3 +198,44 @@ def list_privacy_activity(*, tenant: Tenant, since: datetime) -> list[QuerySet[A
         PrivacyRequest.objects.for_tenant(tenant).filter(
             Q(received_at__gte=since) | Q(status__in=list(PrivacyRequest.OPEN_STATUSES))),
     ]
+
+
+#: The due-date buckets of open requests on the console, in order.
+DUE_BUCKETS = ("overdue", "at_risk", "within_14_days", "within_30_days", "later")
+
+
+def get_request_figures(*, tenant: Tenant, now: datetime | None = None) -> dict[str, Any]:
+    """Requests by status, and open ones by due date (overdue, at risk per the tenant's
+    ``privacy_at_risk_days``, then on track within 14 / 30 days or later): two queries."""
+    now = now or timezone.now()
+    requests = list_privacy_requests(tenant=tenant)
+    by_status = dict(requests.values_list("status").annotate(n=Count("pk")).order_by())
+    risk = now + timedelta(days=at_risk_days(tenant))
+    on_track = Q(due_at__gt=risk)
+    due = requests.filter(status__in=list(PrivacyRequest.OPEN_STATUSES)).aggregate(
+        overdue=Count("pk", filter=Q(due_at__lt=now)),
+        at_risk=Count("pk", filter=Q(due_at__gte=now, due_at__lte=risk)),
+        within_14_days=Count("pk", filter=on_track & Q(due_at__lte=now + timedelta(days=14))),
+        within_30_days=Count("pk", filter=on_track & Q(due_at__gt=now + timedelta(days=14),
+                                                       due_at__lte=now + timedelta(days=30))),
+        later=Count("pk", filter=on_track & Q(due_at__gt=now + timedelta(days=30))),
+    )
+    return {"by_status": by_status, "by_due": {b: due[b] for b in DUE_BUCKETS}}
+
+
+def list_running_fulfilment(*, tenant: Tenant, limit: int = 10) -> list[dict[str, Any]]:
+    """Unfinished fulfilment jobs (erasures, exports...) with their progress: handler steps
+    done of all (one query)."""
+    total = 1 + len(subject_data_stores())  # "describe", then one step per store
+    out = []
+    for job in (FulfilmentJob.objects.for_tenant(tenant)
+                .filter(status__in=[FulfilmentJob.Status.PENDING, FulfilmentJob.Status.RUNNING])
+                .select_related("privacy_request").order_by("pk")[:limit]):
+        steps = (job.progress or {}).get("steps") or {}
+        kind = job.privacy_request.get_kind_display()
+        out.append({"kind": job.privacy_request.kind, "id": job.pk, "status": job.status,
+                    "label": f"{kind} {job.privacy_request.reference[:8]}",
+                    "done": len(steps), "total": max(total, len(steps)),
+                    "detail": str((job.progress or {}).get("last_step", "")),
+                    "url_name": "admin:privacy_fulfilmentjob_change"})
+    return out

@@ -12,6 +12,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
+from unfold.admin import TabularInline as ThemedTabularInline
 
 from apps.core.exceptions import ApplicationError
 from apps.retention.categories import get_retention_category
@@ -171,7 +172,7 @@ class RetentionPolicyAdmin(TenantScopedAdmin):
                               messages.SUCCESS)
 
 
-class RetentionReceiptInline(admin.TabularInline):
+class RetentionReceiptInline(ThemedTabularInline):
     model = RetentionReceipt
     extra = 0
     can_delete = False

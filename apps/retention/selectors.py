@@ -9,6 +9,7 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -245,3 +246,23 @@ def get_next_run_at(*, tenant: Tenant, now: datetime | None = None) -> datetime:
     now = now or timezone.now()
     slot = latest_slot(tenant=tenant, now=now)
     return slot if not has_run_for_slot(tenant=tenant, slot=slot) else slot + timedelta(days=1)
+
+
+def list_running_retention(*, tenant: Tenant, limit: int = 10) -> list[dict[str, Any]]:
+    """Unfinished retention runs with their progress: categories done of all (one query)."""
+    from apps.retention.models import RetentionRun
+
+    out = []
+    for run in (RetentionRun.objects.for_tenant(tenant)
+                .filter(status__in=[RetentionRun.Status.PENDING, RetentionRun.Status.RUNNING])
+                .order_by("pk").only("pk", "status", "trigger", "progress")[:limit]):
+        progress = run.progress or {}
+        categories = progress.get("categories") or {}
+        done = sum(1 for c in categories.values() if c.get("done"))
+        deleted = sum(int(c.get("deleted", 0)) for c in categories.values())
+        out.append({"kind": "retention", "id": run.pk, "status": run.status,
+                    "label": f"Retention run {run.pk} ({run.trigger})",
+                    "done": done, "total": len(categories) or None,
+                    "detail": f"{deleted} rows deleted",
+                    "url_name": "admin:retention_retentionrun_change"})
+    return out

@@ -15,6 +15,13 @@ from kombu import Queue as KombuQueue
 from apps.core.queues import queue_names, task_routes
 from platform_site.env import BASE_DIR, VAR_DIR, email_config, env
 
+
+def _static(path: str) -> str:
+    from django.templatetags.static import static
+
+    return static(path)
+
+
 SECRET_KEY = env.str("SECRET_KEY")
 DISCREET_MASTER_KEY = env.str("DISCREET_MASTER_KEY")
 # Earlier master keys, newest first, still accepted for decryption while secrets are
@@ -25,6 +32,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
+    "apps.console",  # first: its admin/index.html (the dashboard) wins over the theme's
+    "unfold",  # django-unfold (MIT), the admin's theme; before django.contrib.admin
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -61,6 +70,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    "apps.console.middleware.AdminScriptPolicyMiddleware",  # inside CSP: amends its policy
     "auditlog.middleware.AuditlogMiddleware",
 ]
 
@@ -129,6 +139,8 @@ vars().update(email_config(env.str("EMAIL_URL")))  # not kept as a setting: it h
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="privacy@localhost")
 
 LOGIN_URL = "admin:login"
+# The theme's login form posts no "next" field: without ?next=, land on the dashboard.
+LOGIN_REDIRECT_URL = "admin:index"
 
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -192,6 +204,56 @@ CONTENT_SECURITY_POLICY = {
         "base-uri": [SELF],
         "form-action": [SELF],
         "frame-ancestors": [NONE],
+    },
+}
+
+# --- The console (README "Console") -----------------------------------------------------
+# The admin's sidebar, by task: one list, (group, icon, entries); an entry is a model label
+# ("privacy.privacyrequest") or an admin URL name ("admin:index"), optionally with a title
+# and icon. Entries whose model is not registered, or that the user may not view, are left
+# out (apps/console/navigation.py), so a new admin page is one line here.
+CONSOLE_NAVIGATION: list[tuple[str, str, list[str | tuple[str, str, str]]]] = [
+    ("Overview", "dashboard", [("admin:index", "Dashboard", "monitoring")]),
+    ("Requests", "assignment", [
+        "privacy.privacyrequest", "privacy.fulfilmentjob", "privacy.dataexport",
+        "privacy.erasuretombstone", "privacy.portalsettings",
+    ]),
+    ("Consent", "verified_user", [
+        "consent.purpose", "consent.privacynotice", "consent.consentrecord",
+        "consent.consentstate", "consent.subjectstate",
+    ]),
+    ("Data", "database", [
+        "events.event", "events.item", "events.eventtype", "events.eventproperty",
+        "events.itemattribute", "events.historycapjob", "events.historycapstatus",
+        "retention.retentionpolicy", "retention.retentionreceipt",
+        "retention.retentionrun",
+    ]),
+    ("Models", "model_training", [
+        "modeling.modelversion", "modeling.trainingrun", "modeling.privacybudgetentry",
+        "modeling.subjectquarantine",
+    ]),
+    ("Settings", "settings", [
+        "tenants.tenant", "tenants.membership", "tenants.apikey",
+    ]),
+    ("Audit", "history", [
+        "audit.auditevent", "auditlog.logentry", "audit.auditchainverification",
+    ]),
+]
+UNFOLD = {
+    "SITE_TITLE": "Discreet",
+    "SITE_HEADER": "Discreet",
+    "SITE_SUBHEADER": "Tenant console",
+    "SITE_URL": "/",  # "View site": the landing page (apps/console/views.py)
+    "SITE_SYMBOL": "shield_person",
+    "SHOW_HISTORY": True,
+    "SHOW_VIEW_ON_SITE": False,  # no model has a public page
+    "DASHBOARD_CALLBACK": "apps.console.dashboard.dashboard_callback",
+    # The console's layout and its readable tables of JSON values (apps/core/display.py).
+    "STYLES": [lambda request: _static("console/console.css")],
+    "SIDEBAR": {
+        "show_search": False,
+        "show_all_applications": False,
+        "navigation": "apps.console.navigation.sidebar_navigation",
     },
 }
 

@@ -37,7 +37,12 @@ from apps.events.selectors import (
     unknown_items_policy,
 )
 from apps.events.services.history import request_history_cap
-from apps.events.services.storage import create_items, fetch_item_pks, insert_events
+from apps.events.services.storage import (
+    add_to_tally,
+    create_items,
+    fetch_item_pks,
+    insert_events,
+)
 from apps.events.validation import is_clean_text, reported_name
 from apps.tenants.config_memo import memoize_tenant_config
 from apps.tenants.models import Tenant
@@ -392,6 +397,10 @@ def ingest_events(
         for index, (status, reason) in enumerate(zip(statuses, reasons, strict=True))
     ]
     totals = Counter(statuses)
+    # The console's per-day counts (rejected events are not stored anywhere else).
+    add_to_tally(tenant_id=tenant.pk, day=now.date(), now=now, counts=Counter(
+        (status.value, reason.value if reason is not None and status is not Status.ACCEPTED
+         else "") for status, reason in zip(statuses, reasons, strict=True)))
     report = IngestReport(
         results=results,
         accepted=totals[Status.ACCEPTED],

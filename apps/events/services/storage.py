@@ -140,3 +140,26 @@ def insert_events(
     with connection.cursor() as cursor:
         cursor.execute(_values_sql(len(event_ids)), params)
         return {row[0] for row in cursor.fetchall()}
+
+
+def add_to_tally(*, tenant_id: int, day: Any, counts: dict[tuple[str, str], int],
+                 now: datetime) -> None:
+    """Add ``{(status, reason): n}`` to the tenant's tally of ``day`` in one statement
+    (an upsert that increments, safe under concurrent batches)."""
+    from apps.events.models import IngestionTally
+
+    if not counts:
+        return
+    q = _quoted(IngestionTally, ("tenant", "day", "status", "reason", "count", "created_at",
+                                 "updated_at"))
+    rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(counts))
+    params: list[Any] = []
+    for (status, reason), n in sorted(counts.items()):
+        params += [tenant_id, day, status, reason, n, now, now]
+    sql = (f"INSERT INTO {q['table']} ({q['tenant']}, {q['day']}, {q['status']}, "  # noqa: S608 - identifiers of our model
+           f"{q['reason']}, {q['count']}, {q['created_at']}, {q['updated_at']}) "
+           f"VALUES {rows} ON CONFLICT ({q['tenant']}, {q['day']}, {q['status']}, "
+           f"{q['reason']}) DO UPDATE SET {q['count']} = {q['table']}.{q['count']} "
+           f"+ EXCLUDED.{q['count']}, {q['updated_at']} = EXCLUDED.{q['updated_at']}")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)

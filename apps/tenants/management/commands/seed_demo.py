@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
-from apps.tenants.demo import run_demo_seeders
+from apps.tenants.demo import demo_banner_lines, run_demo_seeders
 from apps.tenants.models import ApiKey, Membership, Scope, Tenant
 from apps.tenants.services import (
     add_member,
@@ -46,8 +46,11 @@ class Command(BaseCommand):
             _, raw_key = create_api_key(tenant=tenant, name=DEMO_KEY_NAME,
                                         scopes=list(Scope.values))
         base = options["base_url"].rstrip("/")
+        banner = demo_banner_lines(tenant, base)
         self.stdout.write(f"Admin:        {base}/admin/")
         self.stdout.write(f"Demo login:   {DEMO_EMAIL} / {DEMO_PASSWORD}")
         self.stdout.write(f"API docs:     {base}/api/docs/")
+        for line in banner:
+            self.stdout.write(line)
         self.stdout.write(f"Try:          curl -H 'Authorization: Bearer {raw_key}' {base}/api/v1/")
         self.stdout.write(raw_key)
