@@ -8,7 +8,7 @@ The portal activates its language itself (``apps.privacy.portal``) rather than t
 ``LocaleMiddleware``, so that the API's hot routes pay nothing for it. The order:
 
 1. the visitor's own choice from the switcher (Django's language cookie, set by
-   ``django.views.i18n.set_language`` behind the portal's ``language`` route);
+   the portal's ``language`` route, a GET form that needs no JavaScript);
 2. the first language of ``Accept-Language`` the portal has (``de-AT`` counts as ``de``);
 3. the tenant's default language;
 4. English.

@@ -15,22 +15,23 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.cache import patch_vary_headers
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import format_lazy
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django.views.i18n import set_language
 
 from apps.core.exceptions import ApplicationError
 from apps.core.http import client_address
 from apps.privacy.forms import REGIMES, PortalRequestForm, VerifyForm, portal_kinds
-from apps.privacy.i18n import PORTAL_LANGUAGES, portal_language
+from apps.privacy.i18n import PORTAL_LANGUAGES, portal_language, supported
 from apps.privacy.kinds import RequestKind, find_kind, get_kind
 from apps.privacy.models import PortalSession, PrivacyRequest
 from apps.privacy.selectors import (
@@ -491,16 +492,26 @@ def my_data(request: HttpRequest, tenant: Tenant, session: PortalSession,
 # --- Language ------------------------------------------------------------------------------------
 
 
-@require_POST
+@require_GET
 @_portal_view
 def choose_language(request: HttpRequest, tenant: Tenant) -> HttpResponse:
-    """The switcher (a form, no JavaScript): Django's ``set_language`` keeps the choice in
-    its language cookie and sends the visitor back to the portal page they were on."""
-    nxt = request.POST.get("next", "")
-    if not nxt.startswith(_cookie_path(tenant)):
-        request.POST = request.POST.copy()
-        request.POST["next"] = _cookie_path(tenant)
-    return set_language(request)
+    """The switcher: a plain GET form (no JavaScript, and no CSRF token, so a page stays the
+    same for every visitor). It keeps the choice in Django's language cookie, read by
+    :func:`apps.privacy.i18n.portal_language`, and goes back to the portal page it was on."""
+    home = _cookie_path(tenant)
+    nxt = request.GET.get("next", "")
+    if not nxt.startswith(home) or not url_has_allowed_host_and_scheme(
+            nxt, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        nxt = home
+    response = HttpResponseRedirect(nxt)
+    language = supported(request.GET.get("language"))
+    if language is not None:
+        response.set_cookie(
+            settings.LANGUAGE_COOKIE_NAME, language, max_age=settings.LANGUAGE_COOKIE_AGE,
+            path=settings.LANGUAGE_COOKIE_PATH, domain=settings.LANGUAGE_COOKIE_DOMAIN,
+            secure=request.is_secure(), httponly=True,
+            samesite=settings.LANGUAGE_COOKIE_SAMESITE)
+    return response
 
 
 # --- Verified subjects: "why am I seeing this" ---------------------------------------------------
