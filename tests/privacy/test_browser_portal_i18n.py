@@ -21,8 +21,7 @@ from apps.events.models import Event
 from apps.modeling.services import serving, train_model
 from apps.privacy.i18n import PORTAL_LANGUAGES
 from apps.privacy.services import sign_portal_token
-from tests.factories.events import grant_consent
-from tests.factories.modeling import add_events, add_items, configure, planted_dataset
+from tests.factories.modeling import fan_dataset
 from tests.privacy import test_browser as chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -81,16 +80,7 @@ def _artifacts(settings, tmp_path):
 
 @pytest.fixture
 def fan(tenant):
-    configure(tenant, model_algorithms=["bm25"], model_retrain_debounce_seconds=3600)
-    planted = planted_dataset(tenant, groups=3, subjects_per_group=8)
-    add_items(tenant, ["rare"])
-    liked = planted.groups[1][0]
-    key = grant_consent(tenant, SUBJECT)
-    add_events(tenant, SUBJECT, [*planted.groups[0][:5], "rare", liked], subject_key=key,
-               start_minutes_ago=500)
-    add_events(tenant, "collector", ["rare", planted.groups[2][0]],
-               subject_key=grant_consent(tenant, "collector"), start_minutes_ago=400)
-    train_model(tenant=tenant)
+    _planted, key, liked = fan_dataset(tenant, SUBJECT)
     return tenant, key, liked
 
 

@@ -21,7 +21,7 @@ from apps.modeling.services import (
 from apps.privacy.models import PrivacyRequest
 from apps.privacy.services import sign_portal_token
 from tests.factories.events import grant_consent
-from tests.factories.modeling import add_events, add_items, configure, planted_dataset
+from tests.factories.modeling import add_events, fan_dataset
 
 SUBJECT = "why-subject-4711"
 
@@ -38,19 +38,8 @@ def _fresh_serving_cache(settings, tmp_path):
 
 @pytest.fixture
 def fan(tenant):
-    """A subject whose one purchase of ``liked`` is explained in their recommendations
-    (tests/modeling/test_subject_controls.py has the same shape)."""
-    configure(tenant, model_algorithms=["bm25"], model_retrain_debounce_seconds=3600)
-    planted = planted_dataset(tenant, groups=3, subjects_per_group=8)
-    add_items(tenant, ["rare"])
-    liked = planted.groups[1][0]
-    key = grant_consent(tenant, SUBJECT)
-    add_events(tenant, SUBJECT, [*planted.groups[0][:5], "rare", liked], subject_key=key,
-               start_minutes_ago=500)
-    add_events(tenant, "collector", ["rare", planted.groups[2][0]],
-               subject_key=grant_consent(tenant, "collector"), start_minutes_ago=400)
-    train_model(tenant=tenant)
-    planted.keys[SUBJECT] = key
+    """A subject whose one purchase of ``liked`` is explained in their recommendations."""
+    planted, _key, liked = fan_dataset(tenant, SUBJECT)
     return planted, liked
 
 
