@@ -31,57 +31,34 @@ SUBJECT = "browser-why-subject"
 _by, _submit = chromium._by, chromium._submit
 
 
-def _driver(*, javascript: bool, language: str | None = None):
-    """The shared fixture's browser, optionally asking for ``language`` first."""
-    if language is None:
-        return chromium._browser(javascript=javascript)
-    flags = list(chromium.FLAGS)
-    chromium.FLAGS.extend([f"--lang={language}", f"--accept-lang={language}"])
-    try:
-        return chromium._browser(javascript=javascript)
-    finally:
-        chromium.FLAGS[:] = flags
-
-
 @pytest.fixture
-def german_browser() -> Iterator:
-    driver = _driver(javascript=False, language="de")
-    try:
-        yield driver
-    finally:
+def open_browser() -> Iterator:
+    """``open_browser(javascript=..., language=...)``: the shared chromium setup, optionally
+    asking for ``language`` first; every browser opened is closed after the test."""
+    opened = []
+
+    def start(*, javascript: bool, language: str | None = None):
+        flags = list(chromium.FLAGS)
+        if language is not None:
+            chromium.FLAGS.extend([f"--lang={language}", f"--accept-lang={language}"])
+        try:
+            opened.append(chromium._browser(javascript=javascript))
+        finally:
+            chromium.FLAGS[:] = flags
+        return opened[-1]
+
+    yield start
+    for driver in opened:
         driver.quit()
-
-
-@pytest.fixture
-def plain_browser() -> Iterator:
-    driver = _driver(javascript=False)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-@pytest.fixture
-def js_browser() -> Iterator:
-    driver = _driver(javascript=True)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-@pytest.fixture(autouse=True)
-def _artifacts(settings, tmp_path):
-    settings.MEDIA_ROOT = str(tmp_path / "media")
-    serving.clear_cache()
-    yield
-    serving.clear_cache()
 
 
 @pytest.fixture
 def fan(tenant):
+    """A subject whose one purchase of ``liked`` is cited in their recommendations."""
+    serving.clear_cache()
     _planted, key, liked = fan_dataset(tenant, SUBJECT)
-    return tenant, key, liked
+    yield tenant, key, liked
+    serving.clear_cache()
 
 
 def _cited(driver) -> set[str]:
@@ -96,9 +73,9 @@ def _sign_in(driver, live_server, tenant) -> str:
 
 
 def test_removing_an_interaction_under_why_am_i_seeing_this_without_javascript(
-        plain_browser, live_server, fan):
+        open_browser, live_server, fan):
     tenant, key, liked = fan
-    driver = plain_browser
+    driver = open_browser(javascript=False)
     _sign_in(driver, live_server, tenant)
     _submit(driver, "Why am I seeing this?", by="LINK_TEXT")
     assert driver.find_element(_by("TAG_NAME"), "h1").text == "Why am I seeing this?"
@@ -122,9 +99,9 @@ def test_removing_an_interaction_under_why_am_i_seeing_this_without_javascript(
     assert liked not in _cited(driver)
 
 
-def test_the_portal_renders_in_german_for_accept_language_de(german_browser, live_server,
+def test_the_portal_renders_in_german_for_accept_language_de(open_browser, live_server,
                                                              tenant):
-    driver = german_browser
+    driver = open_browser(javascript=False, language="de")
     base = f"{live_server.url}/privacy/{tenant.slug}/"
     driver.get(base)
     assert driver.find_element(_by("TAG_NAME"), "html").get_attribute("lang") == "de"
@@ -149,10 +126,10 @@ axe.run(document, {resultTypes: ['violations']})
 """
 
 
-def test_axe_finds_no_violation_on_the_portal_pages_in_every_language(js_browser, live_server,
-                                                                      fan):
+def test_axe_finds_no_violation_on_the_portal_pages_in_every_language(open_browser,
+                                                                      live_server, fan):
     tenant, _key, _ = fan
-    driver = js_browser
+    driver = open_browser(javascript=True)
     driver.set_script_timeout(60)
     base = _sign_in(driver, live_server, tenant)
     path = f"/privacy/{tenant.slug}/"

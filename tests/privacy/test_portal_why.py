@@ -16,6 +16,7 @@ from apps.events.models import Event
 from apps.modeling.services import (
     artifacts_holding_subject,
     recommend_for_subject,
+    serving,
     train_model,
 )
 from apps.privacy.models import PrivacyRequest
@@ -26,21 +27,14 @@ from tests.factories.modeling import add_events, fan_dataset
 SUBJECT = "why-subject-4711"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_serving_cache(settings, tmp_path):
-    from apps.modeling.services import serving
-
-    settings.MEDIA_ROOT = str(tmp_path / "media")
-    serving.clear_cache()
-    yield
-    serving.clear_cache()
-
-
 @pytest.fixture
 def fan(tenant):
-    """A subject whose one purchase of ``liked`` is explained in their recommendations."""
+    """A subject whose one purchase of ``liked`` is explained in their recommendations
+    (artifacts under the privacy tests' temporary MEDIA_ROOT; serving's cache empty)."""
+    serving.clear_cache()
     planted, _key, liked = fan_dataset(tenant, SUBJECT)
-    return planted, liked
+    yield planted, liked
+    serving.clear_cache()
 
 
 def _signed_in(tenant, subject: str = SUBJECT, **client_kwargs) -> Client:
