@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from apps.privacy.kinds import all_kinds, kind_choices
 from apps.privacy.models import PrivacyRequest
@@ -20,16 +21,17 @@ def _portal_kind_choices() -> list[tuple[str, str]]:
     return [(value, label) for value, label, _ in portal_kinds()]
 
 
-REGIMES = [("gdpr", "In the EU, the EEA or the UK (GDPR)"),
-           ("ccpa", "In California (CCPA)")]
+REGIMES = [("gdpr", _("In the EU, the EEA or the UK (GDPR)")),
+           ("ccpa", _("In California (CCPA)"))]
 
 
 class PortalRequestForm(forms.Form):
     kind = forms.ChoiceField(choices=_portal_kind_choices,
-                             error_messages={"required": "Choose what you would like us to do.",
-                                             "invalid_choice": "Choose one of the options."})
+                             error_messages={"required": _("Choose what you would like us to do."),
+                                             "invalid_choice": _("Choose one of the options.")})
     regime = forms.ChoiceField(choices=REGIMES, error_messages={
-        "required": "Choose where you live.", "invalid_choice": "Choose one of the options."})
+        "required": _("Choose where you live."),
+        "invalid_choice": _("Choose one of the options.")})
     identifier = forms.CharField(max_length=254, required=False, strip=True)
 
     def __init__(self, *args: Any, verified: bool = False, **kwargs: Any) -> None:
@@ -39,14 +41,14 @@ class PortalRequestForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         if not self.verified and not cleaned.get("identifier"):
-            self.add_error("identifier", "Enter the email address you use with us.")
+            self.add_error("identifier", _("Enter the email address you use with us."))
         return cleaned
 
 
 class VerifyForm(forms.Form):
     r = forms.CharField(max_length=32)
     token = forms.CharField(max_length=100, strip=True, error_messages={
-        "required": "Enter the code from the email."})
+        "required": _("Enter the code from the email.")})
 
 
 class LogRequestForm(forms.Form):

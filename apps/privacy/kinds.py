@@ -25,7 +25,9 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from django.db import models
+from django.utils.functional import Promise
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext_lazy as _
 
 from apps.core.exceptions import ApplicationError
 
@@ -72,9 +74,9 @@ class RequestKind:
     value: str
     #: The model's display label: admin, emails, "my data" (``get_kind_display``).
     label: str
-    #: What the portal's form offers, and the hint under it.
-    portal_label: str
-    portal_hint: str
+    #: What the portal's form offers, and the hint under it (translated: apps/privacy/locale).
+    portal_label: str | Promise
+    portal_hint: str | Promise
     #: Due dates per regime (``"gdpr"``, ``"ccpa"``).
     clocks: Mapping[str, ClockRule]
     #: Dotted path of the fulfil function, called once the request is verified:
@@ -153,47 +155,47 @@ _FLAGS = "apps.privacy.services.flags"
 TABLE: dict[str, RequestKind] = {k.value: k for k in (
     RequestKind(
         value="access", label="Access (GDPR Art. 15 / CCPA right to know)",
-        portal_label="Get a copy of my data",
-        portal_hint="A file with everything held about you, and what it is used for.",
+        portal_label=_("Get a copy of my data"),
+        portal_hint=_("A file with everything held about you, and what it is used for."),
         clocks=ANSWER_CLOCKS, fulfil="apps.privacy.services.export.export_subject_data",
         as_job=True, produces_export=True),
     RequestKind(
         value="portability", label="Portability (GDPR Art. 20)",
-        portal_label="Take my data elsewhere",
-        portal_hint="The same copy, in machine-readable files (JSON and CSV).",
+        portal_label=_("Take my data elsewhere"),
+        portal_hint=_("The same copy, in machine-readable files (JSON and CSV)."),
         clocks=ANSWER_CLOCKS, fulfil="apps.privacy.services.export.export_subject_data",
         as_job=True, produces_export=True),
     RequestKind(
         value="erasure", label="Erasure (GDPR Art. 17 / CCPA delete)",
-        portal_label="Delete my data", portal_hint="Everything held about you is deleted.",
+        portal_label=_("Delete my data"), portal_hint=_("Everything held about you is deleted."),
         clocks=ANSWER_CLOCKS, fulfil="apps.privacy.services.erasure.erase_subject",
         as_job=True, erases_subject=True),
     RequestKind(
         value="rectification", label="Rectification (GDPR Art. 16 / CCPA correct)",
-        portal_label="Correct my data",
-        portal_hint="Change your choices, or remove interactions from your history.",
+        portal_label=_("Correct my data"),
+        portal_hint=_("Change your choices, or remove interactions from your history."),
         clocks=ANSWER_CLOCKS,
         fulfil="apps.privacy.services.rectification.fulfil_rectification",
         details="apps.privacy.services.rectification.clean_rectification"),
     RequestKind(
         value="restriction", label="Restriction (GDPR Art. 18)",
-        portal_label="Stop using my data, but keep it",
-        portal_hint="Your data is kept but not used for anything (GDPR Art. 18).",
+        portal_label=_("Stop using my data, but keep it"),
+        portal_hint=_("Your data is kept but not used for anything (GDPR Art. 18)."),
         clocks=ANSWER_CLOCKS, fulfil=f"{_FLAGS}.apply_restriction"),
     RequestKind(
         value="objection", label="Objection (GDPR Art. 21)",
-        portal_label="Stop personalizing for me",
-        portal_hint="Your data is no longer used to personalize what you see (GDPR Art. 21).",
+        portal_label=_("Stop personalizing for me"),
+        portal_hint=_("Your data is no longer used to personalize what you see (GDPR Art. 21)."),
         clocks=ANSWER_CLOCKS, fulfil=f"{_FLAGS}.apply_objection"),
     RequestKind(
         value="opt_out", label="Opt-out of sale/sharing (CCPA)",
-        portal_label="Do not sell or share my personal information",
-        portal_hint="Applied at once; no verification needed (CCPA).",
+        portal_label=_("Do not sell or share my personal information"),
+        portal_hint=_("Applied at once; no verification needed (CCPA)."),
         clocks=OPT_OUT_CLOCKS, fulfil=f"{_FLAGS}.apply_opt_out", needs_verification=False),
     RequestKind(
         value="limit_sensitive", label="Limit use of sensitive information (CCPA)",
-        portal_label="Limit the use of my sensitive personal information",
-        portal_hint="Applied at once; no verification needed (CCPA).",
+        portal_label=_("Limit the use of my sensitive personal information"),
+        portal_hint=_("Applied at once; no verification needed (CCPA)."),
         clocks=OPT_OUT_CLOCKS, fulfil=f"{_FLAGS}.apply_limit_sensitive",
         needs_verification=False),
 )}

@@ -9,21 +9,29 @@ rate-limited per IP address and per identifier (HMACs in the cache; no address i
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.cache import patch_vary_headers
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.text import format_lazy
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.core.exceptions import ApplicationError
 from apps.core.http import client_address
 from apps.privacy.forms import REGIMES, PortalRequestForm, VerifyForm, portal_kinds
+from apps.privacy.i18n import PORTAL_LANGUAGES, portal_language, supported
 from apps.privacy.kinds import RequestKind, find_kind, get_kind
 from apps.privacy.models import PortalSession, PrivacyRequest
 from apps.privacy.selectors import (
@@ -72,9 +80,13 @@ def _portal_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
     @functools.wraps(view)
     def portal_page(request: HttpRequest, slug: str, **kwargs: Any) -> HttpResponse:
         tenant = Tenant.objects.filter(slug=slug, is_active=True).first()
-        if tenant is None:
-            return _not_found(request)
-        return view(request, tenant, **kwargs)
+        with translation.override(portal_language(request, tenant)):
+            response = _not_found(request) if tenant is None else view(request, tenant,
+                                                                       **kwargs)
+            response.setdefault("Content-Language", translation.get_language())
+        # The language follows the header and the switcher's cookie (apps.privacy.i18n).
+        patch_vary_headers(response, ("Accept-Language", "Cookie"))
+        return response
 
     return portal_page
 
@@ -83,7 +95,11 @@ def _page(request: HttpRequest, tenant: Tenant | None, template: str,
           context: dict[str, Any] | None = None, status: int = 200) -> HttpResponse:
     session = getattr(request, "_portal_session", None)
     response = render(request, f"privacy/portal/{template}", {
-        "tenant": tenant, "verified": session is not None, **(context or {})}, status=status)
+        "tenant": tenant, "verified": session is not None, "languages": PORTAL_LANGUAGES,
+        # The switcher brings the visitor back here; after a form's answer, to the start.
+        "language_next": (request.get_full_path() if request.method == "GET" and tenant
+                          else _cookie_path(tenant) if tenant else ""),
+        **(context or {})}, status=status)
     response["Cache-Control"] = "no-store"
     # Tokens travel in portal URLs: never to another site. ("no-referrer" would make
     # browsers send "Origin: null" with the forms, which CSRF protection refuses.)
@@ -98,13 +114,13 @@ def _message(request: HttpRequest, tenant: Tenant | None, title: str, text: str,
 
 
 def _not_found(request: HttpRequest) -> HttpResponse:
-    return _message(request, None, "Page not found",
-                    "There is no privacy portal at this address.", 404)
+    return _message(request, None, _("Page not found"),
+                    _("There is no privacy portal at this address."), 404)
 
 
 def _too_many(request: HttpRequest, tenant: Tenant) -> HttpResponse:
-    return _message(request, tenant, "Too many requests",
-                    "Please wait a while before trying again.", 429)
+    return _message(request, tenant, _("Too many requests"),
+                    _("Please wait a while before trying again."), 429)
 
 
 def _ip(request: HttpRequest) -> str:
@@ -132,6 +148,14 @@ def _open_session(request: HttpRequest, response: HttpResponse, tenant: Tenant, 
     response.set_cookie(COOKIE, raw, max_age=int(SESSION_TTL.total_seconds()),
                         path=_cookie_path(tenant), secure=request.is_secure(), httponly=True,
                         samesite="Lax")
+
+
+def _session_contact(session: PortalSession) -> Contact | None:
+    """The verified visitor's contact, with the language of the page they act on now (the
+    messages about what they ask for are written in it)."""
+    contact = decrypt_contact(session.contact_ciphertext)
+    return None if contact is None else dataclasses.replace(
+        contact, language=translation.get_language())
 
 
 def _origin(request: HttpRequest) -> str:
@@ -199,7 +223,7 @@ def make_request(request: HttpRequest, tenant: Tenant) -> HttpResponse:
         # have open of this kind is shown instead, saying so (no second request or job).
         filing = file_privacy_request(
             tenant=tenant, kind=kind, regime=regime, channel=PrivacyRequest.Channel.PORTAL,
-            subject_key=session.subject_key, contact=decrypt_contact(session.contact_ciphertext),
+            subject_key=session.subject_key, contact=_session_contact(session),
             verification=PrivacyRequest.Verification.PORTAL_SESSION, actor="subject",
             origin=origin)
         if filing.duplicate:
@@ -211,7 +235,8 @@ def make_request(request: HttpRequest, tenant: Tenant) -> HttpResponse:
         return _too_many(request, tenant)
     is_email = looks_like_email(identifier)
     account_only = tenant_setting(tenant, IDENTIFIER_SETTING, "email") == "account"
-    contact = Contact(identifier=identifier, email=identifier if is_email else "")
+    contact = Contact(identifier=identifier, email=identifier if is_email else "",
+                      language=translation.get_language())
     if not get_kind(kind).needs_verification:
         create_privacy_request(
             tenant=tenant, kind=kind, regime=regime, channel=PrivacyRequest.Channel.PORTAL,
@@ -271,8 +296,8 @@ def verify(request: HttpRequest, tenant: Tenant) -> HttpResponse:
     if pr is None:
         return _page(request, tenant, "verify.html", {
             "reference": request.POST.get("r", "")[:32], "token": "",
-            "error": "This code is not valid or has expired. Check the email, or make the "
-                     "request again to get a new one."}, 400)
+            "error": _("This code is not valid or has expired. Check the email, or make the "
+                       "request again to get a new one.")}, 400)
     response = HttpResponseRedirect(_next_page(tenant, pr))
     policy = _policy(pr)
     if policy is not None and not policy.erases_subject:
@@ -291,12 +316,14 @@ def start(request: HttpRequest, tenant: Tenant) -> HttpResponse:
         return _too_many(request, tenant)
     try:
         signed = redeem_signed_token(tenant=tenant, token=request.GET.get("token", ""))
-    except ApplicationError as exc:
+    except ApplicationError:
         request._portal_session = None  # type: ignore[attr-defined]
-        return _message(request, tenant, "Link not valid", exc.message, 400)
+        return _message(request, tenant, _("Link not valid"),
+                        _("This link is not valid or has expired."), 400)
     subject_key = pseudonymize(tenant, signed.subject)
     contact = Contact(identifier=signed.subject,
-                      email=signed.email if looks_like_email(signed.email) else "")
+                      email=signed.email if looks_like_email(signed.email) else "",
+                      language=translation.get_language())
     response = HttpResponseRedirect(_url("home", tenant))
     _open_session(request, response, tenant, subject_key=subject_key,
                   method=PrivacyRequest.Verification.SIGNED_LINK, contact=contact)
@@ -321,8 +348,8 @@ def status(request: HttpRequest, tenant: Tenant, reference: str) -> HttpResponse
     session = _session(request, tenant)
     pr = get_request_by_reference(tenant=tenant, reference=reference)
     if pr is None:
-        return _message(request, tenant, "Request not found",
-                        "There is no request at this address.", 404)
+        return _message(request, tenant, _("Request not found"),
+                        _("There is no request at this address."), 404)
     owner = session is not None and session.subject_key == pr.subject_key
     policy = _policy(pr)
     context: dict[str, Any] = {
@@ -353,9 +380,9 @@ def download(request: HttpRequest, tenant: Tenant, token: str) -> HttpResponse:
         return _too_many(request, tenant)
     opened = open_download(tenant=tenant, token=token)
     if opened is None:
-        return _message(request, tenant, "Link not valid",
-                        "This download link was already used or has expired. Ask for a new "
-                        "copy if you need one.", 410)
+        return _message(request, tenant, _("Link not valid"),
+                        _("This download link was already used or has expired. Ask for a new "
+                          "copy if you need one."), 410)
     export, handle = opened
     response = FileResponse(handle, as_attachment=True,
                             filename=export.path.rsplit("/", 1)[-1],
@@ -377,10 +404,10 @@ def _verified_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
     def verified_page(request: HttpRequest, tenant: Tenant) -> HttpResponse:
         session = _session(request, tenant)
         if session is None:
-            return _message(request, tenant, "Please confirm who you are",
-                            "To see or change your data, make a request below or follow the "
-                            "privacy link in your account; we will confirm it is you first.",
-                            403)
+            return _message(request, tenant, _("Please confirm who you are"),
+                            _("To see or change your data, make a request below or follow "
+                              "the privacy link in your account; we will confirm it is you "
+                              "first."), 403)
         reference = request.GET.get("request") or request.POST.get("request") or ""
         pending = find_pending_rectification(tenant=tenant, subject_key=session.subject_key,
                                              reference=reference)
@@ -392,16 +419,18 @@ def _verified_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
 #: The personalization levels as the preference center describes them ((value, label,
 #: hint)). Each says what happens when it is chosen; ``tests/modeling/test_subject_controls.py``
 #: holds the behaviour (the modeling app's personalization-stop listener) to these words.
-FORGOTTEN = ("Your stored interactions are deleted and the recommendation models forget you "
-             "at once. Only this choice is kept, as proof of it, and, until the models are "
-             "retrained, which of them had learnt from you. While a restriction you asked "
-             "for holds, your interactions are kept, frozen and unused, instead.")
-LEVEL_CHOICES: list[tuple[str, str, str]] = [
-    ("full", "Full: use my history to personalize",
-     "Your interactions on this site are kept to recommend items you may like."),
-    ("session", "Session only: my interactions are not stored",
-     f"Recommendations come only from what you look at now. {FORGOTTEN}"),
-    ("off", "Off: no personalization", FORGOTTEN),
+FORGOTTEN = gettext_lazy(
+    "Your stored interactions are deleted and the recommendation models forget you at once. "
+    "Only this choice is kept, as proof of it, and, until the models are retrained, which of "
+    "them had learnt from you. While a restriction you asked for holds, your interactions "
+    "are kept, frozen and unused, instead.")
+LEVEL_CHOICES: list[tuple[str, Any, Any]] = [
+    ("full", gettext_lazy("Full: use my history to personalize"),
+     gettext_lazy("Your interactions on this site are kept to recommend items you may like.")),
+    ("session", gettext_lazy("Session only: my interactions are not stored"),
+     format_lazy("{} {}", gettext_lazy("Recommendations come only from what you look at now."),
+                 FORGOTTEN)),
+    ("off", gettext_lazy("Off: no personalization"), FORGOTTEN),
 ]
 
 
@@ -452,14 +481,13 @@ def my_data(request: HttpRequest, tenant: Tenant, session: PortalSession,
     if request.method == "POST":
         chosen = [e for e in request.POST.getlist("event") if e][:1000]
         if not chosen:
-            error = "Choose at least one interaction to remove."
+            error = _("Choose at least one interaction to remove.")
         else:
             try:
                 pr = correct_subject_data(
                     tenant=tenant, subject_key=session.subject_key,
                     changes={"delete_events": chosen}, pending=pending,
-                    contact=decrypt_contact(session.contact_ciphertext),
-                    origin=_origin(request))
+                    contact=_session_contact(session), origin=_origin(request))
             except ApplicationError as exc:
                 # E.g. a correction of theirs already waits for approval (request_open).
                 error = exc.message
@@ -474,5 +502,135 @@ def my_data(request: HttpRequest, tenant: Tenant, session: PortalSession,
         "events": events,
         "requests": list_subject_requests(tenant=tenant, subject_key=session.subject_key)[:20],
         "kind_labels": _kind_labels(), "pending": pending, "error": error,
+        "preferences_query": f"?request={pending.reference}" if pending else "",
         "now": timezone.now(),
+    }, 400 if error else 200)
+
+
+# --- Language ------------------------------------------------------------------------------------
+
+
+@require_GET
+@_portal_view
+def choose_language(request: HttpRequest, tenant: Tenant) -> HttpResponse:
+    """The switcher: a plain GET form (no JavaScript, and no CSRF token, so a page stays the
+    same for every visitor). It keeps the choice in Django's language cookie, read by
+    :func:`apps.privacy.i18n.portal_language`, and goes back to the portal page it was on."""
+    home = _cookie_path(tenant)
+    nxt = request.GET.get("next", "")
+    if not nxt.startswith(home) or not url_has_allowed_host_and_scheme(
+            nxt, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        nxt = home
+    response = HttpResponseRedirect(nxt)
+    language = supported(request.GET.get("language"))
+    if language is not None:
+        response.set_cookie(
+            settings.LANGUAGE_COOKIE_NAME, language, max_age=settings.LANGUAGE_COOKIE_AGE,
+            path=settings.LANGUAGE_COOKIE_PATH, domain=settings.LANGUAGE_COOKIE_DOMAIN,
+            secure=request.is_secure(), httponly=True,
+            samesite=settings.LANGUAGE_COOKIE_SAMESITE)
+    return response
+
+
+# --- Verified subjects: "why am I seeing this" ---------------------------------------------------
+
+#: Why no personalized recommendation is shown (``Recommendation.reason``), in plain words.
+NOT_PERSONALIZED = {
+    "no_model": gettext_lazy("There are no personalized recommendations yet: no recommendation "
+                             "model is in service."),
+    "restricted": gettext_lazy("You asked us to restrict the use of your data, so nothing is "
+                               "recommended to you from your history."),
+    "objected": gettext_lazy("You objected to personalization, so nothing is recommended to "
+                             "you from your history."),
+    "level_off": gettext_lazy("Your choices turn personalization off, so nothing is "
+                              "recommended to you from your history."),
+    "level_session": gettext_lazy("Your choices keep no history, so recommendations come only "
+                                  "from what you look at during a visit."),
+    "no_consent": gettext_lazy("You have not agreed to personalization, so nothing is "
+                               "recommended to you from your history."),
+    "unknown_subject": gettext_lazy("The recommendation model in service does not use your "
+                                    "history now: it holds none of your interactions, or they "
+                                    "were removed from it. It learns again from what remains "
+                                    "when it is next trained."),
+}
+WHY_RECOMMENDATIONS = 10
+WHY_EVENTS_PER_ITEM = 20
+
+
+def _why_context(tenant: Tenant, subject_key: str) -> dict[str, Any]:
+    """The subject's current recommendations, each with the past interactions of theirs that
+    led to it (serving's explanations, ``because``), for the page."""
+    from apps.events.selectors import list_items, list_subject_events
+    from apps.modeling.services import recommend_for_subject
+
+    rec = recommend_for_subject(tenant=tenant, subject_key=subject_key,
+                                n=WHY_RECOMMENDATIONS, explain=True)
+    if not rec.personalized:
+        return {"personalized": False,
+                "reason": NOT_PERSONALIZED.get(rec.reason or "", NOT_PERSONALIZED["no_model"])}
+    cited = {b["item"] for item in rec.items for b in item.get("because", [])}
+    titles = dict(list_items(tenant=tenant).filter(
+        external_id__in=cited | {item["item"] for item in rec.items})
+        .values_list("external_id", "title"))
+    events: dict[str, list[Any]] = {}
+    for event in (list_subject_events(tenant=tenant, subject_key=subject_key)
+                  .filter(item__external_id__in=cited).select_related("item")
+                  .order_by("-occurred_at")):
+        found = events.setdefault(event.item.external_id, [])
+        if len(found) < WHY_EVENTS_PER_ITEM:
+            found.append(event)
+    recommendations = []
+    for n, item in enumerate(rec.items, start=1):
+        sources = [{"item": b["item"], "title": titles.get(b["item"]) or b["item"],
+                    "id": f"r{n}-s{m}", "events": [
+                        {"event": e, "id": f"r{n}-s{m}-e{k}"}
+                        for k, e in enumerate(events.get(b["item"], []), start=1)]}
+                   for m, b in enumerate(item.get("because", []), start=1)]
+        recommendations.append({"item": item["item"], "id": f"r{n}",
+                                "title": titles.get(item["item"]) or item["item"],
+                                "sources": sources})
+    return {"personalized": True, "recommendations": recommendations}
+
+
+def _chosen_events(tenant: Tenant, subject_key: str, data: Any) -> list[str]:
+    """The subject's own event ids named by the form: one ``event``, or every interaction
+    with one ``item``. Anything else (another subject's, gone) names none."""
+    from apps.events.selectors import list_subject_events
+
+    events = list_subject_events(tenant=tenant, subject_key=subject_key)
+    event_id, item = data.get("event", "")[:128], data.get("item", "")[:512]
+    if event_id:
+        events = events.filter(event_id=event_id)
+    elif item:
+        events = events.filter(item__external_id=item)
+    else:
+        return []
+    return list(events.values_list("event_id", flat=True)[:1000])
+
+
+@require_http_methods(["GET", "POST"])
+@_verified_page
+def why(request: HttpRequest, tenant: Tenant, session: PortalSession,
+        pending: PrivacyRequest | None) -> HttpResponse:
+    """"Why am I seeing this": the recommendations with the interactions behind them; a
+    POST removes one interaction (``event``) or one item (``item``) from the profile as a
+    rectification, which takes the subject out of the models at once (modeling's
+    ``rectify_subject``), so the next recommendation cannot cite it."""
+    error, removed = "", None
+    if request.method == "POST":
+        chosen = _chosen_events(tenant, session.subject_key, request.POST)
+        if chosen:
+            pr = correct_subject_data(
+                tenant=tenant, subject_key=session.subject_key,
+                changes={"delete_events": chosen}, pending=pending,
+                contact=_session_contact(session), origin=_origin(request))
+            return HttpResponseRedirect(_url("why", tenant) + f"?removed={pr.reference}")
+        error = _("This interaction is no longer in your history.")
+    elif request.GET.get("removed"):
+        pr = get_request_by_reference(tenant=tenant, reference=request.GET["removed"][:32])
+        if pr is not None and pr.subject_key == session.subject_key:
+            removed = pr
+    return _page(request, tenant, "why.html", {
+        **_why_context(tenant, session.subject_key), "error": error, "removed": removed,
+        "pending": pending,
     }, 400 if error else 200)

@@ -17,4 +17,6 @@ urlpatterns: list = [
     path("<slug:slug>/download/<str:token>", portal.download, name="download"),
     path("<slug:slug>/preferences", portal.preferences, name="preferences"),
     path("<slug:slug>/my-data", portal.my_data, name="my_data"),
+    path("<slug:slug>/why", portal.why, name="why"),
+    path("<slug:slug>/language", portal.choose_language, name="language"),
 ]

@@ -118,6 +118,11 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+# The privacy portal and the emails to subjects exist in these (apps/privacy/i18n.py picks
+# one per request; apps/privacy/locale holds the catalogues). No LocaleMiddleware: the API
+# and the admin stay in English and pay nothing for it.
+LANGUAGES = [("en", "English"), ("de", "German"), ("fr", "French"), ("es", "Spanish")]
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

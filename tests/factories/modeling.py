@@ -95,3 +95,23 @@ def planted_dataset(tenant: Tenant, *, groups: int = 4, items_per_group: int = 1
             data.subjects.append(subject)
             data.group_of[subject] = g
     return data
+
+
+def fan_dataset(tenant: Tenant, subject: str) -> tuple[Planted, str, str]:
+    """Planted data plus ``subject``, whose one purchase of ``liked`` (an item of another
+    group) is cited in their explained recommendations, and a trained bm25 model. Returns
+    the data, the subject's key and ``liked``."""
+    configure(tenant, model_algorithms=["bm25"], model_retrain_debounce_seconds=3600)
+    planted = planted_dataset(tenant, groups=3, subjects_per_group=8)
+    add_items(tenant, ["rare"])
+    liked = planted.groups[1][0]
+    key = grant_consent(tenant, subject)
+    add_events(tenant, subject, [*planted.groups[0][:5], "rare", liked], subject_key=key,
+               start_minutes_ago=500)
+    add_events(tenant, "collector", ["rare", planted.groups[2][0]],
+               subject_key=grant_consent(tenant, "collector"), start_minutes_ago=400)
+    from apps.modeling.services import train_model
+
+    train_model(tenant=tenant)
+    planted.keys[subject] = key
+    return planted, key, liked

@@ -203,8 +203,8 @@ def test_the_portal_says_what_a_level_does_and_does_it(
     assert start.status_code in (200, 302)
     page = portal.get(f"/privacy/{tenant.slug}/preferences").content.decode()
     label, hint = {value: (label, hint) for value, label, hint in LEVEL_CHOICES}[level]
-    assert label in page
-    assert hint in page
+    assert str(label) in page
+    assert str(hint) in page
     assert "interactions are deleted and the recommendation models forget you at once" in hint
     assert "Only this choice is kept, as proof of it, and, until the models are retrained, " \
            "which of them had learnt from you" in hint

@@ -46,9 +46,10 @@ def my_data_models(portal, tenant) -> list[int]:
     """The model versions the "my data" page lists, from its models row."""
     page = portal.get(base(tenant) + "my-data")
     assert page.status_code == 200
-    (row,) = [r for r in re.findall(r"<tr><td>.*?</td></tr>", page.content.decode(), re.S)
-              if r.startswith("<tr><td>recommendation models trained on your activity<")]
-    cells = re.findall(r"<td>(.*?)</td>", row, re.S)
+    (row,) = [r for r in re.findall(r"<tr>(.*?)</tr>", page.content.decode(), re.S)
+              if re.sub(r"<[^>]+>", "", r).strip()
+              .startswith("recommendation models trained on your activity")]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
     listed = [int(n) for n in re.findall(r"model v(\d+)", cells[1])]
     count = cells[1].split(" ", 1)[0]
     assert count == str(len(listed)), row

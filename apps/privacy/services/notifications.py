@@ -19,7 +19,10 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext_lazy
 
+from apps.privacy.i18n import email_language
 from apps.privacy.models import PrivacyRequest
 from apps.tenants.crypto import decrypt_secret, encrypt_secret
 from apps.tenants.models import Membership, Tenant
@@ -31,6 +34,9 @@ logger = logging.getLogger("privacy.notifications")
 class Contact:
     identifier: str
     email: str  # "" when the requester gave no email address
+    #: The portal language the request was made in (apps.privacy.i18n): messages to the
+    #: requester are written in it. "" for the tenant's default.
+    language: str = ""
 
 
 def looks_like_email(value: str) -> bool:
@@ -39,7 +45,8 @@ def looks_like_email(value: str) -> bool:
 
 
 def encrypt_contact(contact: Contact) -> bytes:
-    payload = json.dumps({"identifier": contact.identifier, "email": contact.email})
+    payload = json.dumps({"identifier": contact.identifier, "email": contact.email,
+                          "language": contact.language})
     return encrypt_secret(payload.encode())
 
 
@@ -47,7 +54,8 @@ def decrypt_contact(ciphertext: bytes | memoryview | None) -> Contact | None:
     if not ciphertext or not bytes(ciphertext):
         return None
     data = json.loads(decrypt_secret(bytes(ciphertext)))
-    return Contact(identifier=data.get("identifier", ""), email=data.get("email", ""))
+    return Contact(identifier=data.get("identifier", ""), email=data.get("email", ""),
+                   language=data.get("language", ""))
 
 
 def request_contact(privacy_request: PrivacyRequest) -> Contact | None:
@@ -80,13 +88,13 @@ def download_url(privacy_request: PrivacyRequest, token: str, origin: str | None
 # --- Sending -----------------------------------------------------------------------------------
 
 SUBJECTS = {
-    "verify": "Confirm your privacy request to {tenant}",
-    "received": "{tenant} received your privacy request",
-    "extended": "{tenant} needs more time for your privacy request",
-    "rejected": "{tenant} could not fulfil your privacy request",
-    "completed": "{tenant} completed your privacy request",
-    "download": "Your data from {tenant} is ready to download",
-    "duplicate": "Your privacy request to {tenant} is already under way",
+    "verify": gettext_lazy("Confirm your privacy request to {tenant}"),
+    "received": gettext_lazy("{tenant} received your privacy request"),
+    "extended": gettext_lazy("{tenant} needs more time for your privacy request"),
+    "rejected": gettext_lazy("{tenant} could not fulfil your privacy request"),
+    "completed": gettext_lazy("{tenant} completed your privacy request"),
+    "download": gettext_lazy("Your data from {tenant} is ready to download"),
+    "duplicate": gettext_lazy("Your privacy request to {tenant} is already under way"),
 }
 
 
@@ -105,17 +113,19 @@ def _deliver(subject: str, body: str, from_email: str, to: list[str], kind: str)
 
 def notify_subject(privacy_request: PrivacyRequest, message: str,
                    context: dict[str, Any] | None = None) -> bool:
-    """Render ``privacy/email/<message>.txt`` for the requester and send it after commit.
-    Returns whether there is an email address to send to."""
+    """Render ``privacy/email/<message>.txt`` for the requester, in the language they made
+    the request in (else the tenant's default), and send it after commit. Returns whether
+    there is an email address to send to."""
     contact = request_contact(privacy_request)
     if contact is None or not contact.email:
         return False
     tenant = privacy_request.tenant
-    body = render_to_string(f"privacy/email/{message}.txt", {
-        "tenant": tenant, "privacy_request": privacy_request,
-        "status_url": status_url(privacy_request), **(context or {}),
-    })
-    subject = SUBJECTS[message].format(tenant=tenant.name)
+    with translation.override(email_language(tenant, contact.language)):
+        body = render_to_string(f"privacy/email/{message}.txt", {
+            "tenant": tenant, "privacy_request": privacy_request,
+            "status_url": status_url(privacy_request), **(context or {}),
+        })
+        subject = str(SUBJECTS[message]).format(tenant=tenant.name)
     sender, to = _from_address(tenant), [contact.email]
     transaction.on_commit(lambda: _deliver(subject, body, sender, to, message))
     return True
@@ -135,7 +145,8 @@ def notify_staff(tenant: Tenant, subject: str, template: str, context: dict[str,
     to = staff_addresses(tenant)
     if not to:
         return 0
-    body = render_to_string(template, {"tenant": tenant, **context})
+    with translation.override("en"):  # staff messages are English, whatever page sent them
+        body = render_to_string(template, {"tenant": tenant, **context})
     sender = settings.DEFAULT_FROM_EMAIL
     transaction.on_commit(lambda: _deliver(subject, body, sender, to, "staff"))
     return len(to)

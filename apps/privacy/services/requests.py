@@ -14,6 +14,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 from rest_framework import status as http
 
 from apps.audit import services as audit
@@ -47,13 +48,15 @@ HOLIDAYS_SETTING = "privacy_holidays"
 AT_RISK_SETTING = "privacy_at_risk_days"
 
 #: Where a subject can complain, by regime (sent with every rejection: GDPR Art. 12(4)).
-COMPLAINT_RIGHTS = {
-    "gdpr": "You have the right to lodge a complaint with a data protection supervisory "
-            "authority, in particular in the EU member state where you live or work, and to "
-            "seek a judicial remedy (GDPR Art. 12(4), 77 and 79).",
-    "ccpa": "You may contact the California Privacy Protection Agency (cppa.ca.gov) or the "
-            "California Attorney General (oag.ca.gov/privacy) if you believe your rights "
-            "were not respected.",
+COMPLAINT_RIGHTS = {  # shown to the subject: in their language (apps/privacy/locale)
+    "gdpr": gettext_lazy(
+        "You have the right to lodge a complaint with a data protection supervisory "
+        "authority, in particular in the EU member state where you live or work, and to "
+        "seek a judicial remedy (GDPR Art. 12(4), 77 and 79)."),
+    "ccpa": gettext_lazy(
+        "You may contact the California Privacy Protection Agency (cppa.ca.gov) or the "
+        "California Attorney General (oag.ca.gov/privacy) if you believe your rights "
+        "were not respected."),
 }
 
 
