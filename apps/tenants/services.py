@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from apps.core.exceptions import ApplicationError
+from apps.core.tenant_settings import TenantSetting
 from apps.tenants.crypto import decrypt_secret, encrypt_secret, keyed_hash
 from apps.tenants.models import ApiKey, Membership, Scope, Tenant
 
@@ -221,5 +222,12 @@ def loaded_with_api_key(tenant: Tenant) -> bool:
 
 
 def tenant_setting(tenant: Tenant, name: str, default: Any) -> Any:
-    """A per-tenant setting with the platform default when the tenant has not set it."""
+    """A per-tenant setting with the platform default when the tenant has not set it.
+    Prefer :func:`setting_value` with the setting's declaration (validated)."""
     return tenant.settings.get(name, default)
+
+
+def setting_value(tenant: Tenant, setting: TenantSetting) -> Any:
+    """The tenant's value of a declared setting (``apps.core.tenant_settings``): the stored
+    value when valid, else the declared default."""
+    return setting.read(tenant.settings)
