@@ -272,10 +272,29 @@ class SubjectDataAdmin(AuditedSubjectDataAdminMixin, ReadOnlyTenantScopedAdmin):
 
 @admin.register(Tenant)
 class TenantAdmin(TenantScopedAdmin):
+    """The tenant and its settings. The settings are a form derived from their declarations
+    (``apps.core.tenant_settings``: types, ranges, choices, help, defaults), validated as
+    ``PATCH /api/v1/settings`` validates them; saved changes are recorded by django-auditlog
+    and anchored in the tenant's audit chain."""
+
     tenant_lookup = "pk"
     list_display = ["slug", "name", "default_regime", "is_active", "created_at"]
     search_fields = ["slug", "name"]
-    fields = ["slug", "name", "default_regime", "contact_email", "settings", "is_active"]
+    base_fields = ["slug", "name", "default_regime", "contact_email", "is_active"]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        from apps.tenants.forms import settings_fieldsets
+
+        if obj is None:
+            return [(None, {"fields": self.base_fields})]
+        return [(None, {"fields": self.base_fields}), *settings_fieldsets()]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        from apps.tenants.forms import tenant_settings_form
+
+        if obj is not None:
+            kwargs["form"] = tenant_settings_form(self.form)
+        return super().get_form(request, obj, **kwargs)
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return request.user.is_superuser  # tenants are created by operators

@@ -75,6 +75,7 @@ class Scope(models.TextChoices):
     PRIVACY_WRITE = "privacy:write", "Create and read privacy requests"
     RETENTION_MANAGE = "retention:manage", "Read and set retention policies"
     KEYS_MANAGE = "keys:manage", "List and revoke API keys"
+    SETTINGS_MANAGE = "settings:manage", "Read and change the tenant's settings"
 
 
 class ApiKeyQuerySet(TenantQuerySet):

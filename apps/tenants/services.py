@@ -16,7 +16,12 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from apps.core.exceptions import ApplicationError
-from apps.core.tenant_settings import TenantSetting
+from apps.core.tenant_settings import (
+    TenantSetting,
+    apply_changes,
+    effective_settings,
+    validate_changes,
+)
 from apps.tenants.crypto import decrypt_secret, encrypt_secret, keyed_hash
 from apps.tenants.models import ApiKey, Membership, Scope, Tenant
 
@@ -231,3 +236,26 @@ def setting_value(tenant: Tenant, setting: TenantSetting) -> Any:
     """The tenant's value of a declared setting (``apps.core.tenant_settings``): the stored
     value when valid, else the declared default."""
     return setting.read(tenant.settings)
+
+
+# --- Settings -----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def update_tenant_settings(*, tenant: Tenant, changes: Any) -> dict[str, Any]:
+    """Apply ``changes`` (``{name: value}``; ``null`` resets a setting to its default) to
+    the tenant's settings, all or nothing: every unknown name and bad value is named in one
+    ``ApplicationError`` (``details``: errors by field). The change is recorded by
+    django-auditlog (``Tenant`` is registered) and anchored in the tenant's audit chain.
+    Returns the effective settings."""
+    valid, errors = validate_changes(changes)
+    if errors:
+        raise ApplicationError("Some settings are not valid.", code="invalid_settings",
+                               details=errors)
+    locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    new = apply_changes(locked.settings, valid)
+    if new != locked.settings:
+        locked.settings = new
+        locked.save(update_fields=["settings", "updated_at"])
+    tenant.settings = locked.settings
+    return effective_settings(locked.settings)
