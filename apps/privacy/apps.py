@@ -10,9 +10,11 @@ class PrivacyConfig(AppConfig):
     # request; services write the domain audit trail instead.
 
     def ready(self) -> None:
-        from apps.modeling.services import register_activation_listener
-        from apps.privacy.services.receipts import on_model_activated
+        from apps.modeling.services import register_activation_listener, register_version_guard
+        from apps.privacy.services.receipts import erasure_refers_to_version, on_model_activated
 
         # An erasure receipt becomes final once a model trained without the subject is in
         # service: each activation triggers the check (the hourly reconcile backs it up).
         register_activation_listener(on_model_activated)
+        # A version an unfinished erasure refers to is retired, never deleted.
+        register_version_guard(erasure_refers_to_version)
