@@ -55,9 +55,11 @@ def test_train_now_starts_a_run_whose_page_shows_its_progress(
     assert run.status == TrainingRun.Status.SUCCEEDED, run.last_error
     assert run.progress["percent"] == 100.0
     page = client.get(response["Location"]).content.decode()
-    assert 'id="training-progress"' in page and "training_progress.js" in page
+    assert 'id="training-progress"' in page
+    assert "training_progress.js" in page
     progress = client.get(f"/admin/modeling/trainingrun/{run.pk}/progress/").json()
-    assert progress["status"] == "succeeded" and progress["finished"] is True
+    assert progress["status"] == "succeeded"
+    assert progress["finished"] is True
     assert progress["percent"] == 100.0
     assert progress["model_version"] == ModelVersion.objects.for_tenant(tenant).get().number
 
@@ -78,7 +80,8 @@ def test_training_records_progress_that_only_moves_forward(tenant, planted, monk
     train_model(tenant=tenant, run=run)
     assert len(seen) >= 4
     assert seen == sorted(seen)
-    assert 0 < seen[0] <= 10 and 90 <= seen[-1] < 100
+    assert 0 < seen[0] <= 10
+    assert 90 <= seen[-1] < 100
     assert any(10 < p < 90 for p in seen)  # during the fits
 
 
@@ -121,13 +124,16 @@ def test_the_inspector_shows_consent_level_recommendations_and_version(tenant, p
     assert inspection.recommendation.personalized is True
     assert inspection.recommendation.model_version == version.number
     assert inspection.model_version.pk == version.pk
-    assert inspection.items and all(item["because"] for item in inspection.items)
+    assert inspection.items
+    assert all(item["because"] for item in inspection.items)
     assert any(p["key"] == "personalization" and p["granted"] for p in inspection.purposes)
     page = response.content.decode()
-    assert f"v{version.number}" in page and 'class="inspection-item"' in page
+    assert f"v{version.number}" in page
+    assert 'class="inspection-item"' in page
     # The access is audited, naming no raw id; the raw id is nowhere stored or logged.
     entry = AuditEvent.objects.for_tenant(tenant).get(action="modeling.subject_inspected")
-    assert RAW_ID not in str(entry.details) and RAW_ID not in entry.target_id
+    assert RAW_ID not in str(entry.details)
+    assert RAW_ID not in entry.target_id
     assert entry.details["model_version"] == version.number
     assert columns_containing(RAW_ID) == []
     assert RAW_ID not in log_output.getvalue()
@@ -156,8 +162,10 @@ def test_another_tenants_member_sees_none_of_the_inspectors_results(tenant, othe
     own = stranger.post("/admin/modeling/modelversion/inspect/",
                         {"tenant": other_tenant.pk, "subject": RAW_ID})
     inspection = own.context["inspection"]
-    assert inspection.items == [] and inspection.model_version is None
-    assert "g0-item" not in own.content.decode() and "g1-item" not in own.content.decode()
+    assert inspection.items == []
+    assert inspection.model_version is None
+    assert "g0-item" not in own.content.decode()
+    assert "g1-item" not in own.content.decode()
     assert not AuditEvent.objects.for_tenant(tenant).filter(
         action="modeling.subject_inspected").exists()
 

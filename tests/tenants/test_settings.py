@@ -44,7 +44,8 @@ def test_get_lists_effective_values_and_declarations(settings_api, tenant):
     assert body["settings"]["model_weighting"] == "linear"
     assert body["customized"] == ["dp_epsilon"]
     declaration = body["declarations"]["dp_epsilon"]
-    assert declaration["type"] == "number" and declaration["minimum"] == 1e-3
+    assert declaration["type"] == "number"
+    assert declaration["minimum"] == 1e-3
     assert body["declarations"]["unknown_items"]["choices"] == ["create", "reject"]
 
 
@@ -90,12 +91,14 @@ def test_patch_stores_valid_values_resets_with_null_and_readers_follow(settings_
     assert response.status_code == 200, response.json()
     stored = Tenant.objects.get(pk=tenant.pk).settings
     assert stored["dp_epsilon"] == 2.5
-    assert stored["model_factors"] == 32 and isinstance(stored["model_factors"], int)
+    assert stored["model_factors"] == 32
+    assert isinstance(stored["model_factors"], int)
     assert stored["retention_run_time"] == "04:05"
     assert stored["privacy_holidays"] == ["2026-12-25", "2026-12-26"]
     tenant.refresh_from_db()
     cfg = modeling_settings(tenant)
-    assert cfg.dp_epsilon == 2.5 and cfg.algorithm["model_factors"] == 32
+    assert cfg.dp_epsilon == 2.5
+    assert cfg.algorithm["model_factors"] == 32
     assert settings_api.patch(URL, {"dp_epsilon": None}, format="json").status_code == 200
     assert "dp_epsilon" not in Tenant.objects.get(pk=tenant.pk).settings
     assert response.json()["settings"]["model_factors"] == 32
@@ -144,7 +147,8 @@ def test_the_admin_form_has_typed_fields_with_help_and_validates_like_the_api(te
     client = _admin(tenant)
     url = f"/admin/tenants/tenant/{tenant.pk}/change/"
     page = client.get(url).content.decode()
-    assert 'name="dp_epsilon"' in page and 'type="number"' in page
+    assert 'name="dp_epsilon"' in page
+    assert 'type="number"' in page
     assert "ε spent per differentially private popular-items release." in page
     assert '<option value="reject">' in page  # unknown_items' choices
     response = client.post(url, _form_data(tenant, dp_epsilon="lots",
