@@ -6,6 +6,7 @@ the inspector shows ``demo-user-0003``'s recommendations in the demo tenant."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from django.core import mail
@@ -54,6 +55,22 @@ def _submit(driver, selector="form button[type=submit], form input[type=submit]"
     _css(driver, selector).click()
     _wait(driver, expected_conditions.staleness_of(page))
     _wait(driver, lambda d: d.execute_script("return document.readyState") == "complete")
+
+
+AXE = Path(__file__).resolve().parents[1] / "browser" / "vendor" / "axe.min.js"
+
+
+def _axe_serious(driver) -> list[str]:
+    """axe-core's serious and critical violations on the page as rendered (axe-core is
+    vendored: tests/browser/vendor/axe.min.js, MPL-2.0)."""
+    driver.execute_script(AXE.read_text())
+    result = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document).then(r => done(r.violations.map("
+        "  v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target.join(' '))}))))"
+        ".catch(e => done([{id: 'axe-error', impact: 'critical', nodes: [String(e)]}]));")
+    return [f"{v['id']} ({v['impact']}): {v['nodes'][:3]}" for v in result
+            if v["impact"] in {"serious", "critical"}]
 
 
 def _log_in(driver, base, username, password):
@@ -162,6 +179,8 @@ def test_the_inspector_shows_demo_user_0003s_recommendations(browser, live_serve
     assert _css(browser, "#inspection-level").text in {"full", "session", "off"}
     assert _css(browser, "#inspection-consent")
     assert "demo-user-0003" not in _css(browser, "#inspection").text
+    browser.set_script_timeout(60)
+    assert _axe_serious(browser) == []
     entry = AuditEvent.objects.for_tenant(demo).get(action="modeling.subject_inspected")
     assert "demo-user-0003" not in str(entry.details)
     assert Tenant.objects.filter(slug="demo").count() == 1
