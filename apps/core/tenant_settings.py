@@ -131,8 +131,12 @@ class TenantSetting:
             return self.default
         value = stored[self.name]
         if self.kind == Kind.DATES and isinstance(value, list | tuple):
-            # Lenient per date: one mistyped holiday does not drop the others.
+            # Lenient per element: one mistyped holiday does not drop the others, ...
             value = [v for v in value if _is_date(v)]
+        elif self.kind == Kind.CHOICES and isinstance(value, list | tuple):
+            # ... nor one choice no longer offered (an algorithm since removed) the rest.
+            allowed = self.choices
+            value = [v for v in value if isinstance(v, str) and v in allowed]
         try:
             return self.validate(value)
         except SettingError:
