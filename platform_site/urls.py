@@ -35,6 +35,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("privacy/", include("apps.transparency.public_urls")),
     path("privacy/", include("apps.privacy.portal_urls")),
+    path("invitations/", include("apps.tenants.invitation_urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SchemaView.as_view(), name="api-schema"),
     # The split view serves its start-up script as a file: no inline script (CSP).

@@ -23,6 +23,7 @@ from django.db.models.functions import TruncMonth
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from apps.consent import tenant_settings as consent_settings
 from apps.consent.models import (
     PERSONALIZATION,
     ConsentRecord,
@@ -36,15 +37,16 @@ from apps.core.db import fetch_rows_matching
 from apps.core.exceptions import ApplicationError
 from apps.tenants.config_memo import memoize_tenant_config
 from apps.tenants.models import Tenant
-from apps.tenants.services import tenant_setting
+from apps.tenants.services import setting_value
 
 logger = logging.getLogger("consent")
 
 #: Tenant settings (``tenant.settings`` JSON) and their platform defaults.
-EXPIRY_SETTING = "consent_expiry_months"
-DEFAULT_EXPIRY_MONTHS = 13  # CNIL's guidance for cookie consent; 0 means "never expires"
-OBJECTION_SETTING = "objection_quiet_days"
-DEFAULT_OBJECTION_QUIET_DAYS = 365
+# Declared in apps/consent/tenant_settings.py.
+EXPIRY_SETTING = consent_settings.EXPIRY_MONTHS.name
+DEFAULT_EXPIRY_MONTHS = consent_settings.EXPIRY_MONTHS.default  # 0 means "never expires"
+OBJECTION_SETTING = consent_settings.OBJECTION_QUIET_DAYS.name
+DEFAULT_OBJECTION_QUIET_DAYS = consent_settings.OBJECTION_QUIET_DAYS.default
 
 #: Subjects per IN (...) list: far below SQLite's 32,766 bound parameters, and large enough
 #: that an ingestion batch is one query per table.
@@ -154,26 +156,15 @@ def _aware(value: Any) -> Any:
 # --- Tenant policy -------------------------------------------------------------------------
 
 
-def _int_setting(tenant: Tenant, name: str, default: int) -> int:
-    """A non-negative whole-number tenant setting; a malformed value falls back to the
-    platform default rather than failing every consent check of the tenant."""
-    value = tenant_setting(tenant, name, default)
-    try:
-        return max(int(value), 0)
-    except (TypeError, ValueError):
-        logger.warning("consent.bad_tenant_setting", extra={"tenant_id": tenant.pk,
-                                                           "setting": name})
-        return default
-
-
 def get_expiry_months(tenant: Tenant) -> int:
-    """Months after which a consent reads as not given (tenant setting; 0 = never)."""
-    return _int_setting(tenant, EXPIRY_SETTING, DEFAULT_EXPIRY_MONTHS)
+    """Months after which a consent reads as not given (tenant setting; 0 = never). A
+    malformed value falls back to the default rather than failing every consent check."""
+    return setting_value(tenant, consent_settings.EXPIRY_MONTHS)
 
 
 def get_objection_quiet_period(tenant: Tenant) -> timedelta:
     """How long after an objection the subject may not be asked again (tenant setting)."""
-    return timedelta(days=_int_setting(tenant, OBJECTION_SETTING, DEFAULT_OBJECTION_QUIET_DAYS))
+    return timedelta(days=setting_value(tenant, consent_settings.OBJECTION_QUIET_DAYS))
 
 
 def add_months(moment: datetime, months: int) -> datetime:

@@ -4,7 +4,8 @@ line (README "Security").
 Every log handler runs :class:`MaskPersonalDataFilter`, which rewrites each record's message,
 exception text and stack before it is written: a subject id in an API path or query string
 (``/subjects/<id>/...``, ``?subject=<id>``), an email address, and a privacy-portal token
-(``/download/<token>``, ``token=<token>``) become ``MASKED``, however they are
+(``/download/<token>``, ``token=<token>``) and a team invitation's token
+(``/invitations/<token>``) become ``MASKED``, however they are
 percent-encoded. The subject segment is masked whole: ids may contain ``/`` (the route is
 ``subjects/<path:subject>/consent``), so everything up to the route's last part goes.
 """
@@ -51,7 +52,8 @@ _SUBJECT_IN_PATH = re.compile(
 _PARAMETER_START = r"(?:[?&;]|%(?:25)*(?:3F|26|3B))"
 _SUBJECT_IN_QUERY = re.compile(
     rf"({_PARAMETER_START}{_encoded('subject')}(?:=|%(?:25)*3D))[^&\s\"'<>]*", re.IGNORECASE)
-_TOKEN_IN_PATH = re.compile(rf"({_encoded('/download/')})[^/?\s\"'<>]+", re.IGNORECASE)
+_TOKEN_IN_PATH = re.compile(rf"({_encoded('/download/')}|{_encoded('/invitations/')})"
+                            rf"[^/?\s\"'<>]+", re.IGNORECASE)
 _TOKEN_IN_QUERY = re.compile(
     rf"({_PARAMETER_START}{_encoded('token')}(?:=|%(?:25)*3D))[^&\s\"'<>]*", re.IGNORECASE)
 _EMAIL = re.compile(r"[\w.!#$%&*+/=?^`{|}~-]+(?:@|%(?:25)*40)[\w-]+(?:\.[\w-]+)+",

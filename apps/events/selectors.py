@@ -11,6 +11,7 @@ from django.db import connection
 from django.db.models import FloatField, QuerySet, Value
 
 from apps.core.subject_data import retention_period
+from apps.events import tenant_settings as events_settings
 from apps.events.models import (
     Event,
     EventProperty,
@@ -23,16 +24,17 @@ from apps.events.models import (
 from apps.events.validation import is_clean_text
 from apps.tenants.config_memo import memoize_tenant_config
 from apps.tenants.models import Tenant
-from apps.tenants.services import tenant_setting
+from apps.tenants.services import setting_value
 
 # Tenant settings (``Tenant.settings``) read by this app, with the platform defaults.
-UNKNOWN_ITEMS_SETTING = "unknown_items"          # "create" | "reject"
+# Declared in apps/events/tenant_settings.py.
+UNKNOWN_ITEMS_SETTING = events_settings.UNKNOWN_ITEMS.name  # "create" | "reject"
 UNKNOWN_ITEMS_CREATE = "create"
 UNKNOWN_ITEMS_REJECT = "reject"
-HISTORY_CAP_SETTING = "event_history_cap"        # events kept per subject
-DEFAULT_HISTORY_CAP = 200
+HISTORY_CAP_SETTING = events_settings.HISTORY_CAP.name      # events kept per subject
+DEFAULT_HISTORY_CAP = events_settings.HISTORY_CAP.default
 DEFAULT_RETENTION_DAYS = 365  # the retention app's default for "events"
-RETENTION_SETTING = "event_retention_days"  # optional; can only shorten the policy
+RETENTION_SETTING = events_settings.RETENTION_DAYS.name  # optional; can only shorten the policy
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the oldest event when events are kept forever
 
 
@@ -164,9 +166,7 @@ def training_records_sql() -> tuple[str, str]:
 
 def history_cap(tenant: Tenant) -> int:
     """Events kept per subject for this tenant (at least 1)."""
-    cap = tenant_setting(tenant, HISTORY_CAP_SETTING, DEFAULT_HISTORY_CAP)
-    return cap if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0 else (
-        DEFAULT_HISTORY_CAP)
+    return setting_value(tenant, events_settings.HISTORY_CAP)
 
 
 def events_retention_period(tenant: Tenant) -> timedelta | None:
@@ -174,8 +174,8 @@ def events_retention_period(tenant: Tenant) -> timedelta | None:
     365 days); ``None`` when events are kept until erased. The older tenant setting
     ``event_retention_days``, when present, can only shorten it (the shorter period wins)."""
     period = retention_period(tenant, "events")
-    legacy = tenant_setting(tenant, RETENTION_SETTING, None)
-    if isinstance(legacy, int) and not isinstance(legacy, bool) and legacy > 0:
+    legacy = setting_value(tenant, events_settings.RETENTION_DAYS)
+    if legacy is not None:
         shorter = timedelta(days=legacy)
         return shorter if period is None or shorter < period else period
     return period
@@ -198,8 +198,7 @@ def oldest_acceptable_occurred_at(tenant: Tenant, now: datetime) -> datetime:
 
 
 def unknown_items_policy(tenant: Tenant) -> str:
-    policy = tenant_setting(tenant, UNKNOWN_ITEMS_SETTING, UNKNOWN_ITEMS_CREATE)
-    return UNKNOWN_ITEMS_REJECT if policy == UNKNOWN_ITEMS_REJECT else UNKNOWN_ITEMS_CREATE
+    return setting_value(tenant, events_settings.UNKNOWN_ITEMS)
 
 
 def kind_accepts(kind: str, value: Any) -> bool:

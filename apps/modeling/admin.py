@@ -1,4 +1,5 @@
-"""Admin: model versions (metrics, NDCG chart, activate/retire), training runs (progress,
+"""Admin: model versions (metrics, NDCG chart, activate/retire, deletion only of versions
+nothing needs), the recommendation inspector, training runs ("Train now", live progress,
 logs), the privacy-budget ledger and the training quarantine (release). All tenant-scoped
 (apps/tenants/admin.py)."""
 
@@ -7,10 +8,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html
+from django.views.decorators.debug import sensitive_post_parameters
 
 from apps.core.exceptions import ApplicationError
 from apps.modeling.models import (
@@ -24,8 +33,11 @@ from apps.tenants.admin import (
     ReadOnlyTenantScopedAdmin,
     SubjectDataAdmin,
     TenantScopedAdmin,
+    member_roles,
     writable_tenant_ids,
 )
+from apps.tenants.models import Tenant
+from apps.tenants.services import SUBJECT_ID_MAX_LENGTH
 
 CHART_VERSIONS = 30
 
@@ -153,6 +165,72 @@ class ModelVersionAdmin(TenantScopedAdmin):
             else:
                 self.message_user(request, f"v{version.number}: {verb}d")
 
+    # --- Deletion: refused for a version in service or one an unfinished erasure needs.
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # one at a time, each checked (delete_view)
+        return actions
+
+    def delete_view(self, request: HttpRequest, object_id: str,
+                    extra_context: Any = None) -> HttpResponse:
+        from apps.modeling.services import version_delete_refusal
+
+        version = self.get_object(request, unquote(object_id))
+        if version is not None and self.has_delete_permission(request, version):
+            reason = version_delete_refusal(tenant=version.tenant, version=version)
+            if reason:
+                self.message_user(request, reason, messages.ERROR)
+                return redirect(reverse("admin:modeling_modelversion_change",
+                                        args=[version.pk]))
+        return super().delete_view(request, object_id, extra_context)
+
+    def delete_model(self, request: HttpRequest, obj: ModelVersion) -> None:
+        from apps.modeling.services import delete_version
+
+        delete_version(tenant=obj.tenant, version=obj, actor=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+        for version in queryset.select_related("tenant"):
+            self.delete_model(request, version)
+
+    # --- The recommendation inspector ---------------------------------------------------
+
+    def get_urls(self) -> list[Any]:
+        inspect = self.admin_site.admin_view(self.inspector_view)
+        return [path("inspect/", inspect, name="modeling_modelversion_inspect"),
+                *super().get_urls()]
+
+    @method_decorator(sensitive_post_parameters("subject"))
+    def inspector_view(self, request: HttpRequest) -> HttpResponse:
+        """Enter a subject's id, see their consent, level, recommendations with
+        explanations and the model version. POST only carries the id (never in a URL or
+        an access log); it is pseudonymized on arrival and the access is audited."""
+        from apps.core.exceptions import ApplicationError
+        from apps.modeling.services.inspector import inspect_subject
+
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        tenants = _member_tenants(request, write=False)
+        form = InspectorForm(request.POST or None, tenants=tenants)
+        inspection = inspected_tenant = None
+        if request.method == "POST" and form.is_valid():
+            tenant = form.cleaned_data["tenant"]
+            try:
+                inspection = inspect_subject(tenant=tenant,
+                                             external_id=form.cleaned_data["subject"],
+                                             actor=request.user)
+            except ApplicationError as exc:
+                form.add_error("subject", exc.message)
+            else:
+                inspected_tenant = tenant
+        context = {**self.admin_site.each_context(request), "title": "Recommendation inspector",
+                   "opts": self.model._meta, "form": form, "inspection": inspection,
+                   "inspected_tenant": inspected_tenant}
+        response = TemplateResponse(request, "admin/modeling/inspector.html", context)
+        response["Cache-Control"] = "no-store"  # subject data: no copy in the browser cache
+        return response
+
     @admin.action(description="Activate the selected version (one per tenant)")
     def activate_selected(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
         self._each(request, queryset, "activate")
@@ -162,8 +240,66 @@ class ModelVersionAdmin(TenantScopedAdmin):
         self._each(request, queryset, "retire")
 
 
+class InspectorForm(forms.Form):
+    tenant = forms.ModelChoiceField(queryset=Tenant.objects.none(), empty_label=None)
+    subject = forms.CharField(
+        label="Subject id", max_length=SUBJECT_ID_MAX_LENGTH, strip=False,
+        help_text="The id your site sends with its events. It is pseudonymized at once and "
+                  "never stored; the look-up is recorded in the audit trail.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}))
+
+    def __init__(self, *args: Any, tenants: QuerySet[Tenant], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["tenant"]
+        field.queryset = tenants
+        if len(tenants) == 1:
+            field.initial = tenants[0].pk
+            field.widget = forms.HiddenInput()
+
+
+class TrainNowForm(forms.Form):
+    tenant = forms.ModelChoiceField(queryset=Tenant.objects.none(), empty_label=None)
+
+    def __init__(self, *args: Any, tenants: QuerySet[Tenant], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["tenant"].queryset = tenants
+        if len(tenants) == 1:
+            self.fields["tenant"].initial = tenants[0].pk
+            self.fields["tenant"].widget = forms.HiddenInput()
+
+
+def _member_tenants(request: HttpRequest, *, write: bool) -> QuerySet[Tenant]:
+    """The tenants the user may act for: every one for a superuser, else their
+    memberships' (with a writing role when ``write``)."""
+    if request.user.is_superuser:
+        return Tenant.objects.filter(is_active=True)
+    ids = writable_tenant_ids(request) if write else set(member_roles(request))
+    return Tenant.objects.filter(pk__in=sorted(ids), is_active=True)
+
+
+def _progress(run: TrainingRun) -> dict[str, Any]:
+    """A run's progress as the run page polls it (``<id>/progress/``)."""
+    progress = run.progress or {}
+    percent = progress.get("percent")
+    if run.status == TrainingRun.Status.SUCCEEDED:
+        percent = 100.0
+    return {
+        "id": run.pk, "status": run.status, "finished": run.is_finished,
+        "percent": float(percent or 0.0), "stage": str(progress.get("stage", ""))[:80],
+        "candidate": progress.get("candidate"), "iteration": progress.get("iteration"),
+        "iterations": progress.get("iterations"),
+        "model_version": progress.get("model_version"), "attempts": run.attempts,
+        "last_error": run.last_error[:300],
+    }
+
+
 @admin.register(TrainingRun)
 class TrainingRunAdmin(ReadOnlyTenantScopedAdmin):
+    """Training runs. "Train now" (owners and admins) starts a durable run; its page shows
+    the progress the training records, live (it polls ``<id>/progress/``)."""
+
+    change_list_template = "admin/modeling/trainingrun/change_list.html"
+    change_form_template = "admin/modeling/trainingrun/change_form.html"
     list_display = ["id", "tenant", "reason", "status", "progress_display", "attempts",
                     "model_version", "created_at", "finished_at", "last_error"]
     list_filter = ["status", "reason"]
@@ -172,6 +308,59 @@ class TrainingRunAdmin(ReadOnlyTenantScopedAdmin):
                        "log_display", "last_error", "model_version", "enqueued_at",
                        "started_at", "heartbeat_at", "worker", "finished_at", "created_at"]
     exclude = ["log"]
+
+    def get_urls(self) -> list[Any]:
+        site = self.admin_site
+        return [
+            path("train-now/", site.admin_view(self.train_now_view),
+                 name="modeling_trainingrun_train_now"),
+            path("<int:run_id>/progress/", site.admin_view(self.progress_view),
+                 name="modeling_trainingrun_progress"),
+            *super().get_urls(),
+        ]
+
+    def may_train(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser or bool(writable_tenant_ids(request))
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        extra_context = {**(extra_context or {}), "may_train": self.may_train(request)}
+        return super().changelist_view(request, extra_context)
+
+    def train_now_view(self, request: HttpRequest) -> HttpResponse:
+        """GET: the confirmation (and the tenant, for a member of several); POST: a
+        manual training run (the pending one if there is one), then its page."""
+        from apps.modeling.services import request_training
+
+        if not self.may_train(request):
+            raise PermissionDenied
+        form = TrainNowForm(request.POST or None, tenants=_member_tenants(request, write=True))
+        if request.method == "POST" and form.is_valid():
+            run = request_training(tenant=form.cleaned_data["tenant"],
+                                   reason=TrainingRun.Reason.MANUAL)
+            self.message_user(request, f"Training run {run.pk} started.", messages.SUCCESS)
+            return redirect(reverse("admin:modeling_trainingrun_change", args=[run.pk]))
+        context = {**self.admin_site.each_context(request), "title": "Train now",
+                   "opts": self.model._meta, "form": form}
+        return TemplateResponse(request, "admin/modeling/trainingrun/train_now.html", context)
+
+    def progress_view(self, request: HttpRequest, run_id: int) -> JsonResponse:
+        """The run's progress as JSON, for its page to poll. Scoped like the admin's
+        lists: another tenant's run is the same 404 as a missing one."""
+        from apps.core.exceptions import error_body
+
+        run = self.get_queryset(request).filter(pk=run_id).first()
+        if run is None or not self.has_view_permission(request, run):
+            return JsonResponse(error_body("not_found", "Not found."), status=404)
+        response = JsonResponse(_progress(run))
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: Any = None) -> Any:
+        run = self.get_object(request, unquote(object_id))
+        extra_context = {**(extra_context or {}),
+                         "run_progress": _progress(run) if run is not None else None}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description="progress")
     def progress_display(self, obj: TrainingRun) -> str:

@@ -5,40 +5,25 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from apps.core.tenant_settings import Kind, TenantSetting, declared_setting
+from apps.modeling import tenant_settings as ts
 from apps.modeling.recommenders import algorithm_names, recommenders
+from apps.modeling.recommenders.base import Setting
 from apps.tenants.models import Tenant
-from apps.tenants.services import tenant_setting
 
-# Setting name -> default. Documented in docs/modeling.md. The algorithms a tenant may
-# choose are the registered ones (apps.modeling.recommenders); those that embed items are
-# fitted whatever the choice (their factors back the bundle and the lineage export). Each
-# algorithm declares its own settings (``Recommender.settings``: ALS's factors,
-# regularization, alpha and iterations; BM25's K).
+# Setting name -> default, from the declarations (apps/modeling/tenant_settings.py, the one
+# place each setting's type, range, default and help are declared; docs/modeling.md). The
+# algorithms a tenant may choose are the registered ones (apps.modeling.recommenders); those
+# that embed items are fitted whatever the choice (their factors back the bundle and the
+# lineage export). Each algorithm declares its own settings (``Recommender.settings``: ALS's
+# factors, regularization, alpha and iterations; BM25's K), registered from its class.
 DEFAULTS: dict[str, Any] = {
-    "model_weighting": "linear",        # "linear": summed weights; "log": log1p(sum)
-    "model_algorithms": None,           # may serve (None: every registered algorithm)
-    "model_search_seconds": 60.0,       # extra candidates tried within this budget
-    "model_activation_tolerance": 0.005,  # NDCG@10 a new version may lose and still win
-    "model_holdout_fraction": 0.2,      # newest share of each subject's items held out
-    "model_eval_max_users": 5000,
-    "model_random_state": 42,
-    "model_threads": 1,                 # 1 = bit-reproducible (the unlearning oracle)
-    "model_min_support": 5,             # k: distinct subjects behind a similar-items list
-    "model_retrain_debounce_seconds": 300,
-    "model_keep_artifacts": 3,          # stored artifacts kept per tenant (active included)
-    # No single subject can break or steer training (issue 15): caps on the summed weight
-    # of one (subject, item) cell and of one subject's row (scaled down proportionally),
-    # and quarantine of subjects whose event volume is anomalous for the tenant.
-    "model_max_cell_weight": 100.0,
-    "model_max_subject_weight": 1000.0,
-    "model_quarantine_multiplier": 500.0,  # volume > this many times the tenant's median
-    "model_quarantine_mad_factor": 10.0,   # ... and > median + this many scaled MADs
-    "model_quarantine_min_events": 500,    # ... and > this many events (small tenants)
-    "dp_epsilon": 1.0,                  # ε per popular-items release
-    "dp_contribution_bound": 20,        # distinct items counted per subject at most
-    "dp_budget_total": 10.0,            # cap on the summed ε of the releases in the window
-    "dp_budget_window_days": 365,       # the rolling window of that cap
-}
+    s.name: s.default for s in (
+        ts.WEIGHTING, ts.ALGORITHMS, ts.SEARCH_SECONDS, ts.ACTIVATION_TOLERANCE,
+        ts.HOLDOUT_FRACTION, ts.EVAL_MAX_USERS, ts.RANDOM_STATE, ts.THREADS, ts.MIN_SUPPORT,
+        ts.RETRAIN_DEBOUNCE, ts.KEEP_ARTIFACTS, ts.MAX_CELL_WEIGHT, ts.MAX_SUBJECT_WEIGHT,
+        ts.QUARANTINE_MULTIPLIER, ts.QUARANTINE_MAD_FACTOR, ts.QUARANTINE_MIN_EVENTS,
+        ts.DP_EPSILON, ts.DP_CONTRIBUTION_BOUND, ts.DP_BUDGET_TOTAL, ts.DP_BUDGET_WINDOW_DAYS)}
 
 
 @dataclass(frozen=True)
@@ -70,54 +55,51 @@ class ModelingSettings:
         return asdict(self)
 
 
-def _num(value: Any, default: Any, cast: type, low: float, high: float) -> Any:
-    try:
-        number = cast(value)
-    except (TypeError, ValueError):
-        return default
-    if isinstance(value, bool) or not (low <= number <= high):
-        return default
-    return number
+def _algorithm_setting(tenant: Tenant, name: str, spec: Setting) -> Any:
+    """An algorithm's own setting: through its declaration when the registry holds it (every
+    algorithm discovered at start-up), else (an algorithm registered later, as tests do)
+    from its ``Setting`` with the same rules."""
+    declared = declared_setting(name)
+    if declared is not None:
+        return declared.read(tenant.settings)
+    kind = Kind.INTEGER if spec.cast is int else Kind.NUMBER
+    return TenantSetting(name=name, kind=kind, default=spec.default, help="", group="",
+                         low=spec.low, high=spec.high).read(tenant.settings)
 
 
 def modeling_settings(tenant: Tenant) -> ModelingSettings:
-    """The tenant's modeling settings, each falling back to its default when unset or out
-    of range (a bad setting never breaks training)."""
+    """The tenant's modeling settings, each falling back to its default when unset, mistyped
+    or out of range (a bad setting never breaks training)."""
+    stored = tenant.settings
 
-    def get(name: str) -> Any:
-        return tenant_setting(tenant, name, DEFAULTS[name])
-
-    weighting = get("model_weighting")
-    chosen = get("model_algorithms")
+    chosen = ts.ALGORITHMS.read(stored)
     registered = algorithm_names()
     algorithms = tuple(a for a in registered
                        if isinstance(chosen, list | tuple) and a in chosen) or registered
     return ModelingSettings(
-        weighting=weighting if weighting in {"linear", "log"} else "linear",
+        weighting=ts.WEIGHTING.read(stored),
         algorithms=algorithms,
-        search_seconds=_num(get("model_search_seconds"), 60.0, float, 0.0, 86400.0),
-        activation_tolerance=_num(get("model_activation_tolerance"), 0.005, float, 0.0, 1.0),
-        holdout_fraction=_num(get("model_holdout_fraction"), 0.2, float, 0.0, 0.9),
-        eval_max_users=_num(get("model_eval_max_users"), 5000, int, 1, 10**7),
-        random_state=_num(get("model_random_state"), 42, int, 0, 2**31 - 1),
-        threads=_num(get("model_threads"), 1, int, 0, 256),
-        min_support=_num(get("model_min_support"), 5, int, 1, 10**6),
-        retrain_debounce_seconds=_num(get("model_retrain_debounce_seconds"), 300, int, 0,
-                                      86400 * 7),
-        keep_artifacts=_num(get("model_keep_artifacts"), 3, int, 1, 100),
-        max_cell_weight=_num(get("model_max_cell_weight"), 100.0, float, 1e-3, 1e9),
-        max_subject_weight=_num(get("model_max_subject_weight"), 1000.0, float, 1e-3, 1e12),
-        quarantine_multiplier=_num(get("model_quarantine_multiplier"), 500.0, float, 2.0, 1e9),
-        quarantine_mad_factor=_num(get("model_quarantine_mad_factor"), 10.0, float, 0.0, 1e6),
-        quarantine_min_events=_num(get("model_quarantine_min_events"), 500, int, 1, 10**12),
-        dp_epsilon=_num(get("dp_epsilon"), 1.0, float, 1e-3, 100.0),
-        dp_contribution_bound=_num(get("dp_contribution_bound"), 20, int, 1, 10**5),
+        search_seconds=ts.SEARCH_SECONDS.read(stored),
+        activation_tolerance=ts.ACTIVATION_TOLERANCE.read(stored),
+        holdout_fraction=ts.HOLDOUT_FRACTION.read(stored),
+        eval_max_users=ts.EVAL_MAX_USERS.read(stored),
+        random_state=ts.RANDOM_STATE.read(stored),
+        threads=ts.THREADS.read(stored),
+        min_support=ts.MIN_SUPPORT.read(stored),
+        retrain_debounce_seconds=ts.RETRAIN_DEBOUNCE.read(stored),
+        keep_artifacts=ts.KEEP_ARTIFACTS.read(stored),
+        max_cell_weight=ts.MAX_CELL_WEIGHT.read(stored),
+        max_subject_weight=ts.MAX_SUBJECT_WEIGHT.read(stored),
+        quarantine_multiplier=ts.QUARANTINE_MULTIPLIER.read(stored),
+        quarantine_mad_factor=ts.QUARANTINE_MAD_FACTOR.read(stored),
+        quarantine_min_events=ts.QUARANTINE_MIN_EVENTS.read(stored),
+        dp_epsilon=ts.DP_EPSILON.read(stored),
+        dp_contribution_bound=ts.DP_CONTRIBUTION_BOUND.read(stored),
         # Every tenant has a budget: unset, null (the old "no cap") or out of range, the
         # default applies.
-        dp_budget_total=_num(get("dp_budget_total"), 10.0, float, 0.0, 1e9),
-        dp_budget_window_days=_num(get("dp_budget_window_days"), 365, int, 1, 3650),
-        algorithm={name: _num(tenant_setting(tenant, name, spec.default), spec.default,
-                              spec.cast, spec.low, spec.high)
+        dp_budget_total=ts.DP_BUDGET_TOTAL.read(stored),
+        dp_budget_window_days=ts.DP_BUDGET_WINDOW_DAYS.read(stored),
+        algorithm={name: _algorithm_setting(tenant, name, spec)
                    for recommender in recommenders()
                    for name, spec in recommender.settings.items()},
     )

@@ -10,9 +10,9 @@ class PrivacyConfig(AppConfig):
     # request; services write the domain audit trail instead.
 
     def ready(self) -> None:
-        from apps.modeling.services import register_activation_listener
+        from apps.modeling.services import register_activation_listener, register_version_guard
         from apps.privacy.demo import portal_banner, seed_demo_requests
-        from apps.privacy.services.receipts import on_model_activated
+        from apps.privacy.services.receipts import erasure_refers_to_version, on_model_activated
         from apps.tenants.demo import register_demo_banner, register_demo_seeder
 
         # An erasure receipt becomes final once a model trained without the subject is in
@@ -20,3 +20,5 @@ class PrivacyConfig(AppConfig):
         register_activation_listener(on_model_activated)
         register_demo_seeder(seed_demo_requests)  # the console's queue has something to show
         register_demo_banner(portal_banner)  # make run prints a link into the portal
+        # A version an unfinished erasure refers to is retired, never deleted.
+        register_version_guard(erasure_refers_to_version)

@@ -30,6 +30,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.core.exceptions import ApplicationError
 from apps.core.http import client_address
+from apps.privacy import tenant_settings as privacy_settings
 from apps.privacy.forms import REGIMES, PortalRequestForm, VerifyForm, portal_kinds
 from apps.privacy.i18n import PORTAL_LANGUAGES, portal_language, supported
 from apps.privacy.kinds import RequestKind, find_kind, get_kind
@@ -61,12 +62,12 @@ from apps.privacy.services.notifications import decrypt_contact, notify_subject
 from apps.privacy.services.ratelimit import allow
 from apps.privacy.services.verification import SESSION_TTL
 from apps.tenants.models import Tenant
-from apps.tenants.services import pseudonymize, tenant_setting
+from apps.tenants.services import pseudonymize, setting_value
 
 logger = logging.getLogger("privacy.portal")
 
 COOKIE = "discreet_portal"
-IDENTIFIER_SETTING = "privacy_portal_identifier"  # "email" (default) or "account"
+IDENTIFIER_SETTING = privacy_settings.PORTAL_IDENTIFIER.name  # "email" (default) or "account"
 Status = PrivacyRequest.Status
 
 
@@ -192,7 +193,7 @@ def _home_context(tenant: Tenant, form: PortalRequestForm | None,
                             else tenant.default_regime),
         "identifier_value": (form.data.get("identifier", "") if form is not None
                              and form.is_bound else ""),
-        "account_only": tenant_setting(tenant, IDENTIFIER_SETTING, "email") == "account",
+        "account_only": setting_value(tenant, privacy_settings.PORTAL_IDENTIFIER) == "account",
         "session": session,
     }
 
@@ -234,7 +235,7 @@ def make_request(request: HttpRequest, tenant: Tenant) -> HttpResponse:
     if not allow("identifier", f"{tenant.pk}:{identifier.lower()}"):
         return _too_many(request, tenant)
     is_email = looks_like_email(identifier)
-    account_only = tenant_setting(tenant, IDENTIFIER_SETTING, "email") == "account"
+    account_only = setting_value(tenant, privacy_settings.PORTAL_IDENTIFIER) == "account"
     contact = Contact(identifier=identifier, email=identifier if is_email else "",
                       language=translation.get_language())
     if not get_kind(kind).needs_verification:

@@ -18,6 +18,7 @@ from rest_framework import status
 
 from apps.core.exceptions import ApplicationError
 from apps.core.jobs import DurableJob
+from apps.retention import tenant_settings as retention_settings
 from apps.retention.categories import (
     RetentionCategory,
     get_retention_category,
@@ -26,12 +27,12 @@ from apps.retention.categories import (
 from apps.retention.models import RetentionPolicy, RetentionRun
 from apps.tenants.config_memo import memoize_tenant_config
 from apps.tenants.models import Tenant
-from apps.tenants.services import tenant_setting
+from apps.tenants.services import setting_value
 
 logger = logging.getLogger("retention.selectors")
 
 #: Tenant setting (``tenant.settings`` JSON) overriding the platform's daily run time.
-RUN_TIME_SETTING = "retention_run_time"
+RUN_TIME_SETTING = retention_settings.RUN_TIME.name  # declared in tenant_settings.py
 DEFAULT_RUN_TIME = "03:30"
 DEFAULT_BATCH_SIZE = 10_000
 _HH_MM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
@@ -194,7 +195,8 @@ def default_run_time() -> time:
 def run_time_for(tenant: Tenant) -> time:
     """The tenant's daily run time (UTC): its ``retention_run_time`` setting, else the
     platform's."""
-    return _parse_run_time(tenant_setting(tenant, RUN_TIME_SETTING, None)) or default_run_time()
+    return (_parse_run_time(setting_value(tenant, retention_settings.RUN_TIME))
+            or default_run_time())
 
 
 def default_batch_size() -> int:

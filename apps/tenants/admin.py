@@ -21,9 +21,14 @@ from django.http import HttpRequest
 from unfold.admin import ModelAdmin as ThemedModelAdmin
 from unfold.widgets import UnfoldAdminCheckboxSelectMultipleWidget
 
-from apps.tenants.models import ApiKey, Membership, Scope, Tenant
+from apps.tenants.models import ApiKey, Invitation, Membership, Scope, Tenant
 from apps.tenants.scoping import TenantOwnedModel, TenantScopeRequired, current_tenant_ids
-from apps.tenants.services import create_api_key, revoke_api_key
+from apps.tenants.services import (
+    create_api_key,
+    invite_member,
+    revoke_api_key,
+    revoke_invitation,
+)
 from apps.tenants.signals import subject_data_viewed
 
 
@@ -281,10 +286,29 @@ class SubjectDataAdmin(AuditedSubjectDataAdminMixin, ReadOnlyTenantScopedAdmin):
 
 @admin.register(Tenant)
 class TenantAdmin(TenantScopedAdmin):
+    """The tenant and its settings. The settings are a form derived from their declarations
+    (``apps.core.tenant_settings``: types, ranges, choices, help, defaults), validated as
+    ``PATCH /api/v1/settings`` validates them; saved changes are recorded by django-auditlog
+    and anchored in the tenant's audit chain."""
+
     tenant_lookup = "pk"
     list_display = ["slug", "name", "default_regime", "is_active", "created_at"]
     search_fields = ["slug", "name"]
-    fields = ["slug", "name", "default_regime", "contact_email", "settings", "is_active"]
+    base_fields = ["slug", "name", "default_regime", "contact_email", "is_active"]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        from apps.tenants.forms import settings_fieldsets
+
+        if obj is None:
+            return [(None, {"fields": self.base_fields})]
+        return [(None, {"fields": self.base_fields}), *settings_fieldsets()]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        from apps.tenants.forms import tenant_settings_form
+
+        if obj is not None:
+            kwargs["form"] = tenant_settings_form(self.form)
+        return super().get_form(request, obj, **kwargs)
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return request.user.is_superuser  # tenants are created by operators
@@ -360,9 +384,9 @@ class ApiKeyAdmin(TenantScopedAdmin):
             tenant=obj.tenant, name=obj.name, scopes=form.cleaned_data["scopes"],
             created_by=request.user, expires_at=obj.expires_at,
         )
-        if obj.rate_limit_per_minute:
-            ApiKey.objects.for_tenant(api_key.tenant_id).filter(pk=api_key.pk).update(
-                rate_limit_per_minute=obj.rate_limit_per_minute)
+        if obj.rate_limit_per_minute:  # saved, not updated: django-auditlog records it
+            api_key.rate_limit_per_minute = obj.rate_limit_per_minute
+            api_key.save(update_fields=["rate_limit_per_minute", "updated_at"])
         obj.pk = api_key.pk
         messages.warning(request, f"Copy this key now; it will not be shown again: {raw_key}")
 
@@ -372,3 +396,82 @@ class ApiKeyAdmin(TenantScopedAdmin):
             if self.has_change_permission(request, api_key):
                 revoke_api_key(api_key=api_key)
         self.message_user(request, "Revoked.")
+
+
+def owner_tenant_ids(request: HttpRequest) -> set[int]:
+    return {t for t, role in member_roles(request).items() if role == Membership.Role.OWNER}
+
+
+class InvitationForm(forms.ModelForm):
+    class Meta:
+        model = Invitation
+        fields = ["tenant", "email", "role"]
+
+
+@admin.register(Invitation)
+class InvitationAdmin(TenantScopedAdmin):
+    """Team invitations. Owners invite a colleague by email with a role; the email (sent
+    through the configured backend) carries a single-use link that expires
+    (``INVITATION_VALID_FOR``). Invitations are never edited: revoke one and invite again."""
+
+    list_display = ["email", "role", "tenant", "invitation_status", "invited_by", "created_at",
+                    "expires_at", "accepted_at"]
+    list_select_related = ["tenant", "invited_by"]
+    list_filter = ["role"]
+    search_fields = ["email"]
+    actions = ["revoke_selected"]
+    form = InvitationForm
+
+    @admin.display(description="status")
+    def invitation_status(self, obj: Invitation) -> str:
+        return obj.status
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return request.user.is_superuser or bool(owner_tenant_ids(request))
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_exclude(self, request: HttpRequest, obj: Any = None) -> Any:
+        exclude = [f for f in (super().get_exclude(request, obj) or []) if f != "tenant"]
+        if not request.user.is_superuser and len(owner_tenant_ids(request)) == 1:
+            exclude.append("tenant")
+        return exclude
+
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, **kwargs)
+        if "tenant" in form.base_fields and not request.user.is_superuser:
+            form.base_fields["tenant"].queryset = Tenant.objects.filter(
+                pk__in=sorted(owner_tenant_ids(request)))
+        return form
+
+    def save_model(self, request: HttpRequest, obj: Invitation, form: Any, change: bool) -> None:
+        from django.urls import reverse
+
+        owned = owner_tenant_ids(request)
+        if not request.user.is_superuser:
+            if obj.tenant_id is None and len(owned) == 1:
+                obj.tenant_id = next(iter(owned))
+            if obj.tenant_id not in owned:
+                raise PermissionDenied
+        invitation = invite_member(
+            tenant=Tenant.objects.get(pk=obj.tenant_id), email=obj.email, role=obj.role,
+            invited_by=request.user,
+            accept_url=lambda token: request.build_absolute_uri(
+                reverse("invitation-accept", args=[token])))
+        obj.pk = invitation.pk
+        messages.info(request, f"An invitation was sent to {invitation.email}; its link "
+                               f"works once, until {invitation.expires_at:%Y-%m-%d %H:%M} UTC.")
+
+    @admin.action(description="Revoke the selected invitations")
+    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[Invitation]) -> None:
+        owned = owner_tenant_ids(request)
+        revoked = 0
+        for invitation in queryset:  # already scoped to the member's tenants
+            if request.user.is_superuser or invitation.tenant_id in owned:
+                revoke_invitation(invitation=invitation)
+                revoked += 1
+        self.message_user(request, f"Revoked {revoked} invitation(s).")

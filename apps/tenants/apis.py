@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 from apps.tenants.models import ApiKey, Scope, Tenant
 from apps.tenants.permissions import ANY_VALID_KEY, HasScope
 from apps.tenants.scoping import enter_tenant_scope, exit_tenant_scope
-from apps.tenants.services import revoke_api_key
+from apps.tenants.services import revoke_api_key, update_tenant_settings
 
 
 class StaticMetadata(SimpleMetadata):
@@ -152,3 +152,41 @@ class ApiKeyDetailApi(TenantApi):
         """Revoke the key. It answers 401 from the next request on."""
         revoke_api_key(api_key=self.get_key(key_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SettingsApi(TenantApi):
+    """The tenant's settings (one declaration each: ``apps.core.tenant_settings``). ``GET``
+    gives every setting's effective value, which are set (not defaults), and the
+    declarations (type, range or choices, default, help). ``PATCH`` takes
+    ``{name: value}`` (``null``: back to the default), all or nothing; an unknown name or a
+    bad value is a 400 naming the field."""
+
+    required_scope = Scope.SETTINGS_MANAGE
+
+    class OutputSerializer(serializers.Serializer):
+        settings = serializers.DictField()
+        customized = serializers.ListField(child=serializers.CharField())
+        declarations = serializers.DictField()
+
+    def _answer(self) -> Response:
+        from apps.core.tenant_settings import effective_settings, tenant_settings
+
+        declared = tenant_settings()
+        stored = self.tenant.settings
+        return Response({
+            "settings": effective_settings(stored),
+            "customized": [s.name for s in declared if s.name in stored],
+            "declarations": {s.name: s.describe() for s in declared},
+        })
+
+    @extend_schema(operation_id="settings_retrieve", responses=OutputSerializer)
+    def get(self, request: Request) -> Response:
+        return self._answer()
+
+    @extend_schema(operation_id="settings_partial_update",
+                   request={"application/json": {"type": "object",
+                                                 "additionalProperties": True}},
+                   responses=OutputSerializer)
+    def patch(self, request: Request) -> Response:
+        update_tenant_settings(tenant=self.tenant, changes=request.data)
+        return self._answer()

@@ -11,7 +11,7 @@ class TenantsConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         from apps.tenants import schema  # noqa: F401 - registers the OpenAPI auth scheme
-        from apps.tenants.models import ApiKey, Membership, Tenant
+        from apps.tenants.models import ApiKey, Invitation, Membership, Tenant
         from apps.tenants.rls import apply_after_migrate, check_database_role
         from apps.tenants.scoping import check_tenant_managers
         from apps.tenants.throttling import check_throttle_cache, check_throttle_cache_is_shared
@@ -28,3 +28,4 @@ class TenantsConfig(AppConfig):
         auditlog.register(Tenant, exclude_fields=["secret_ciphertext"])
         auditlog.register(Membership)
         auditlog.register(ApiKey, exclude_fields=["key_hash", "last_used_at"])
+        auditlog.register(Invitation, exclude_fields=["token_hash"])

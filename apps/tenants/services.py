@@ -6,18 +6,27 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from apps.core.exceptions import ApplicationError
+from apps.core.tenant_settings import (
+    TenantSetting,
+    apply_changes,
+    effective_settings,
+    validate_changes,
+)
 from apps.tenants.crypto import decrypt_secret, encrypt_secret, keyed_hash
-from apps.tenants.models import ApiKey, Membership, Scope, Tenant
+from apps.tenants.models import ApiKey, Invitation, Membership, Scope, Tenant
 
 API_KEY_PREFIX = "dsk"
 SUBJECT_ID_MAX_LENGTH = 512
@@ -221,5 +230,144 @@ def loaded_with_api_key(tenant: Tenant) -> bool:
 
 
 def tenant_setting(tenant: Tenant, name: str, default: Any) -> Any:
-    """A per-tenant setting with the platform default when the tenant has not set it."""
+    """A per-tenant setting with the platform default when the tenant has not set it.
+    Prefer :func:`setting_value` with the setting's declaration (validated)."""
     return tenant.settings.get(name, default)
+
+
+def setting_value(tenant: Tenant, setting: TenantSetting) -> Any:
+    """The tenant's value of a declared setting (``apps.core.tenant_settings``): the stored
+    value when valid, else the declared default."""
+    return setting.read(tenant.settings)
+
+
+# --- Settings -----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def update_tenant_settings(*, tenant: Tenant, changes: Any) -> dict[str, Any]:
+    """Apply ``changes`` (``{name: value}``; ``null`` resets a setting to its default) to
+    the tenant's settings, all or nothing: every unknown name and bad value is named in one
+    ``ApplicationError`` (``details``: errors by field). The change is recorded by
+    django-auditlog (``Tenant`` is registered) and anchored in the tenant's audit chain.
+    Returns the effective settings."""
+    valid, errors = validate_changes(changes)
+    if errors:
+        raise ApplicationError("Some settings are not valid.", code="invalid_settings",
+                               details=errors)
+    locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    new = apply_changes(locked.settings, valid)
+    if new != locked.settings:
+        locked.settings = new
+        locked.save(update_fields=["settings", "updated_at"])
+    tenant.settings = locked.settings
+    return effective_settings(locked.settings)
+
+
+# --- Invitations ----------------------------------------------------------------------------
+
+INVITATION_VALID_FOR = timedelta(days=7)
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@transaction.atomic
+def invite_member(*, tenant: Tenant, email: str, role: str, invited_by: AbstractBaseUser | None,
+                  accept_url: Callable[[str], str]) -> Invitation:
+    """Invite ``email`` into ``tenant`` with ``role``: an invitation row (recorded by
+    django-auditlog, anchored in the tenant's audit chain) and, after commit, an email
+    with the single-use link (``accept_url(token)``) through the configured email backend.
+    Only a hash of the token is stored. An open invitation of the same address is revoked
+    (the newest link is the one that works)."""
+    email = get_user_model().objects.normalize_email(email).strip()
+    if role not in Membership.Role.values:
+        raise ApplicationError(f"Unknown role '{role}'.", code="invalid_role")
+    if Membership.objects.for_tenant(tenant).filter(user__username__iexact=email).exists():
+        raise ApplicationError(f"{email} is already a member.", code="already_member")
+    now = timezone.now()
+    for stale in Invitation.objects.for_tenant(tenant).filter(
+            email__iexact=email, accepted_at__isnull=True, revoked_at__isnull=True):
+        stale.revoked_at = now
+        stale.save(update_fields=["revoked_at", "updated_at"])
+    token = secrets.token_urlsafe(32)
+    invitation = Invitation(tenant=tenant, email=email, role=role,
+                            token_hash=_hash_token(token), invited_by=invited_by,
+                            expires_at=now + INVITATION_VALID_FOR)
+    invitation.full_clean()
+    invitation.save()
+    link = accept_url(token)
+    inviter = getattr(invited_by, "email", "") or "A colleague"
+    subject = f"You are invited to {tenant.name} on Discreet"
+    body = (f"{inviter} invited you to join {tenant.name} on Discreet as {role}.\n\n"
+            f"Open this link to choose your password and accept (it works once, until "
+            f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC):\n\n{link}\n\n"
+            "If you did not expect this invitation, ignore this email.\n")
+    transaction.on_commit(lambda: send_mail(subject, body, None, [email]))
+    return invitation
+
+
+def find_invitation(token: str) -> Invitation | None:
+    """The open invitation with this token (``None``: unknown, used, revoked or expired).
+    Crosses tenants on purpose: the token is what names its tenant, like an API key."""
+    if not isinstance(token, str) or not 20 <= len(token) <= 100:
+        return None
+    invitation = (Invitation.all_tenants.select_related("tenant")
+                  .filter(token_hash=_hash_token(token)).first())
+    if invitation is None or invitation.status != "open" or not invitation.tenant.is_active:
+        return None
+    return invitation
+
+
+def invitation_needs_new_account(invitation: Invitation) -> bool:
+    return not get_user_model().objects.filter(username__iexact=invitation.email).exists()
+
+
+@transaction.atomic
+def accept_invitation(*, token: str, password: str) -> Membership:
+    """Accept an invitation: for a new address, the account is created with ``password``
+    (Django's password validators apply); for an existing account, ``password`` must be its
+    password. Creates the membership with the invited role; the link then stops working.
+    ``ApplicationError``: ``invitation_invalid`` (unknown, used, revoked, expired),
+    ``invalid_password``."""
+    found = find_invitation(token)
+    if found is None:
+        raise ApplicationError("This invitation link is not valid any more.",
+                               code="invitation_invalid", status_code=404)
+    invitation = Invitation.objects.for_tenant(found.tenant_id).select_for_update().get(
+        pk=found.pk)
+    if invitation.status != "open":  # accepted meanwhile: single use
+        raise ApplicationError("This invitation link is not valid any more.",
+                               code="invitation_invalid", status_code=404)
+    users = get_user_model()
+    user = users.objects.filter(username__iexact=invitation.email).first()
+    if user is None:
+        candidate = users(username=invitation.email, email=invitation.email, is_staff=True)
+        try:
+            validate_password(password, candidate)
+        except ValidationError as exc:
+            raise ApplicationError(" ".join(exc.messages), code="invalid_password") from None
+        candidate.set_password(password)
+        candidate.save()
+        user = candidate
+    elif not user.check_password(password):
+        raise ApplicationError("Enter the password of your existing account.",
+                               code="invalid_password")
+    elif not user.is_staff:
+        user.is_staff = True  # members log into the admin
+        user.save(update_fields=["is_staff"])
+    membership, _ = Membership.objects.for_tenant(invitation.tenant_id).get_or_create(
+        tenant_id=invitation.tenant_id, user=user, defaults={"role": invitation.role})
+    invitation.accepted_at = timezone.now()
+    invitation.accepted_by = user
+    invitation.save(update_fields=["accepted_at", "accepted_by", "updated_at"])
+    return membership
+
+
+@transaction.atomic
+def revoke_invitation(*, invitation: Invitation) -> Invitation:
+    if invitation.status == "open":
+        invitation.revoked_at = timezone.now()
+        invitation.save(update_fields=["revoked_at", "updated_at"])
+    return invitation

@@ -25,10 +25,10 @@ from tests.factories.privacy import seed_subject
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "apps" / "privacy" / "templates" / "privacy"
 LOCALE = Path(__file__).resolve().parents[2] / "apps" / "privacy" / "locale"
-#: Templates a subject reads. (``staff_reminder.txt`` goes to the tenant's staff: English.)
+#: Templates a subject reads. (``staff_*.txt`` go to the tenant's staff: English.)
 SUBJECT_TEMPLATES = sorted([*TEMPLATES.glob("portal/*.html"),
                             *(p for p in TEMPLATES.glob("email/*.txt")
-                              if p.name != "staff_reminder.txt")])
+                              if not p.name.startswith("staff_"))])
 #: Words the same in every language of the portal.
 NEUTRAL = {"UTC"}
 READABLE_ATTRIBUTES = ("aria-label", "title", "placeholder", "alt")

@@ -89,3 +89,22 @@ def webhook_delete(owner: Tenant) -> IsolationCase:
     case = webhook_detail(owner)
     case.target.method = case.missing.method = "delete"  # type: ignore[union-attr]
     return case
+
+
+@isolation_case("tenant-settings")
+def tenant_settings_read(owner: Tenant) -> IsolationCase:
+    owner.settings = {**owner.settings, "privacy_holidays": ["2031-01-07"],
+                      "dp_epsilon": 0.123457}
+    owner.save()
+    return IsolationCase(target=Probe(), markers=("2031-01-07", "0.123457"))
+
+
+@isolation_case("tenant-settings:patch")
+def tenant_settings_write(owner: Tenant) -> IsolationCase:
+    tenant_settings_read(owner)
+    before = dict(Tenant.objects.get(pk=owner.pk).settings)
+    return IsolationCase(
+        target=Probe(method="patch", body={"dp_epsilon": 2.5}),
+        markers=("2031-01-07", "0.123457"),
+        intact=lambda: Tenant.objects.get(pk=owner.pk).settings == before,
+    )

@@ -44,6 +44,7 @@ class Setting:
     cast: type[int] | type[float]
     low: float
     high: float
+    help: str = ""
 
 
 #: Arrays every artifact holds whatever its algorithms: an implementation's own arrays

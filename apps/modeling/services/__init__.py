@@ -25,10 +25,12 @@ from apps.modeling.services.serving import (
 )
 from apps.modeling.services.training import (
     activate_version,
+    delete_version,
     destroy_artifact,
     execute_training_run,
     get_active_version,
     register_activation_listener,
+    register_version_guard,
     request_retrain_after_deletion,
     request_retrain_later,
     request_training,
@@ -36,6 +38,7 @@ from apps.modeling.services.training import (
     schedule_training_for_all,
     start_due_retrains,
     train_model,
+    version_delete_refusal,
 )
 
 __all__ = [
@@ -46,6 +49,7 @@ __all__ = [
     "artifacts_holding_subject",
     "budget_spent",
     "current_model",
+    "delete_version",
     "destroy_artifact",
     "erase_subject",
     "execute_training_run",
@@ -57,6 +61,7 @@ __all__ = [
     "recommend_for_subject",
     "rectify_subject",
     "register_activation_listener",
+    "register_version_guard",
     "release_popular_items",
     "remove_subject_from_models",
     "request_retrain_after_deletion",
@@ -69,4 +74,5 @@ __all__ = [
     "start_due_retrains",
     "stored_model_evidence",
     "train_model",
+    "version_delete_refusal",
 ]

@@ -281,6 +281,52 @@ def retire_version(*, tenant: Tenant, version: ModelVersion, actor: Any = None
     return version
 
 
+#: ``guard(tenant, version) -> reason | None``: a higher app's reason why a version may not be
+#: deleted (the privacy app: an unfinished erasure refers to it).
+VersionGuard = Callable[[Tenant, ModelVersion], "str | None"]
+_version_guards: list[VersionGuard] = []
+
+
+def register_version_guard(guard: VersionGuard) -> None:
+    """Register from ``AppConfig.ready``."""
+    if guard not in _version_guards:
+        _version_guards.append(guard)
+
+
+def version_delete_refusal(*, tenant: Tenant, version: ModelVersion) -> str | None:
+    """Why ``version`` may not be deleted now, in plain words (``None``: it may). The active
+    version serves every request, and a version an unfinished erasure refers to is part of
+    its proof: both are retired, never deleted, until nothing needs them."""
+    if version.status == ModelVersion.Status.ACTIVE:
+        return (f"v{version.number} is the active version: it cannot be deleted. Retire it "
+                "(or activate another version) first.")
+    for guard in _version_guards:
+        reason = guard(tenant, version)
+        if reason:
+            return reason
+    return None
+
+
+@transaction.atomic
+def delete_version(*, tenant: Tenant, version: ModelVersion, actor: Any = None) -> None:
+    """Delete a version that nothing needs any more (:func:`version_delete_refusal`, else
+    ``ApplicationError`` ``version_in_use``, 409): its artifact is destroyed with it (an
+    artifact without its row would read as an unregistered one and block erasures)."""
+    serving_state(tenant, lock=True)  # no activation or registration meanwhile
+    version = ModelVersion.objects.for_tenant(tenant).select_for_update().get(pk=version.pk)
+    reason = version_delete_refusal(tenant=tenant, version=version)
+    if reason:
+        raise ApplicationError(reason, code="version_in_use", status_code=409,
+                               details={"version": version.number})
+    audit.record(tenant, "modeling.version_deleted", actor, version,
+                 {"number": version.number, "status": version.status,
+                  "artifact_destroyed": version.has_artifact})
+    path = version.artifact_path if version.has_artifact else ""
+    version.delete()
+    if path:
+        transaction.on_commit(lambda: artifacts.delete(path))
+
+
 def prune_artifacts(*, tenant_id: int) -> int:
     """Destroy the artifacts no longer needed: those of versions still holding an erased
     subject's influence once another version serves (DESIGN step 8), and all but the newest
@@ -398,22 +444,37 @@ def train_model(*, tenant: Tenant, run: TrainingRun | None = None,
     lines: list[str] = []
     started = time.perf_counter()
 
-    def say(message: str) -> None:
+    # ``percent`` (shown live on the run's admin page) only moves forward: the snapshot is
+    # 0-10, the fits 10-90 (each fit takes half of what is left, as their number depends
+    # on the search budget), the artifact and the registration 90-100.
+    percent = [0.0]
+    fits = {"label": None, "count": -1}
+
+    def advance(value: float) -> float:
+        percent[0] = round(max(percent[0], min(value, 100.0)), 1)
+        return percent[0]
+
+    def say(message: str, at: float | None = None) -> None:
         line = f"[{time.perf_counter() - started:7.2f}s] {message}"
         lines.append(line)
         if echo:
             echo(line)
         if run is not None:
-            record_progress(run, stage=message[:80])
+            record_progress(run, stage=message[:80],
+                            percent=advance(at if at is not None else min(percent[0] + 0.5, 99.0)))
 
     last_beat = [0.0]
 
     def on_iteration(label: str, iteration: int, iterations: int) -> None:
+        if label != fits["label"]:
+            fits["label"], fits["count"] = label, fits["count"] + 1
+        done = fits["count"] + iteration / max(iterations, 1)
+        value = 10.0 + 80.0 * (1.0 - 0.5 ** done)
         now = time.perf_counter()
         if run is not None and (now - last_beat[0] > 0.2 or iteration == iterations):
             last_beat[0] = now
             record_progress(run, stage="fit", candidate=label, iteration=iteration,
-                            iterations=iterations)
+                            iterations=iterations, percent=advance(value))
         if echo and (iteration == iterations or iteration % 5 == 0):
             echo(f"  {label}: iteration {iteration}/{iterations}")
 
@@ -424,7 +485,7 @@ def train_model(*, tenant: Tenant, run: TrainingRun | None = None,
         say(f"quarantined {len(data.quarantine)} subject(s) with anomalous activity")
     say(f"snapshot: {data.stats['subjects_consented']} subjects "
         f"({data.stats['subjects_excluded_by_consent']} excluded by consent), "
-        f"{data.stats['items']} items, {data.stats['interactions']} interactions")
+        f"{data.stats['items']} items, {data.stats['interactions']} interactions", at=10.0)
     if data.matrix.nnz == 0 or data.matrix.shape[0] < 2 or data.matrix.shape[1] < 2:
         raise ApplicationError("Not enough consented interactions to train a model.",
                                code="not_enough_data", status_code=409)
@@ -432,13 +493,13 @@ def train_model(*, tenant: Tenant, run: TrainingRun | None = None,
     chosen = result.chosen
     validation = f"validation {chosen.ndcg:.4f}, " if result.searched else ""
     say(f"chosen: {chosen.label} ({validation}hold-out ndcg@10 "
-        f"{chosen.holdout['ndcg@10']:.4f}; popularity {result.popularity['ndcg@10']:.4f})")
+        f"{chosen.holdout['ndcg@10']:.4f}; popularity {result.popularity['ndcg@10']:.4f})", at=90.0)
 
     save_started = time.perf_counter()
     label = f"run{run.pk}" if run is not None else "manual"
     path, digest, size = artifacts.save(tenant.pk, result.artifact, label=label)
     save_s = time.perf_counter() - save_started
-    say(f"artifact saved: {size} bytes, sha256 {digest[:12]}")
+    say(f"artifact saved: {size} bytes, sha256 {digest[:12]}", at=95.0)
     timings = {**data.timings, **result.timings, "artifact_s": save_s,
                "total_s": time.perf_counter() - started}
 
@@ -608,8 +669,8 @@ def execute_training_run(*, tenant_id: int, run_id: int, echo: Echo | None = Non
     def train(run: TrainingRun) -> ModelVersion:
         version = train_model(tenant=Tenant.objects.get(pk=tenant_id), run=run, echo=echo)
         run.refresh_from_db()
-        finish_job(run, stage="done", model_version=version.number, status_note=(
-            version.activation_note or "")[:200])
+        finish_job(run, stage="done", percent=100.0, model_version=version.number,
+                   status_note=(version.activation_note or "")[:200])
         return version
 
     return run_job(TrainingRun, tenant_id=tenant_id, job_id=run_id, work=train)

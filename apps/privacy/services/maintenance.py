@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from apps.audit import services as audit
 from apps.core.subject_data import retention_period, subject_data_stores
+from apps.privacy import tenant_settings as privacy_settings
 from apps.privacy.models import (
     ErasureTombstone,
     PortalSession,
@@ -47,13 +48,13 @@ from apps.privacy.services.tombstones import (
     record_of,
 )
 from apps.tenants.models import Tenant
-from apps.tenants.services import tenant_setting
+from apps.tenants.services import setting_value
 from apps.webhooks import services as webhooks
 
 logger = logging.getLogger("privacy.maintenance")
 
-UNVERIFIED_DAYS_SETTING = "privacy_unverified_reject_days"
-DEFAULT_UNVERIFIED_DAYS = 30
+UNVERIFIED_DAYS_SETTING = privacy_settings.UNVERIFIED_REJECT_DAYS.name  # tenant_settings.py
+DEFAULT_UNVERIFIED_DAYS = privacy_settings.UNVERIFIED_REJECT_DAYS.default
 REMINDER_INTERVAL = timedelta(hours=20)
 TOMBSTONE_CATEGORY = "erasure_tombstones"  # the retention category of the tombstones
 
@@ -127,7 +128,7 @@ def run_housekeeping(*, now: datetime | None = None) -> dict[str, int]:
     for tenant in Tenant.objects.all():
         with transaction.atomic():
             done["export_files_deleted"] += delete_export_files(tenant=tenant, now=now)
-        days = tenant_setting(tenant, UNVERIFIED_DAYS_SETTING, DEFAULT_UNVERIFIED_DAYS)
+        days = setting_value(tenant, privacy_settings.UNVERIFIED_REJECT_DAYS)
         stale = PrivacyRequest.objects.for_tenant(tenant).filter(
             status__in=[Status.RECEIVED, Status.VERIFYING],
             received_at__lt=now - timedelta(days=int(days or DEFAULT_UNVERIFIED_DAYS)),

@@ -356,3 +356,31 @@ def on_model_activated(tenant_id: int, version_id: int) -> None:
 
     if PrivacyRequest.objects.for_tenant(tenant_id).filter(model_update_pending=True).exists():
         finalise_model_receipts_task.delay(tenant_id)
+
+
+def _names_version(receipt: dict[str, Any], number: int) -> bool:
+    section = receipt.get("model") or {}
+    in_section = (section.get("model_version") or {}).get("number") == number
+    return in_section or f"v{number}" in [str(v) for v in receipt.get("model_versions", [])]
+
+
+def erasure_refers_to_version(tenant: Tenant, version: Any) -> str | None:
+    """Modeling's version guard: why ``version`` may not be deleted while an erasure is
+    unfinished. An erasure in progress may still patch any stored artifact (and describes
+    the versions holding the subject); a receipt still waiting for its model update names
+    the versions its proof is about."""
+    running = (PrivacyRequest.objects.for_tenant(tenant)
+               .filter(kind="erasure", status=PrivacyRequest.Status.IN_PROGRESS)
+               .values_list("reference", flat=True).first())
+    if running is not None and version.has_artifact:
+        return (f"v{version.number} cannot be deleted while an erasure is in progress "
+                f"(request {running[:8]}): it may still change this version's artifact. "
+                "Retire it instead, or try again once the erasure is complete.")
+    for reference, result in (PrivacyRequest.objects.for_tenant(tenant)
+                              .filter(model_update_pending=True)
+                              .values_list("reference", "result")):
+        if _names_version((result or {}).get("receipt") or {}, version.number):
+            return (f"v{version.number} is referred to by an erasure whose receipt is still "
+                    f"waiting for the model update (request {reference[:8]}). Retire it "
+                    "instead; it can be deleted once that receipt is final.")
+    return None

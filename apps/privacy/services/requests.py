@@ -19,10 +19,10 @@ from rest_framework import status as http
 
 from apps.audit import services as audit
 from apps.core.exceptions import ApplicationError
+from apps.privacy import tenant_settings as privacy_settings
 from apps.privacy.kinds import find_kind, get_kind
 from apps.privacy.models import PrivacyRequest
 from apps.privacy.services.deadlines import (
-    DEFAULT_AT_RISK_DAYS,
     compute_clock,
     parse_holidays,
 )
@@ -38,14 +38,14 @@ from apps.privacy.services.lifecycle import (
 from apps.privacy.services.notifications import Contact, encrypt_contact, notify_subject
 from apps.privacy.services.verification import start_email_verification, verify_privacy_request
 from apps.tenants.models import Tenant
-from apps.tenants.services import tenant_setting
+from apps.tenants.services import setting_value
 
 Status = PrivacyRequest.Status
 Channel = PrivacyRequest.Channel
 Verification = PrivacyRequest.Verification
 
-HOLIDAYS_SETTING = "privacy_holidays"
-AT_RISK_SETTING = "privacy_at_risk_days"
+HOLIDAYS_SETTING = privacy_settings.HOLIDAYS.name  # declared in apps/privacy/tenant_settings.py
+AT_RISK_SETTING = privacy_settings.AT_RISK_DAYS.name
 
 #: Where a subject can complain, by regime (sent with every rejection: GDPR Art. 12(4)).
 COMPLAINT_RIGHTS = {  # shown to the subject: in their language (apps/privacy/locale)
@@ -61,12 +61,11 @@ COMPLAINT_RIGHTS = {  # shown to the subject: in their language (apps/privacy/lo
 
 
 def holidays_of(tenant: Tenant) -> frozenset:
-    return parse_holidays(tenant_setting(tenant, HOLIDAYS_SETTING, []))
+    return parse_holidays(setting_value(tenant, privacy_settings.HOLIDAYS))
 
 
 def at_risk_days(tenant: Tenant) -> int:
-    value = tenant_setting(tenant, AT_RISK_SETTING, DEFAULT_AT_RISK_DAYS)
-    return value if isinstance(value, int) and value >= 0 else DEFAULT_AT_RISK_DAYS
+    return setting_value(tenant, privacy_settings.AT_RISK_DAYS)
 
 
 def _validate_choice(value: str, choices: Any, code: str, what: str) -> str:
