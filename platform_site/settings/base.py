@@ -44,16 +44,21 @@ INSTALLED_APPS = [
     "apps.retention",
 ]
 
+# The API's routes: authenticated by API keys, no cookies. The site's session, CSRF,
+# authentication, admin-scope and messages middleware (the "site only" classes, Django's
+# own subclassed) let their requests through untouched (apps/core/site_middleware.py).
+API_PATH_PREFIXES = ["/api/v1/"]
+
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "apps.core.middleware.RequestBodyLimitMiddleware",  # before anything reads a body
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "apps.core.site_middleware.SessionMiddleware",  # site only
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "apps.tenants.middleware.AdminTenantScopeMiddleware",  # after auth: needs request.user
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "apps.core.site_middleware.CsrfViewMiddleware",  # site only
+    "apps.core.site_middleware.AuthenticationMiddleware",  # site only
+    "apps.tenants.middleware.AdminTenantScopeMiddleware",  # site only; after auth: request.user
+    "apps.core.site_middleware.MessageMiddleware",  # site only
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
