@@ -138,6 +138,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {"api_key": env.str("API_KEY_RATE", default="60000/min")},
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["apps.core.json.FastJSONParser"],
+    # JSON only: no browsable API; the Accept header is parsed only when it is unusual.
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "apps.core.json.JSONContentNegotiation",
     "DEFAULT_PAGINATION_CLASS": "apps.core.pagination.CursorPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "apps.core.exceptions.api_exception_handler",
