@@ -401,7 +401,7 @@ def load_process(requests: list[bytes], clients: int, seconds: float, warmup: fl
                  result: Any) -> None:
     """One generator process: ``clients`` connections, each sending its next request when
     the previous answer is in (closed loop), for ``warmup`` (not counted) + ``seconds``."""
-    async def run() -> tuple[list[float], list[str], float, float]:
+    async def run() -> tuple[list[float], list[str], float, float, int]:
         warm_times: list[float] = []
         warm_end = time.perf_counter() + warmup
         await asyncio.gather(*(_client(requests, warm_end, 1000 + c, warm_times, [])
@@ -412,10 +412,10 @@ def load_process(requests: list[bytes], clients: int, seconds: float, warmup: fl
         await asyncio.gather(*(_client(requests, start + seconds, c, times, errors)
                                for c in range(clients)))
         wall = time.perf_counter() - start
-        return times, errors, wall, time.process_time() - cpu
+        return times, errors, wall, time.process_time() - cpu, len(warm_times)
 
-    times, errors, wall, cpu = asyncio.run(run())
-    result.put({"times": times, "errors": errors, "wall": wall, "cpu": cpu})
+    times, errors, wall, cpu, warm = asyncio.run(run())
+    result.put({"times": times, "errors": errors, "wall": wall, "cpu": cpu, "warm": warm})
 
 
 def drive(requests: list[bytes], clients: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -432,7 +432,8 @@ def drive(requests: list[bytes], clients: int, args: argparse.Namespace) -> dict
             "p50_ms": pct(times, 50), "p99_ms": pct(times, 99), "p999_ms": pct(times, 99.9),
             "mean_ms": statistics.fmean(times) if times else float("nan"),
             "errors": len(out["errors"]), "error_kinds": sorted(set(out["errors"]))[:5],
-            "generator_cpu_share": out["cpu"] / out["wall"], "load_average": load_before}
+            "generator_cpu_share": out["cpu"] / out["wall"], "load_average": load_before,
+            "warmup_n": out["warm"]}
 
 
 def http(args: argparse.Namespace, raw_key: str, readers: list[int]) -> dict[str, Any]:
@@ -460,6 +461,64 @@ def http(args: argparse.Namespace, raw_key: str, readers: list[int]) -> dict[str
     finally:
         stop(server)
     return results
+
+
+#: (label, file suffix, function) of the profile breakdown: CPU ms per request, inclusive.
+BREAKDOWN = [
+    ("gunicorn: one request, all of it", "gunicorn/workers/sync.py", "handle"),
+    ("gunicorn: one request, all of it", "gunicorn/workers/gthread.py", "handle"),
+    ("  gunicorn: read + parse the request", "gunicorn/http/parser.py", "__next__"),
+    ("  Django WSGIHandler (middleware + view)", "django/core/handlers/wsgi.py", "__call__"),
+    ("    URL resolution", "django/urls/resolvers.py", "resolve"),
+    ("    view (DRF dispatch, everything below)", "rest_framework/views.py", "dispatch"),
+    ("      DRF Request wrapper", "rest_framework/views.py", "initialize_request"),
+    ("      content negotiation", "rest_framework/views.py", "perform_content_negotiation"),
+    ("      authentication (API key)", "rest_framework/views.py", "perform_authentication"),
+    ("        key lookup (SQL + objects)", "apps/core/db.py", "first"),
+    ("      permissions (scopes)", "rest_framework/views.py", "check_permissions"),
+    ("      throttle (atomic counter)", "rest_framework/views.py", "check_throttles"),
+    ("      handler: recommendations view", "apps/modeling/apis.py", "get"),
+    ("      handler: session view", "apps/modeling/apis.py", "post"),
+    ("        input serializer", "rest_framework/serializers.py", "is_valid"),
+    ("        pseudonymize", "apps/tenants/services.py", "pseudonymize"),
+    ("        recommend_for_subject", "apps/modeling/services/serving.py",
+     "recommend_for_subject"),
+    ("          consent check", "apps/consent/selectors.py", "get_subject_consent_views"),
+    ("          current model", "apps/modeling/services/serving.py", "current_model"),
+    ("      finalize + render", "rest_framework/views.py", "finalize_response"),
+    ("      exception handler", "rest_framework/views.py", "handle_exception"),
+    ("    RLS setting kept in step", "apps/tenants/postgresql/base.py",
+     "_keep_tenant_setting"),
+    ("    all SQL statements (client side)", "django/db/backends/utils.py", "execute"),
+    ("    Redis calls", "redis/client.py", "execute_command"),
+    ("    CSP header", "csp/middleware.py", "process_response"),
+    ("  gunicorn: write the response", "gunicorn/http/wsgi.py", "write"),
+    ("  gunicorn: access/close", "gunicorn/http/wsgi.py", "close"),
+]
+
+
+def profile_breakdown(directory: Path, requests: int) -> list[tuple[str, float, int]]:
+    """CPU ms per request of each :data:`BREAKDOWN` entry over every worker's profile."""
+    import pstats
+
+    files = sorted(directory.glob("worker-*.prof"))
+    if not files:
+        print("no worker profiles written", flush=True)
+        return []
+    stats = pstats.Stats(*map(str, files))
+    rows = []
+    for label, suffix, function in BREAKDOWN:
+        total, calls = 0.0, 0
+        for (filename, _, name), (_, ncalls, _, cumulative, _) in stats.stats.items():
+            if name == function and filename.endswith(suffix):
+                total += cumulative
+                calls += ncalls
+        if calls:
+            rows.append((label, total * 1000 / requests, calls))
+            print(f"{label:48s} {total * 1000 / requests:7.3f} ms/request  ({calls} calls)",
+                  flush=True)
+    stats.sort_stats("tottime").print_stats(25)
+    return rows
 
 
 def main() -> None:
@@ -520,6 +579,13 @@ def main() -> None:
 
     connections.close_all()
     results["http"] = http(args, raw_key, readers)
+    if args.profile:
+        served = sum(f["n"] for f in results["http"].values())
+        for f in results["http"].values():
+            served += f.get("warmup_n", 0)
+        print(f"\nprofile of the gunicorn workers (CPU time, cProfile; {served} requests "
+              "incl. warm-up):", flush=True)
+        results["profile"] = profile_breakdown(OUT / f"profile-{args.label}", served)
     OUT.mkdir(exist_ok=True)
     path = OUT / f"serve-{args.label}-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
     path.write_text(json.dumps(results, indent=2))

@@ -131,6 +131,8 @@ class _Compiled:
         self.init_list = [f[0].target.attname for f in select[self.start:self.end]]
         self.related_populators = get_related_populators(klass_info, select, self.db)
         self.compiler = compiler
+        self.converters = compiler.get_converters(
+            [column[0] for column in select[0:compiler.col_count]])
 
     def first(self, values: tuple[Any, ...]) -> Any:
         params = list(self.params)
@@ -141,7 +143,8 @@ class _Compiled:
             row = cursor.fetchone()
         if row is None:
             return None
-        row = next(iter(self.compiler.results_iter(results=[[row]])))
+        if self.converters:  # what the ORM's iterator does to each row
+            row = next(iter(self.compiler.apply_converters([row], self.converters)))
         obj = self.model.from_db(self.db, self.init_list, row[self.start:self.end])
         for populator in self.related_populators:
             populator.populate(row, obj)
