@@ -81,11 +81,14 @@ def bench_env(args: argparse.Namespace, settings: str) -> dict[str, str]:
         "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
         "PYTHONPATH": os.pathsep.join([str(args.code), str(BENCH)]),
+        # Model artifacts stay in this checkout's var/, whichever checkout serves them.
+        "MEDIA_ROOT": str(ROOT / "var" / "media"),
     }
 
 
 def setup_django(args: argparse.Namespace, settings: str) -> None:
     os.environ.update(bench_env(args, settings))
+    os.chdir(args.code)  # Celery puts the working directory first on sys.path
     sys.path[:0] = [str(args.code), str(BENCH)]
     import django
 

@@ -104,3 +104,11 @@ def test_content_negotiation_still_answers_as_drf_does(tenant, make_client, acce
     assert response["Content-Type"] == "application/json"
     if status == 406:
         assert response.json()["error"]["code"] == "not_acceptable"
+
+
+def test_the_deploy_check_still_wants_csrf_middleware(settings):
+    from apps.core.site_middleware import check_csrf_middleware
+
+    assert check_csrf_middleware() == []
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if "Csrf" not in m]
+    assert [m.id for m in check_csrf_middleware()] == ["core.W003"]
