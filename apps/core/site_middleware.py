@@ -27,10 +27,10 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.core import checks
 from django.contrib.auth import middleware as auth_middleware
 from django.contrib.messages import middleware as messages_middleware
 from django.contrib.sessions import middleware as sessions_middleware
+from django.core import checks
 from django.http import HttpRequest, HttpResponseBase
 from django.middleware import csrf
 
