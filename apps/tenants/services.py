@@ -19,6 +19,7 @@ from apps.core.db import PrecompiledLookup
 from apps.core.exceptions import ApplicationError
 from apps.tenants.crypto import decrypt_secret, encrypt_secret, keyed_hash
 from apps.tenants.models import ApiKey, Membership, Scope, Tenant
+from apps.tenants.rls import whatever_scope_is_set
 
 API_KEY_PREFIX = "dsk"
 SUBJECT_ID_MAX_LENGTH = 512
@@ -200,7 +201,10 @@ def authenticate_api_key(raw_key: str) -> ApiKey | None:
     parts = raw_key.split("_", 2)  # the random part may itself contain "_"
     if len(parts) != 3 or parts[0] != API_KEY_PREFIX:
         return None
-    api_key = _API_KEY_BY_PREFIX.first(parts[1])
+    with whatever_scope_is_set():  # the previous request's tenant, most often this one's
+        api_key = _API_KEY_BY_PREFIX.first(parts[1])
+    if api_key is None:
+        api_key = _API_KEY_BY_PREFIX.first(parts[1])  # under "all": every tenant's keys
     if api_key is None or not hmac.compare_digest(api_key.key_hash, _hash_key(raw_key)):
         return None
     setattr(api_key.tenant, _LOADED_WITH_KEY, True)
