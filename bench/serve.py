@@ -312,6 +312,8 @@ def start_gunicorn(args: argparse.Namespace) -> subprocess.Popen[bytes]:
     if args.profile:
         env["SERVE_PROFILE_DIR"] = str(OUT / f"profile-{args.label}")
         Path(env["SERVE_PROFILE_DIR"]).mkdir(parents=True, exist_ok=True)
+        for old in Path(env["SERVE_PROFILE_DIR"]).glob("worker-*"):
+            old.unlink()
     log = (OUT / f"serve-gunicorn-{args.label}.log").open("wb")
     process = subprocess.Popen(gunicorn_argv(args), env=env, stdout=log,  # noqa: S603
                                stderr=subprocess.STDOUT, start_new_session=True)
@@ -583,12 +585,11 @@ def main() -> None:
     connections.close_all()
     results["http"] = http(args, raw_key, readers)
     if args.profile:
-        served = sum(f["n"] for f in results["http"].values())
-        for f in results["http"].values():
-            served += f.get("warmup_n", 0)
+        directory = OUT / f"profile-{args.label}"
+        served = sum(int(p.read_text()) for p in directory.glob("worker-*.count"))
         print(f"\nprofile of the gunicorn workers (CPU time, cProfile; {served} requests "
-              "incl. warm-up):", flush=True)
-        results["profile"] = profile_breakdown(OUT / f"profile-{args.label}", served)
+              "after each worker's first 20):", flush=True)
+        results["profile"] = profile_breakdown(directory, served)
     OUT.mkdir(exist_ok=True)
     path = OUT / f"serve-{args.label}-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
     path.write_text(json.dumps(results, indent=2))

@@ -106,7 +106,7 @@ class PrecompiledLookup:
         if compiled is None:
             compiled = _Compiled(self._build(*self._markers)[:1], self._markers)
             self._compiled[compiled.connection] = compiled
-        return compiled.first(values)
+        return compiled.run(values)
 
     def sql(self) -> str:
         """The compiled statement (for tests and ``EXPLAIN``)."""
@@ -134,7 +134,7 @@ class _Compiled:
         self.converters = compiler.get_converters(
             [column[0] for column in select[0:compiler.col_count]])
 
-    def first(self, values: tuple[Any, ...]) -> Any:
+    def run(self, values: tuple[Any, ...]) -> Any:
         params = list(self.params)
         for position, value in zip(self.positions, values, strict=True):
             params[position] = value
