@@ -7,9 +7,14 @@ if [ "${MIGRATE_ON_START:-true}" = "true" ]; then
   # As the tables' owner when MIGRATE_DATABASE_URL names one (the app's role may not run DDL).
   DATABASE_URL="${MIGRATE_DATABASE_URL:-$DATABASE_URL}" python manage.py migrate --noinput
 fi
+# Threads overlap a request's waits for PostgreSQL and Redis and keep the proxy's connections
+# alive; --preload imports the app once, before the fork (README "Serving at web speed").
 exec gunicorn platform_site.wsgi:application \
   --bind "0.0.0.0:${PORT:-8000}" \
   --workers "${WEB_CONCURRENCY:-2}" \
+  --worker-class gthread --threads "${WEB_THREADS:-4}" \
+  --keep-alive "${WEB_KEEPALIVE:-5}" \
+  --preload \
   --timeout "${WEB_TIMEOUT:-60}" \
   --limit-request-line 8190 \
   --access-logfile - \
