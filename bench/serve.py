@@ -43,7 +43,6 @@ import math
 import multiprocessing as mp
 import os
 import random
-import signal
 import statistics
 import subprocess
 import sys
@@ -334,13 +333,9 @@ def start_gunicorn(args: argparse.Namespace) -> subprocess.Popen[bytes]:
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    from ingest import stop as stop_gunicorn  # bench/ingest.py: TERM, then KILL after 30 s
+
+    stop_gunicorn(process)
 
 
 def requests_for(route: str, raw_key: str, readers: list[int], count: int = 500) -> list[bytes]:
