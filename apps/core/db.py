@@ -13,7 +13,7 @@ request that :class:`PrecompiledLookup` compiles once per process.
 
 from __future__ import annotations
 
-import weakref
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -96,16 +96,18 @@ class PrecompiledLookup:
     def __init__(self, build: Callable[..., QuerySet[Any]], *, arity: int = 1) -> None:
         self._build = build
         self._markers = tuple(f"\x00precompiled-{n}\x00" for n in range(arity))
-        self._compiled: weakref.WeakKeyDictionary[Any, _Compiled] = weakref.WeakKeyDictionary()
+        # Per thread, as Django's connections are (a compiled statement holds its
+        # connection's converters): gone with the thread.
+        self._local = threading.local()
         self._alias: str | None = None
 
     def first(self, *values: Any) -> Any:
         if self._alias is None:  # the queryset's database (routers do not change)
             self._alias = self._build(*self._markers).db
-        compiled = self._compiled.get(connections[self._alias])
-        if compiled is None:
+        compiled = getattr(self._local, "compiled", None)
+        if compiled is None or compiled.connection is not connections[self._alias]:
             compiled = _Compiled(self._build(*self._markers)[:1], self._markers)
-            self._compiled[compiled.connection] = compiled
+            self._local.compiled = compiled
         return compiled.run(values)
 
     def sql(self) -> str:
