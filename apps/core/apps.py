@@ -12,3 +12,9 @@ class CoreConfig(AppConfig):
         # a declaration that leaves a right out fail at start-up. Core is the first app, so
         # this runs after every model is loaded and before any other app's ready().
         discover()
+
+        from django.core import checks
+
+        from apps.core.site_middleware import check_csrf_middleware
+
+        checks.register(check_csrf_middleware, checks.Tags.security, deploy=True)

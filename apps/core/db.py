@@ -7,16 +7,18 @@ a sequential scan that hashes every row's key (the default ``random_page_cost`` 
 index probes above reading the table). :func:`fetch_rows_matching` sends the keys as one
 bound array and joins it ``LATERAL``, which makes each key one probe of the unique index
 (measured on one ingestion batch against 45k consent subjects: 7-12 ms -> 2-4 ms per query).
-Everything else keeps Django's default.
+Everything else keeps Django's default, except the few one-row lookups of every API
+request that :class:`PrecompiledLookup` compiles once per process.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from django.db import connection
+from django.db import connection, connections
 from django.db.backends.utils import CursorWrapper
 from django.db.models import QuerySet
 from django.db.models.expressions import RawSQL
@@ -77,3 +79,75 @@ def fetch_rows_matching(rows: QuerySet[Any], *, field: str, values: Sequence[Any
     with binding_cursor(binary_results=True) as cursor:
         cursor.execute(statement, [list(values), *params])
         return cursor.fetchall()
+
+
+class PrecompiledLookup:
+    """A one-row ORM lookup compiled to SQL once per process (once per database
+    connection object, so per thread) and then run with each call's values: for the hot
+    lookups of every API request, where Django's building and compiling of the queryset
+    costs more than the database's answer (the API-key lookup with its ``select_related``
+    rows: ~0.5-1 ms of ORM work per request on our 2-core hardware, issue 18).
+
+    ``build(*markers)`` returns the queryset with ``markers`` where the values go (each
+    marker a distinct string that the compiled parameters then carry); the row comes back
+    as the ORM's own iterator makes it: the same converters, the same ``select_related``
+    objects. The first matching row is returned (order the queryset), or ``None``."""
+
+    def __init__(self, build: Callable[..., QuerySet[Any]], *, arity: int = 1) -> None:
+        self._build = build
+        self._markers = tuple(f"\x00precompiled-{n}\x00" for n in range(arity))
+        # Per thread, as Django's connections are (a compiled statement holds its
+        # connection's converters): gone with the thread.
+        self._local = threading.local()
+        self._alias: str | None = None
+
+    def first(self, *values: Any) -> Any:
+        if self._alias is None:  # the queryset's database (routers do not change)
+            self._alias = self._build(*self._markers).db
+        compiled = getattr(self._local, "compiled", None)
+        if compiled is None or compiled.connection is not connections[self._alias]:
+            compiled = _Compiled(self._build(*self._markers)[:1], self._markers)
+            self._local.compiled = compiled
+        return compiled.run(values)
+
+    def sql(self) -> str:
+        """The compiled statement (for tests and ``EXPLAIN``)."""
+        queryset = self._build(*self._markers)
+        return _Compiled(queryset[:1], self._markers).sql
+
+
+class _Compiled:
+    def __init__(self, queryset: QuerySet[Any], markers: tuple[str, ...]) -> None:
+        from django.db.models.query import get_related_populators
+
+        self.db = queryset.db
+        compiler = queryset.query.get_compiler(using=self.db)
+        self.connection = compiler.connection
+        self.sql, params = compiler.as_sql()
+        self.params = list(params)
+        self.positions = [self.params.index(marker) for marker in markers]
+        klass_info, select = compiler.klass_info, compiler.select
+        self.model = klass_info["model"]
+        fields = klass_info["select_fields"]
+        self.start, self.end = fields[0], fields[-1] + 1
+        self.init_list = [f[0].target.attname for f in select[self.start:self.end]]
+        self.related_populators = get_related_populators(klass_info, select, self.db)
+        self.compiler = compiler
+        self.converters = compiler.get_converters(
+            [column[0] for column in select[0:compiler.col_count]])
+
+    def run(self, values: tuple[Any, ...]) -> Any:
+        params = list(self.params)
+        for position, value in zip(self.positions, values, strict=True):
+            params[position] = value
+        with self.connection.cursor() as cursor:
+            cursor.execute(self.sql, params)
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        if self.converters:  # what the ORM's iterator does to each row
+            row = next(iter(self.compiler.apply_converters([row], self.converters)))
+        obj = self.model.from_db(self.db, self.init_list, row[self.start:self.end])
+        for populator in self.related_populators:
+            populator.populate(row, obj)
+        return obj

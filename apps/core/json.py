@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from django.conf import settings
 from rest_framework.fields import DateTimeField
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 
@@ -73,3 +74,22 @@ def api_datetime(value: datetime | None) -> str | None:
     """A date and time as the API writes it in a hand-built body (DRF's ``DateTimeField``:
     ISO 8601, in the current time zone), or ``None``."""
     return DateTimeField().to_representation(value) if value else None
+
+
+class JSONContentNegotiation(DefaultContentNegotiation):
+    """DRF's content negotiation, skipped where its answer is known (issue 18): the API
+    renders JSON only, so a request that accepts anything or JSON (what clients send) gets
+    the one renderer without its ``Accept`` header being parsed and ranked. Any other
+    header, several renderers or a ``?format=`` go through DRF's own (a 406 stays a 406)."""
+
+    _KNOWN = frozenset({"", "*/*", "application/json"})
+
+    def select_renderer(self, request: Any, renderers: list[Any],
+                        format_suffix: str | None = None) -> tuple[Any, str]:
+        if (len(renderers) == 1 and format_suffix is None
+                and request.META.get("HTTP_ACCEPT", "") in self._KNOWN
+                and self.settings.URL_FORMAT_OVERRIDE not in request.query_params):
+            renderer = renderers[0]
+            if renderer.media_type == "application/json":
+                return renderer, renderer.media_type
+        return super().select_renderer(request, renderers, format_suffix)

@@ -14,6 +14,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apps.core.json import FastJSONRenderer
 from apps.core.serializers import QuerySerializer, StrictCharField
 from apps.modeling.services import (
     model_bundle,
@@ -72,6 +73,7 @@ class RecommendationListApi(TenantApi):
     """``GET /api/v1/recommendations?subject=...``: personalized when consent allows."""
 
     required_scope = Scope.RECOMMENDATIONS_READ
+    renderer_classes = [FastJSONRenderer]  # plain data: strings, numbers, lists
 
     class InputSerializer(QuerySerializer):
         subject = StrictCharField(max_length=512, trim_whitespace=False, spaces_are_blank=True)
@@ -97,6 +99,7 @@ class SessionRecommendationApi(TenantApi):
     nothing about the caller is stored."""
 
     required_scope = Scope.RECOMMENDATIONS_READ
+    renderer_classes = [FastJSONRenderer]
 
     class InputSerializer(serializers.Serializer):
         recent_items = serializers.ListField(
@@ -121,6 +124,7 @@ class SimilarItemListApi(TenantApi):
     least k distinct subjects (tenant setting ``model_min_support``, default 5)."""
 
     required_scope = Scope.RECOMMENDATIONS_READ
+    renderer_classes = [FastJSONRenderer]
 
     class InputSerializer(QuerySerializer):
         n = serializers.IntegerField(min_value=1, max_value=MAX_N, default=10)

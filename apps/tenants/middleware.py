@@ -1,7 +1,8 @@
 """The admin's tenant scope (DESIGN "Tenant scoping"): a member's admin request runs in a
 scope over the tenants they belong to, set once before the view and reset when the
 response is done (also after an exception). Superusers get no scope: the admin mixin
-shows them every tenant through ``all_tenants``."""
+shows them every tenant through ``all_tenants``. Site only: API requests pass through
+(their scope is the key's tenant, set by ``TenantApi``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponseBase
 
+from apps.core.site_middleware import is_api_request
 from apps.tenants.admin import member_roles
 from apps.tenants.scoping import enter_tenant_scope, exit_tenant_scope
 
@@ -21,6 +23,8 @@ class AdminTenantScopeMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if is_api_request(request):  # site only (apps/core/site_middleware.py)
+            return self.get_response(request)
         try:
             return self.get_response(request)  # the view and its template rendering
         finally:
@@ -31,7 +35,7 @@ class AdminTenantScopeMiddleware:
     def process_view(self, request: HttpRequest, view_func: Callable[..., Any],
                      view_args: Any, view_kwargs: Any) -> None:
         match = request.resolver_match
-        if match is None or "admin" not in match.app_names:
+        if is_api_request(request) or match is None or "admin" not in match.app_names:
             return
         user = request.user
         if user.is_authenticated and not user.is_superuser:

@@ -36,7 +36,8 @@ hand-written migration; a test fails when one lacks it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from django.core import checks
@@ -58,6 +59,28 @@ def tenant_setting_value() -> str:
     if tenant_ids is None:
         return ALL_TENANTS
     return ",".join(str(tenant_id) for tenant_id in sorted(tenant_ids))
+
+
+@contextmanager
+def whatever_scope_is_set() -> Iterator[None]:
+    """Run a lookup that crosses tenants (outside any scope) under the value the session
+    holds already, when it is known, instead of setting ``all`` first: for a caller that
+    repeats the lookup under ``all`` whenever it finds nothing (row-level security only
+    ever hides rows, so a row found under a narrower value is the row ``all`` finds).
+
+    The API-key lookup of every API request (issue 18): a web process's connection holds
+    the scope of its previous request, most often the same tenant's, so the key is found
+    without two ``set_config`` round trips per request (to ``all`` for the lookup, back to
+    the tenant for the request's own statements)."""
+    connection = connections["default"]
+    if connection.vendor != "postgresql" or current_tenant_ids() is not None:
+        yield
+        return
+    connection.tenant_setting_as_is = True
+    try:
+        yield
+    finally:
+        connection.tenant_setting_as_is = False
 
 
 def policy_expression(column: str, quote_name: Any) -> str:

@@ -57,22 +57,30 @@ INSTALLED_APPS = [
     "apps.webhooks",
 ]
 
+# The API's routes: authenticated by API keys, no cookies. The site's session, CSRF,
+# authentication, admin-scope and messages middleware (the "site only" classes, Django's
+# own subclassed) let their requests through untouched (apps/core/site_middleware.py).
+API_PATH_PREFIXES = ["/api/v1/"]
+
 MIDDLEWARE = [
     "apps.core.metrics.RequestMetricsMiddleware",  # first: counts every answer (README "Metrics")
     "django.middleware.security.SecurityMiddleware",
     "apps.core.middleware.RequestBodyLimitMiddleware",  # before anything reads a body
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "apps.core.site_middleware.SessionMiddleware",  # site only
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "apps.tenants.middleware.AdminTenantScopeMiddleware",  # after auth: needs request.user
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "apps.core.site_middleware.CsrfViewMiddleware",  # site only
+    "apps.core.site_middleware.AuthenticationMiddleware",  # site only
+    "apps.tenants.middleware.AdminTenantScopeMiddleware",  # site only; after auth: request.user
+    "apps.core.site_middleware.MessageMiddleware",  # site only
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "apps.console.middleware.AdminScriptPolicyMiddleware",  # inside CSP: amends its policy
     "auditlog.middleware.AuditlogMiddleware",
 ]
+
+# Django's CSRF deployment warning looks for its own class by name; apps.core checks ours.
+SILENCED_SYSTEM_CHECKS = ["security.W003"]
 
 ROOT_URLCONF = "platform_site.urls"
 WSGI_APPLICATION = "platform_site.wsgi.application"
@@ -155,6 +163,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {"api_key": env.str("API_KEY_RATE", default="60000/min")},
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["apps.core.json.FastJSONParser"],
+    # JSON only: no browsable API; the Accept header is parsed only when it is unusual.
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "apps.core.json.JSONContentNegotiation",
     "DEFAULT_PAGINATION_CLASS": "apps.core.pagination.CursorPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "apps.core.exceptions.api_exception_handler",

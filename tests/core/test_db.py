@@ -25,3 +25,45 @@ def test_every_index_a_probe_could_use_leads_to_the_key(model, field):
         if not (info["index"] or info["unique"]) or not columns or columns[0] not in filtered:
             continue
         assert field in columns[:2], f"{table}.{name} {columns}: a probe could scan with it"
+
+
+def test_a_precompiled_lookup_gives_the_orms_objects(tenant, other_tenant):
+    """The API-key lookup compiled once per process (issue 18) returns what the ORM's own
+    queryset returns: the same fields, converted the same way (JSON settings, datetimes),
+    with the same select_related rows attached; per thread, like Django's connections."""
+    import threading
+
+    from apps.tenants.models import ApiKey
+    from apps.tenants.services import _API_KEY_BY_PREFIX
+    from tests.factories.tenants import make_api_key
+
+    tenant.settings = {"model_min_support": 3, "nested": {"a": [1, 2]}}
+    tenant.save(update_fields=["settings"])
+    api_key, _ = make_api_key(tenant, ["recommendations:read"])
+    make_api_key(other_tenant)
+    expected = (ApiKey.all_tenants.select_related("tenant", "tenant__serving_state")
+                .get(prefix=api_key.prefix))
+    for _ in range(2):  # compiled on the first call, reused on the second
+        found = _API_KEY_BY_PREFIX.first(api_key.prefix)
+        assert found == expected
+        assert ({f.attname: getattr(found, f.attname) for f in ApiKey._meta.concrete_fields}
+                == {f.attname: getattr(expected, f.attname)
+                    for f in ApiKey._meta.concrete_fields})
+        assert "tenant" in found._state.fields_cache
+        assert found.tenant.settings == {"model_min_support": 3, "nested": {"a": [1, 2]}}
+        assert found.tenant.created_at == expected.tenant.created_at
+        assert "serving_state" in found.tenant._state.fields_cache
+    assert _API_KEY_BY_PREFIX.first("no-such-prefix") is None
+    if connection.vendor != "postgresql":
+        return  # another thread cannot share SQLite's in-memory test database
+
+    compiled = []
+
+    def in_a_thread() -> None:
+        _API_KEY_BY_PREFIX.first("no-such-prefix")
+        compiled.append(_API_KEY_BY_PREFIX._local.compiled)
+
+    thread = threading.Thread(target=in_a_thread)
+    thread.start()
+    thread.join()
+    assert compiled[0] is not _API_KEY_BY_PREFIX._local.compiled

@@ -235,3 +235,31 @@ def test_a_transaction_still_opens_with_set_transaction():
         cursor.execute("SELECT current_setting('transaction_isolation'), current_setting(%s)",
                        [SETTING])
         assert cursor.fetchone() == ("repeatable read", str(tenant.pk))
+
+
+def test_the_key_lookup_finds_every_tenants_key_whatever_the_session_holds(db, app_role):
+    """The API-key lookup runs under the setting the session holds from its previous
+    request (issue 18): a key of that tenant is found without a set_config round trip;
+    any other tenant's key, hidden by the policy there, is found by the retry under all."""
+    from apps.tenants.services import authenticate_api_key
+
+    a, b = TenantFactory(), TenantFactory()
+    _, key_a = make_api_key(a)
+    _, key_b = make_api_key(b)
+    with app_role():
+        for raw in (key_a, key_b):  # last_used_at written now, not in the probes below
+            authenticate_api_key(raw)
+        for previous, raw, owner in [(a, key_a, a), (a, key_b, b), (b, key_a, a),
+                                     (b, key_b, b)]:
+            with tenant_scope(previous):
+                assert ApiKey.objects.count() == 1  # the session now holds previous's id
+            assert connection._tenant_setting == str(previous.pk)
+            api_key = authenticate_api_key(raw)
+            assert api_key is not None
+            assert api_key.tenant == owner
+            # Found under previous's id: nothing was set. Else the retry set "all".
+            assert connection._tenant_setting == (str(previous.pk) if owner == previous
+                                                  else "all")
+        with tenant_scope(a):
+            ApiKey.objects.count()
+        assert authenticate_api_key(key_b.replace(key_b[-4:], "xxxx")) is None

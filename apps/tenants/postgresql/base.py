@@ -30,6 +30,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._tenant_setting: str | None = None  # in force on the session; None: unknown
+        # Inside rls.whatever_scope_is_set(): statements run under whatever value the
+        # session holds when it is known (see there); set only when it is unknown.
+        self.tenant_setting_as_is = False
         self._wanted_setting: Callable[[], str] | None = None
         # First, so that the ``execute_wrapper()`` context manager, which pops the last
         # one, never removes it.
@@ -42,6 +45,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
             self._wanted_setting = tenant_setting_value
         wanted = self._wanted_setting()
+        if self.tenant_setting_as_is and self._tenant_setting is not None:
+            wanted = self._tenant_setting
         if wanted != self._tenant_setting and not (
                 isinstance(sql, str)
                 and sql[:24].lstrip().upper().startswith(_TRANSACTION_CONTROL)):
