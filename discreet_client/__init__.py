@@ -33,6 +33,7 @@ from discreet_client.types import (
     RecommendedItem,
     RetentionPolicy,
     SubjectConsent,
+    TenantSettings,
     Webhook,
 )
 from discreet_client.webhooks import WebhookVerificationError, verify_signature
@@ -55,6 +56,7 @@ __all__ = [
     "RecommendedItem",
     "RetentionPolicy",
     "SubjectConsent",
+    "TenantSettings",
     "Webhook",
     "WebhookVerificationError",
     "verify_signature",

@@ -37,6 +37,7 @@ from discreet_client.types import (
     Regime,
     RetentionPolicy,
     SubjectConsent,
+    TenantSettings,
     Webhook,
 )
 
@@ -464,14 +465,25 @@ class DiscreetClient:
 
     # -- settings -------------------------------------------------------------------------
 
-    def get_settings(self) -> dict[str, Any]:
-        """``GET /api/v1/settings``: the tenant's settings, every key with its value."""
-        return cast(dict[str, Any], self._json("GET", "settings"))
+    def get_settings(self) -> TenantSettings:
+        """``GET /api/v1/settings``: every setting's effective value (``settings``), the
+        ones set rather than defaulted (``customized``) and their declarations (type,
+        range or choices, default, help)."""
+        return cast(TenantSettings, self._json("GET", "settings"))
 
-    def update_settings(self, changes: Mapping[str, Any]) -> dict[str, Any]:
-        """``PATCH /api/v1/settings``: validated as a whole; an unknown key or a bad value
-        is an :class:`ApiError` (400) naming the field, and nothing changes."""
-        return cast(dict[str, Any], self._json("PATCH", "settings", body=dict(changes)))
+    def update_settings(self, changes: Mapping[str, Any]) -> TenantSettings:
+        """``PATCH /api/v1/settings`` with ``{name: value}`` (``None``: back to the
+        default): all or nothing; an unknown name or a bad value is an :class:`ApiError`
+        (400) whose ``details`` name the fields, and nothing changes."""
+        return cast(TenantSettings, self._json("PATCH", "settings", body=dict(changes)))
+
+    def records_of_processing(self, *, as_csv: bool = False) -> dict[str, Any] | str:
+        """``GET /api/v1/records-of-processing`` (GDPR Art. 30): JSON, or the CSV text."""
+        if not as_csv:
+            return cast(dict[str, Any], self._json("GET", "records-of-processing"))
+        response, _ = self.request("GET", "records-of-processing",
+                                   headers={"Accept": "text/csv"})
+        return response.text
 
     # -- webhooks -------------------------------------------------------------------------
 

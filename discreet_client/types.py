@@ -138,3 +138,9 @@ class Webhook(TypedDict, total=False):
     is_active: bool
     created_at: str
     secret: str  # in the answer to the create call only: store it then
+
+
+class TenantSettings(TypedDict):
+    settings: dict[str, Any]           # every setting's effective value
+    customized: list[str]              # the names set for this tenant (not defaults)
+    declarations: dict[str, dict[str, Any]]  # type, default, help, range or choices

@@ -167,3 +167,24 @@ def test_approval_gate_and_webhooks(client, tenant, settings):
     with pytest.raises(ApiError) as bad_event:
         client.create_webhook("http://127.0.0.1:9/hook", ["no.such.event"])
     assert bad_event.value.status == 400
+
+
+def test_settings_and_records_of_processing(client, tenant):
+    current = client.get_settings()
+    assert "privacy_approval_kinds" in current["declarations"]
+    updated = client.update_settings({"dp_epsilon": 0.5, "privacy_approval_kinds": ["erasure"]})
+    assert updated["settings"]["dp_epsilon"] == 0.5
+    assert set(updated["customized"]) >= {"dp_epsilon", "privacy_approval_kinds"}
+    with pytest.raises(ApiError) as bad:
+        client.update_settings({"dp_epsilon": "lots", "no_such_setting": 1})
+    assert bad.value.status == 400
+    assert "dp_epsilon" in str(bad.value.details)
+    assert "no_such_setting" in str(bad.value.details)
+    assert client.get_settings()["settings"]["dp_epsilon"] == 0.5  # all or nothing
+    assert client.update_settings({"dp_epsilon": None})["settings"]["dp_epsilon"] != 0.5
+
+    records = client.records_of_processing()
+    assert records
+    text = client.records_of_processing(as_csv=True)
+    assert isinstance(text, str)
+    assert text.splitlines()[0].startswith("section")
