@@ -2,7 +2,7 @@
 lands on the dashboard, sees at least six charts drawn with data, and axe-core finds no
 serious or critical accessibility violation on the page.
 
-axe-core (MPL-2.0) is vendored, one file with its licence, in tests/support/axe/: the run
+axe-core (MPL-2.0) is vendored, one file with its licence, in tests/browser/vendor/: the run
 needs no network."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from tests.privacy.test_browser import _browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-AXE = Path(__file__).resolve().parent.parent / "support" / "axe" / "axe.min.js"
+AXE = Path(__file__).resolve().parents[1] / "browser" / "vendor" / "axe.min.js"
 
 
 @pytest.fixture

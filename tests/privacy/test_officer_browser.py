@@ -3,7 +3,7 @@
 * an owner logs in, approves a request held in ``awaiting_approval`` and watches it
   complete, the erasure run by the real worker (PostgreSQL, a broker: the integration run);
 * the request queue is readable at 1280 px: "days left" shows without scrolling sideways;
-* axe-core (vendored under tests/vendor/axe-core) finds no serious or critical violation on
+* axe-core (vendored: tests/browser/vendor/axe.min.js) finds no serious or critical violation on
   the queue and on a request's page.
 
 Skipped like the portal's browser tests when chromium is missing, unless
@@ -28,7 +28,7 @@ from tests.privacy.test_browser import _browser, _by
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-AXE = Path(__file__).resolve().parent.parent / "vendor" / "axe-core" / "axe.min.js"
+AXE = Path(__file__).resolve().parents[1] / "browser" / "vendor" / "axe.min.js"
 LIST = "/admin/privacy/privacyrequest/"
 
 
