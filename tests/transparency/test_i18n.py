@@ -7,6 +7,8 @@ own words. The templates and catalogues are checked in ``tests/privacy/test_port
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.conf import settings
 from django.test import Client
@@ -40,6 +42,7 @@ def test_the_page_renders_in_german_with_accept_language_de(tenant, german):
     html = page.content.decode()
     assert f"Wie Empfehlungen bei {tenant.name} funktionieren" in html
     assert "Verwendete Methode" in html
+    assert re.search(r"<time [^>]*>\d{1,2}\. [A-Z][a-zä]+ \d{4}, \d\d:\d\d UTC</time>", html)
     assert "365 Tage" in html                  # the plural of the retention periods
     assert "Vollständig" in html
     assert "Nur Sitzung" in html
