@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from apps.core.exceptions import ApplicationError
 from apps.core.subject_data import retention_notice, subject_data_stores
+from apps.privacy.i18n import portal_language
 from apps.privacy.models import (
     FulfilmentJob,
     ManualStep,
@@ -239,3 +240,10 @@ def list_running_fulfilment(*, tenant: Tenant, limit: int = 10) -> list[dict[str
                     "detail": str((job.progress or {}).get("last_step", "")),
                     "url_name": "admin:privacy_fulfilmentjob_change"})
     return out
+
+
+def get_portal_language(request: Any, tenant: Tenant | None) -> str:
+    """The language of a subject-facing page for this request, by the portal's rule
+    (:func:`apps.privacy.i18n.portal_language`: switcher cookie, ``Accept-Language``, the
+    tenant's ``portal_default_language``, English). For the other apps' public pages."""
+    return portal_language(request, tenant)

@@ -12,10 +12,13 @@ import hashlib
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import translation
 from django.utils.cache import get_conditional_response, patch_vary_headers
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
 
+from apps.privacy.selectors import get_portal_language
+from apps.tenants.models import Tenant
 from apps.tenants.scoping import tenant_scope
 from apps.transparency.selectors import get_active_tenant, get_transparency_report
 
@@ -28,16 +31,24 @@ def _finish(response: HttpResponse) -> HttpResponse:
 
 @require_safe
 def how_recommendations_work(request: HttpRequest, slug: str) -> HttpResponse:
+    """In the portal's language for this request (the switcher's cookie,
+    ``Accept-Language``, the tenant's default, English: ``get_portal_language``)."""
     tenant = get_active_tenant(slug=slug)
+    with translation.override(get_portal_language(request, tenant)):
+        response = _page(request, tenant)
+        response.setdefault("Content-Language", translation.get_language())
+    return _finish(response)
+
+
+def _page(request: HttpRequest, tenant: Tenant | None) -> HttpResponse:
     if tenant is None:
-        return _finish(render(request, "transparency/not_found.html", {
+        return render(request, "transparency/not_found.html", {
             "title": _("Page not found"),
-            "text": _("There is no transparency page at this address.")}, status=404))
+            "text": _("There is no transparency page at this address.")}, status=404)
     with tenant_scope(tenant):
         report = get_transparency_report(tenant=tenant)
         response = render(request, "transparency/how_recommendations_work.html",
                           {"tenant": tenant, "report": report})
     etag = f'"{hashlib.sha256(response.content).hexdigest()[:32]}"'
     response["ETag"] = etag
-    conditional = get_conditional_response(request, etag=etag, response=response)
-    return _finish(conditional)
+    return get_conditional_response(request, etag=etag, response=response)

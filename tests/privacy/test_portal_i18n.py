@@ -4,7 +4,9 @@ tenant's ``portal_default_language``; ``lang`` is set on every page; the API sta
 
 Two nets for an unmarked string: every text node and human-readable attribute of the portal's
 and the emails' templates must sit inside a translate tag (a static check), and every portal
-page, rendered in German, must show no English sentence (catches strings from Python too)."""
+page, rendered in German, must show no English sentence (catches strings from Python too).
+The public transparency page (``apps.transparency``, its own catalogues) is held to the same:
+see ``tests/transparency/test_i18n.py``."""
 
 from __future__ import annotations
 
@@ -23,12 +25,19 @@ from apps.privacy.models import PrivacyRequest
 from apps.privacy.services import sign_portal_token
 from tests.factories.privacy import seed_subject
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "apps" / "privacy" / "templates" / "privacy"
-LOCALE = Path(__file__).resolve().parents[2] / "apps" / "privacy" / "locale"
-#: Templates a subject reads. (``staff_*.txt`` go to the tenant's staff: English.)
+APPS = Path(__file__).resolve().parents[2] / "apps"
+TEMPLATES = APPS / "privacy" / "templates" / "privacy"
+LOCALE = APPS / "privacy" / "locale"
+#: The catalogues of subject-facing text, each with the least number of entries it holds.
+CATALOGUES = {LOCALE: 150, APPS / "transparency" / "locale": 50}
+#: Emails to the tenant's staff, not to a subject.
+STAFF_EMAILS = {"staff_reminder.txt", "staff_approval.txt"}
+#: Templates a subject reads. (``STAFF_EMAILS`` go to the tenant's staff: English;
+#: ``templates/admin`` is the staff's console: English too.)
 SUBJECT_TEMPLATES = sorted([*TEMPLATES.glob("portal/*.html"),
                             *(p for p in TEMPLATES.glob("email/*.txt")
-                              if not p.name.startswith("staff_"))])
+                              if p.name not in STAFF_EMAILS),
+                            *(APPS / "transparency" / "templates" / "transparency").glob("*.html")])
 #: Words the same in every language of the portal.
 NEUTRAL = {"UTC"}
 READABLE_ATTRIBUTES = ("aria-label", "title", "placeholder", "alt")
@@ -83,15 +92,22 @@ def test_every_string_a_subject_reads_is_marked_for_translation(path):
     assert untranslated(path.read_text()) == [], path
 
 
+def test_the_subject_templates_include_the_transparency_page():
+    names = {f"{p.parent.name}/{p.name}" for p in SUBJECT_TEMPLATES}
+    assert {"transparency/how_recommendations_work.html", "transparency/base.html",
+            "transparency/not_found.html", "email/duplicate.txt", "portal/status.html"} <= names
+
+
+@pytest.mark.parametrize("locale", CATALOGUES, ids=lambda p: p.parent.name)
 @pytest.mark.parametrize("language", ["de", "fr", "es"])
-def test_the_catalogues_are_complete_and_compiled(language):
-    po = (LOCALE / language / "LC_MESSAGES" / "django.po").read_text()
+def test_the_catalogues_are_complete_and_compiled(locale, language):
+    po = (locale / language / "LC_MESSAGES" / "django.po").read_text()
     entries = po.split("\n\n")[1:]
-    assert len(entries) > 150
+    assert len(entries) > CATALOGUES[locale]
     empty = [e for e in entries if re.search(r'^msgstr(\[\d\])? ""$', e, re.M)
              or "#, fuzzy" in e]
     assert empty == []
-    mo = LOCALE / language / "LC_MESSAGES" / "django.mo"
+    mo = locale / language / "LC_MESSAGES" / "django.mo"
     assert mo.exists()
     assert mo.stat().st_mtime >= (mo.parent / "django.po").stat().st_mtime - 1
 
@@ -136,9 +152,10 @@ def visible_text(page: str, lang: str) -> str:
 
 def english_sentences() -> list[str]:
     """The longer English fragments of the catalogue (between placeholders)."""
-    po = (LOCALE / "de" / "LC_MESSAGES" / "django.po").read_text()
+    po = "\n".join((locale / "de" / "LC_MESSAGES" / "django.po").read_text()
+                   for locale in CATALOGUES)
     fragments = []
-    for msgid in re.findall(r'^msgid "(.+)"$', po, re.M):
+    for msgid in re.findall(r'^msgid(?:_plural)? "(.+)"$', po, re.M):
         fragments += [f for f in re.split(r"%\(\w+\)s|\{\w+\}|<[^>]*>", msgid)
                       if len(f.strip()) >= 18]
     return fragments

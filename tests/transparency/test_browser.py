@@ -60,7 +60,7 @@ def _admin_periods(driver, base: str) -> dict[str, str]:
     driver.get(f"{base}/admin/login/")
     driver.find_element(By.NAME, "username").send_keys(DEMO_EMAIL)
     driver.find_element(By.NAME, "password").send_keys(DEMO_PASSWORD)
-    driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    driver.find_element(By.CSS_SELECTOR, "input[type=submit], button[type=submit]").click()
     driver.get(f"{base}/admin/retention/retentionpolicy/")
     periods = {}
     for row in driver.find_elements(By.CSS_SELECTOR, "#result_list tbody tr"):
