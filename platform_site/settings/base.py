@@ -183,7 +183,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "ENFORCE_NON_BLANK_FIELDS": True,  # a text field that refuses "" says minLength: 1
-    "ENUM_NAME_OVERRIDES": {"WebhookEventTypeEnum": "apps.webhooks.models.EventType"},
+    "ENUM_NAME_OVERRIDES": {
+        "WebhookEventTypeEnum": "apps.webhooks.models.EventType",
+        "PrivacyRequestStatusEnum": "apps.privacy.models.PrivacyRequest.Status",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "apps.core.schema.add_error_responses",  # the shared error shape on every operation

@@ -13,10 +13,11 @@ DOCKER = Path(__file__).resolve().parents[2] / "docker"
 def test_compose_defines_the_stack_with_health_checks():
     compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())
     services = compose["services"]
-    assert set(services) == {"web", "worker", "beat", "postgres", "redis"}
+    assert set(services) == {"proxy", "web", "worker", "worker-training", "beat", "postgres",
+                             "redis"}
     for name, service in services.items():
         assert "healthcheck" in service, f"{name} has no health check"
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "worker", "worker-training", "beat"):
         env = services[name]["environment"]
         assert env["DATABASE_URL"].startswith("postgres://")
         assert env["CELERY_BROKER_URL"].startswith("redis://")
