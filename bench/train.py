@@ -94,17 +94,23 @@ def goodbooks_rows(users: int) -> tuple[list[tuple[str, str, datetime, float | N
     return rows, titles
 
 
-def load(tenant: Any, rows: list, titles: dict, event_type: str) -> dict[str, float]:
-    from apps.consent.services import record_consents
-    from apps.events.services import ingest_events, upsert_items
-    from apps.tenants.services import pseudonymize
+def load_catalog(tenant: Any, titles: dict) -> None:
+    from apps.events.services import upsert_items
 
-    timings = {}
-    started = time.perf_counter()
     codes = list(titles)
     for i in range(0, len(codes), 1000):
         upsert_items(tenant=tenant, items=[{"item": c, "title": titles[c]}
                                            for c in codes[i:i + 1000]])
+
+
+def load(tenant: Any, rows: list, titles: dict, event_type: str) -> dict[str, float]:
+    from apps.consent.services import record_consents
+    from apps.events.services import ingest_events
+    from apps.tenants.services import pseudonymize
+
+    timings = {}
+    started = time.perf_counter()
+    load_catalog(tenant, titles)
     timings["items_s"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -146,15 +152,11 @@ def bulk_load(tenant: Any, rows: list, titles: dict, event_type: str) -> dict[st
 
     from apps.consent.services import record_consents
     from apps.events.models import Item
-    from apps.events.services import upsert_items
     from apps.tenants.services import pseudonymize, pseudonymize_many
 
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    codes = list(titles)
-    for i in range(0, len(codes), 1000):
-        upsert_items(tenant=tenant, items=[{"item": c, "title": titles[c]}
-                                           for c in codes[i:i + 1000]])
+    load_catalog(tenant, titles)
     timings["items_s"] = time.perf_counter() - started
 
     started = time.perf_counter()

@@ -16,8 +16,7 @@ from apps.modeling.recommenders.als import AlsRecommender, InputWeighting, make_
 from apps.modeling.services import artifacts, current_model, start_due_retrains, train_model
 from apps.modeling.services.algorithms import candidate_grid, holdout_split
 from apps.modeling.services.dataset import snapshot_training_data
-from tests.factories.events import grant_consent
-from tests.factories.modeling import add_events, configure, planted_dataset
+from tests.factories.modeling import configure
 from tests.modeling.test_erasure import _erase_everywhere, _load
 
 SCHEMES = ("tfidf", "bm25")
@@ -94,19 +93,6 @@ def weighted_als(monkeypatch):
 
         monkeypatch.setattr(AlsRecommender, "base_params", classmethod(weighted))
     return use
-
-
-@pytest.fixture
-def heavy(tenant):
-    configure(tenant, model_algorithms=["als"], model_iterations=15)
-    planted = planted_dataset(tenant, seed=11)
-    key = grant_consent(tenant, "heavy")
-    items = planted.groups[0] + planted.groups[1]
-    for round_ in range(6):
-        add_events(tenant, "heavy", items, subject_key=key,
-                   start_minutes_ago=20_000 - 100 * round_)
-    planted.keys["heavy"] = key
-    return planted
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
