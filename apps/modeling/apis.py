@@ -140,6 +140,18 @@ class SimilarItemListApi(TenantApi):
         return Response(result.as_dict())
 
 
+class BundleWeightingOutput(serializers.Serializer):
+    scheme = serializers.ChoiceField(choices=["none", "tfidf", "bm25"], help_text=(
+        "How the factors' input was weighted; weight your own history the same way "
+        "before the solve (docs/modeling.md)."))
+    k1 = serializers.FloatField(required=False, help_text="bm25 only.")
+    b = serializers.FloatField(required=False, help_text="bm25 only.")
+    average_length = serializers.FloatField(required=False, help_text=(
+        "tfidf and bm25: mean distinct items per subject (bm25's length normalization)."))
+    idf = serializers.ListField(child=serializers.FloatField(), required=False,
+                                help_text="tfidf and bm25: per shipped item, same order.")
+
+
 class ModelBundleOutput(serializers.Serializer):
     model_version = serializers.IntegerField()
     algorithm = serializers.CharField(help_text="The algorithm that serves the API now.")
@@ -150,6 +162,7 @@ class ModelBundleOutput(serializers.Serializer):
     factors = serializers.IntegerField()
     regularization = serializers.FloatField()
     alpha = serializers.FloatField()
+    weighting = BundleWeightingOutput()
     items = serializers.ListField(child=serializers.CharField())
     item_factors = serializers.ListField(child=serializers.ListField(
         child=serializers.FloatField()))

@@ -16,8 +16,7 @@ from apps.modeling.recommenders import get_recommender
 from apps.modeling.recommenders.ease import EaseRecommender, fit_weights
 from apps.modeling.services import artifacts, start_due_retrains, train_model
 from apps.modeling.services.dataset import snapshot_training_data
-from tests.factories.events import grant_consent
-from tests.factories.modeling import add_events, configure, planted_dataset
+from tests.factories.modeling import configure, planted_dataset
 
 
 def _load(version: ModelVersion) -> artifacts.Artifact:
@@ -110,18 +109,11 @@ def test_training_skips_ease_above_the_guard_and_records_why(tenant):
 
 
 @pytest.fixture
-def heavy(tenant):
-    """A planted tenant serving EASE plus one heavy subject who bought all of groups 0
-    and 1, many times over."""
-    configure(tenant, model_algorithms=["ease"], model_ease_lambda=2.0)
-    planted = planted_dataset(tenant, seed=11)
-    key = grant_consent(tenant, "heavy")
-    items = planted.groups[0] + planted.groups[1]
-    for round_ in range(6):
-        add_events(tenant, "heavy", items, subject_key=key,
-                   start_minutes_ago=20_000 - 100 * round_)
-    planted.keys["heavy"] = key
-    return planted
+def heavy(heavy):
+    """The planted tenant with its heavy subject (tests/modeling/conftest.py), serving
+    EASE."""
+    configure(heavy.tenant, model_algorithms=["ease"], model_ease_lambda=2.0)
+    return heavy
 
 
 def test_unlearning_the_erasure_patch_equals_training_without_them_bit_for_bit(

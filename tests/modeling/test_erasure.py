@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from apps.audit.models import AuditEvent
 from apps.core.subject_data import get_subject_data_store, subject_data_stores
@@ -20,8 +19,7 @@ from apps.modeling.services import (
 from apps.modeling.services.algorithms import holdout_split
 from apps.modeling.services.dataset import snapshot_training_data
 from apps.privacy.services.erasure_check import erasure_verifiers
-from tests.factories.events import grant_consent
-from tests.factories.modeling import add_events, configure, planted_dataset
+from tests.factories.modeling import configure
 
 
 def _load(version: ModelVersion) -> artifacts.Artifact:
@@ -33,21 +31,6 @@ def _erase_everywhere(tenant, subject_key: str) -> None:
     """What the privacy app's erasure does: every declared store, in order."""
     for handler in subject_data_stores():
         handler.erase(tenant, subject_key)
-
-
-@pytest.fixture
-def heavy(tenant):
-    """A planted tenant plus one heavy subject who bought, many times over, all of
-    group 0 and group 1: enough influence to see it removed."""
-    configure(tenant, model_algorithms=["als"], model_iterations=15)
-    planted = planted_dataset(tenant, seed=11)
-    key = grant_consent(tenant, "heavy")
-    items = planted.groups[0] + planted.groups[1]
-    for round_ in range(6):
-        add_events(tenant, "heavy", items, subject_key=key,
-                   start_minutes_ago=20_000 - 100 * round_)
-    planted.keys["heavy"] = key
-    return planted
 
 
 def test_the_store_and_its_verifier_are_declared():
