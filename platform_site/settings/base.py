@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from celery.schedules import crontab
 from csp.constants import NONE, SELF
-from kombu import Queue as KombuQueue
+from kombu import Exchange, Queue
 
 from apps.core.queues import queue_names, task_routes
 from platform_site.env import BASE_DIR, VAR_DIR, email_config, env
@@ -300,7 +300,10 @@ else:
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 # One queue per workload (apps.core.queues): a worker without -Q consumes them all.
-CELERY_TASK_QUEUES = [KombuQueue(name) for name in queue_names(CELERY_TASK_DEFAULT_QUEUE)]
+# Each queue its own exchange and routing key: a queue given by name alone binds to the
+# default exchange and key, and a message for one would then reach every queue.
+CELERY_TASK_QUEUES = [Queue(name, Exchange(name, type="direct"), routing_key=name)
+                      for name in queue_names(CELERY_TASK_DEFAULT_QUEUE)]
 CELERY_TASK_ROUTES = task_routes(CELERY_TASK_DEFAULT_QUEUE)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_SERIALIZER = "json"

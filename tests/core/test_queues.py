@@ -27,3 +27,13 @@ def test_every_registered_task_has_a_declared_queue() -> None:
     assert ours
     for name in ours:
         assert _queue(name) in declared, name
+
+
+def test_each_queue_has_its_own_binding() -> None:
+    """A message is published to an exchange with a routing key: two queues bound alike
+    would both receive it, and a task would run once per queue."""
+    queues = list(app.amqp.queues.values())
+    bindings = {(queue.exchange.name, queue.routing_key) for queue in queues}
+    assert len(bindings) == len(queues)
+    for queue in queues:
+        assert queue.routing_key == queue.name
