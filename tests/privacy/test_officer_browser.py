@@ -111,9 +111,12 @@ def test_an_owner_approves_a_held_erasure_and_watches_it_complete(
 
 
 def _readonly_status(driver) -> str:
-    cells = driver.find_elements(_by("CSS_SELECTOR"), ".field-status .readonly, "
-                                                      ".field-status")
-    return " ".join(c.text for c in cells)
+    """The read-only Status field's text (found by its label: the theme's rows carry no
+    ``field-status`` class)."""
+    cells = driver.find_elements(_by("XPATH"), "//label[normalize-space()='Status']"
+                                 "/ancestor::div[contains(@class, 'field-line')][1]"
+                                 "//div[contains(@class, 'readonly')]")
+    return " ".join(c.get_attribute("textContent") or "" for c in cells)
 
 
 def test_the_queue_fits_1280_px_and_has_no_serious_accessibility_violations(
