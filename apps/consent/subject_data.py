@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import Exists, OuterRef, QuerySet
+from django.utils.translation import gettext_lazy
 
 from apps.consent.models import ConsentRecord, ConsentState, SubjectState
 from apps.core.subject_data import (
@@ -110,9 +111,10 @@ declare(
         retention=RetentionRule(
             category="consent_ledger", text=_ledger_text,
             expiry=Expiry(
-                label="Consent ledger",
-                description="A subject's consent records (proof of consent, GDPR Art. 7(1)) "
-                            "are deleted 5 years after their last change. Default 1826 days.",
+                label=gettext_lazy("Consent ledger"),
+                description=gettext_lazy(
+                    "A subject's consent records (proof of consent, GDPR Art. 7(1)) are "
+                    "deleted 5 years after their last change. Default 1826 days."),
                 default_days=5 * 365 + 1, order=30, expired=_expired_ledger),
             dated=False),
         model_effect=ModelEffect.NONE,

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext_lazy
 
 from apps.core.subject_data import (
     Correction,
@@ -64,9 +65,10 @@ declare(SubjectDataStore(
         category="events",
         text=_text,
         expiry=Expiry(
-            label="Interaction events",
-            description="Events older than the period (by occurred_at) are deleted; models "
-                        "trained on them are retrained. Default 365 days.",
+            label=gettext_lazy("Interaction events"),
+            description=gettext_lazy(
+                "Events older than the period (by occurred_at) are deleted; models "
+                "trained on them are retrained. Default 365 days."),
             default_days=365, order=10, expired=_expired),
         dated=True),
     model_effect=ModelEffect.TRAINING_DATA,

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext_lazy
 
 from apps.core.subject_data import (
     Expiry,
@@ -145,10 +146,11 @@ declare(
         retention=RetentionRule(
             category="exports", text=_exports_text,
             expiry=Expiry(
-                label="Data exports",
-                description="Export files of access and portability requests are deleted "
-                            "when they expire, 7 days after they are made (the privacy "
-                            "app's expiry; the row stays with the request's record).",
+                label=gettext_lazy("Data exports"),
+                description=gettext_lazy(
+                    "Export files of access and portability requests are deleted when "
+                    "they expire, 7 days after they are made (the privacy app's expiry; "
+                    "the row stays with the request's record)."),
                 default_days=EXPORT_TTL.days, order=40, expired=_expired_exports,
                 purge=_purge_exports, settable=False),
             dated=True),
@@ -183,10 +185,10 @@ declare(
         retention=RetentionRule(
             category="closed_privacy_requests", text=_requests_text,
             expiry=Expiry(
-                label="Closed privacy requests",
-                description="Records of privacy requests are deleted this long after they "
-                            "were closed. Default 24 months (CCPA regulations §7101; "
-                            "731 days).",
+                label=gettext_lazy("Closed privacy requests"),
+                description=gettext_lazy(
+                    "Records of privacy requests are deleted this long after they were "
+                    "closed. Default 24 months (CCPA regulations §7101; 731 days)."),
                 default_days=731, order=50, expired=_expired_requests),
             dated=True),
         model_effect=ModelEffect.NONE,
@@ -202,11 +204,11 @@ declare(
         retention=RetentionRule(
             category="erasure_tombstones", text=_tombstones_text,
             expiry=Expiry(
-                label="Erasure tombstones",
-                description="The record that a subject was erased (a pseudonym), replayed "
-                            "after a restore, is deleted this long after the erasure. Keep "
-                            "it at least as long as your oldest backup. Default 3 years "
-                            "(1096 days).",
+                label=gettext_lazy("Erasure tombstones"),
+                description=gettext_lazy(
+                    "The record that a subject was erased (a pseudonym), replayed after a "
+                    "restore, is deleted this long after the erasure. Keep it at least as "
+                    "long as your oldest backup. Default 3 years (1096 days)."),
                 default_days=3 * 365 + 1, order=60, expired=_expired_tombstones),
             dated=True),
         model_effect=ModelEffect.NONE,

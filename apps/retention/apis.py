@@ -65,8 +65,8 @@ def _policy_json(view: PolicyView) -> dict[str, Any]:
         "editable": view.editable,
         "default_days": category.default_days,
         "unit": category.unit,
-        "label": category.label,
-        "description": category.description,
+        "label": str(category.label),
+        "description": str(category.description),
         "updated_at": view.policy.updated_at if view.policy else None,
     }).data
 

@@ -37,6 +37,7 @@ from typing import Any
 from django.apps import apps
 from django.db import models
 from django.db.models import Exists, OuterRef
+from django.utils.translation import gettext_lazy
 
 from apps.core.subject_data import (
     INACTIVE_SUBJECTS,
@@ -281,26 +282,28 @@ def _own_categories() -> list[RetentionCategory]:
     """The rules that are not one store's."""
     return [
         RetentionCategory(
-            code=INACTIVE_SUBJECTS, label="Inactive subjects",
-            description="Subjects with no event and no consent change for the events period "
-                        "are removed entirely (consent state, audit link, ...), except the "
-                        "consent ledger, kept as proof under its own rule.",
+            code=INACTIVE_SUBJECTS, label=gettext_lazy("Inactive subjects"),
+            description=gettext_lazy(
+                "Subjects with no event and no consent change for the events period are "
+                "removed entirely (consent state, audit link, ...), except the consent "
+                "ledger, kept as proof under its own rule."),
             default_days=None, follows=EVENTS, unit="subjects",
             count=count_inactive_subjects, purge=purge_inactive_subjects, order=20,
             after_purge=_data_forgotten(INACTIVE_SUBJECTS),
         ),
         RetentionCategory(
-            code=MODEL_ARTIFACTS, label="Model artifacts",
-            description="The active model version's artifact and the two before it are "
-                        "kept; older artifacts are destroyed (version rows and metrics "
-                        "stay).",
+            code=MODEL_ARTIFACTS, label=gettext_lazy("Model artifacts"),
+            description=gettext_lazy(
+                "The active model version's artifact and the two before it are kept; "
+                "older artifacts are destroyed (version rows and metrics stay)."),
             default_days=None, time_based=False, unit="artifacts",
             count=count_expired_artifacts, purge=purge_expired_artifacts, order=70,
         ),
         RetentionCategory(
-            code=AUDIT_ENTRIES, label="Audit entries",
-            description="Audit entries older than the period are pruned; the chain still "
-                        "verifies from a checkpoint. Default 3 years (1096 days).",
+            code=AUDIT_ENTRIES, label=gettext_lazy("Audit entries"),
+            description=gettext_lazy(
+                "Audit entries older than the period are pruned; the chain still verifies "
+                "from a checkpoint. Default 3 years (1096 days)."),
             default_days=3 * 365 + 1,
             count=count_expired_audit_entries, purge=purge_expired_audit_entries, order=1000,
         ),

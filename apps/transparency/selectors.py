@@ -347,7 +347,7 @@ def get_records_of_processing(*, tenant: Tenant) -> dict[str, Any]:
         "categories_of_subjects": list(SUBJECT_CATEGORIES),
         "categories_of_data": categories,
         "retention_periods": [{
-            "category": e.code, "label": e.label, "description": e.description,
+            "category": e.code, "label": str(e.label), "description": str(e.description),
             "days": e.days, "hours": e.hours, "time_based": e.time_based,
         } for e in retention],
         "recipients": list(RECIPIENTS),

@@ -28,8 +28,12 @@ from tests.factories.privacy import seed_subject
 APPS = Path(__file__).resolve().parents[2] / "apps"
 TEMPLATES = APPS / "privacy" / "templates" / "privacy"
 LOCALE = APPS / "privacy" / "locale"
-#: The catalogues of subject-facing text, each with the least number of entries it holds.
-CATALOGUES = {LOCALE: 150, APPS / "transparency" / "locale": 50}
+#: The catalogues of subject-facing text, each with the least number of entries it holds
+#: (the platform's declarations a subject reads: retention categories, the recommenders'
+#: logic texts, in the catalogue of the app that declares them).
+CATALOGUES = {LOCALE: 150, APPS / "transparency" / "locale": 50,
+              APPS / "retention" / "locale": 5, APPS / "consent" / "locale": 1,
+              APPS / "events" / "locale": 1, APPS / "modeling" / "locale": 2}
 #: Emails to the tenant's staff, not to a subject.
 STAFF_EMAILS = {"staff_reminder.txt", "staff_approval.txt"}
 #: Templates a subject reads. (``STAFF_EMAILS`` go to the tenant's staff: English;

@@ -2,8 +2,9 @@
 language follows the portal's rule (``apps.privacy.i18n.portal_language``: the switcher's
 cookie, then ``Accept-Language``, then the tenant's ``portal_default_language``, then
 English), and a page rendered for ``Accept-Language: de`` shows no English outside what is
-marked as another language (the platform's declarations, ``lang="en"``) or as the tenant's
-own words. The templates and catalogues are checked in ``tests/privacy/test_portal_i18n.py``."""
+marked as another language (the stores' texts, ``lang="en"``) or as the tenant's own words;
+the retention categories and the method's logic are translated. The templates and
+catalogues are checked in ``tests/privacy/test_portal_i18n.py``."""
 
 from __future__ import annotations
 
@@ -46,8 +47,14 @@ def test_the_page_renders_in_german_with_accept_language_de(tenant, german):
     assert "365 Tage" in html                  # the plural of the retention periods
     assert "Vollständig" in html
     assert "Nur Sitzung" in html
-    # The platform's declarations stay English, and say so.
-    assert '<p lang="en">It uses item-to-item collaborative filtering' in html
+    # The platform's declarations are translated: the method's logic and the retention
+    # categories (with the period another follows), no longer marked English.
+    assert "<p>Es verwendet artikelbasiertes kollaboratives Filtern" in html
+    assert '<th scope="row">Interaktionen</th>' in html
+    assert '<th scope="row">Inaktive Personen</th>' in html
+    assert "(die Frist von „Interaktionen“)" in html
+    assert "ältere Modelldateien werden vernichtet" in html  # a rule that is not a period
+    assert '<th scope="row">Consent ledger</th>' not in html
 
 
 @pytest.mark.django_db

@@ -27,6 +27,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from django.utils.translation import gettext_lazy
 
 from apps.modeling.recommenders.base import IterationCallback, Recommender, Setting, register
 
@@ -146,11 +147,12 @@ def make_als(params: Mapping[str, Any]) -> Any:
 class AlsRecommender(Recommender):
     name = "als"
     label = "ALS (implicit)"
-    logic = ("It uses collaborative filtering (alternating least squares, \"ALS\"): from "
-             "everyone's weighted interactions it learns a short list of numbers per person "
-             "and per item, so that people who interacted with similar items get similar "
-             "numbers; your recommendations are the items whose numbers best match yours "
-             "and that you have not interacted with yet.")
+    logic = gettext_lazy(
+        "It uses collaborative filtering (alternating least squares, \"ALS\"): from "
+        "everyone's weighted interactions it learns a short list of numbers per person "
+        "and per item, so that people who interacted with similar items get similar "
+        "numbers; your recommendations are the items whose numbers best match yours and "
+        "that you have not interacted with yet.")
     settings = {
         "model_factors": Setting(64, int, 2, 1024),
         "model_regularization": Setting(0.01, float, 0.0, 1e4),

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from django.utils.translation import gettext_lazy
 
 from apps.modeling.recommenders.base import IterationCallback, Recommender, Setting, register
 
@@ -30,12 +31,12 @@ def make_bm25(params: Mapping[str, Any]) -> Any:
 class Bm25Recommender(Recommender):
     name = "bm25"
     label = "BM25 item-kNN (implicit)"
-    logic = ("It uses item-to-item collaborative filtering (BM25-weighted nearest "
-             "neighbours): from everyone's weighted interactions it measures how often two "
-             "items are chosen by the same people, counting very popular items and very "
-             "active people for less; your recommendations are the items most often chosen "
-             "together with the items you interacted with, that you have not interacted "
-             "with yet.")
+    logic = gettext_lazy(
+        "It uses item-to-item collaborative filtering (BM25-weighted nearest neighbours): "
+        "from everyone's weighted interactions it measures how often two items are chosen "
+        "by the same people, counting very popular items and very active people for less; "
+        "your recommendations are the items most often chosen together with the items you "
+        "interacted with, that you have not interacted with yet.")
     settings = {"model_bm25_k": Setting(100, int, 1, 10000)}
     positive_scores_only = True
 

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from django.utils.translation import gettext_lazy
 
 from apps.modeling.recommenders.base import IterationCallback, Recommender, Setting, register
 
@@ -108,10 +109,11 @@ def fit_weights(matrix: Any, lam: float) -> np.ndarray:
 class EaseRecommender(Recommender):
     name = "ease"
     label = "EASE (closed-form item-item)"
-    logic = ("It uses an item-to-item model (EASE): from everyone's interactions it learns, "
-             "for every pair of items, how much having chosen one predicts choosing the "
-             "other; your recommendations are the items best predicted by the items you "
-             "interacted with, that you have not interacted with yet.")
+    logic = gettext_lazy(
+        "It uses an item-to-item model (EASE): from everyone's interactions it learns, "
+        "for every pair of items, how much having chosen one predicts choosing the other; "
+        "your recommendations are the items best predicted by the items you interacted "
+        "with, that you have not interacted with yet.")
     settings = {
         # λ chosen on validation data of UCI Online Retail (bench/quality.py, bench/README.md).
         "model_ease_lambda": Setting(200.0, float, 1e-3, 1e7),
