@@ -136,6 +136,13 @@ include-path = "/api/v1/privacy-requests/{{request_id}}/deny"
 include-method = "POST"
 checks.positive_data_acceptance.expected-statuses = ["2XX", 400, 401, 403, 404, 409, 429]
 
+# Settings are checked against their declarations (apps/core/tenant_settings.py): an
+# unknown name or a value out of its range is the documented 400 `invalid_settings`.
+[[operations]]
+include-path = "/api/v1/settings"
+include-method = "PATCH"
+checks.positive_data_acceptance.expected-statuses = ["2XX", 400, 401, 403, 404, 409, 429]
+
 # A well-formed URI is still refused (400) unless it is https and its host resolves, now,
 # to public addresses only (README "Webhooks": SSRF); the run's hosts rarely do.
 [[operations]]
