@@ -56,12 +56,17 @@ def _axe_violations(driver) -> list[str]:
 def _admin_periods(driver, base: str) -> dict[str, str]:
     """``{category: period}`` as the admin's retention-policy list shows them."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     driver.get(f"{base}/admin/login/")
     driver.find_element(By.NAME, "username").send_keys(DEMO_EMAIL)
     driver.find_element(By.NAME, "password").send_keys(DEMO_PASSWORD)
     driver.find_element(By.CSS_SELECTOR, "input[type=submit], button[type=submit]").click()
+    # Wait for the login to land before leaving the page (else the list redirects to it).
+    WebDriverWait(driver, 30).until(lambda d: "/admin/login/" not in d.current_url)
     driver.get(f"{base}/admin/retention/retentionpolicy/")
+    WebDriverWait(driver, 30).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#result_list tbody tr"))
     periods = {}
     for row in driver.find_elements(By.CSS_SELECTOR, "#result_list tbody tr"):
         category = row.find_element(By.CSS_SELECTOR, ".field-category").text.strip()
