@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -108,11 +107,13 @@ class RecordsOfProcessingApi(TenantApi):
         security_measures = serializers.ListField(child=serializers.CharField())
 
     def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
-        try:
-            return super().perform_content_negotiation(request, force)
-        except Http404 as exc:  # DRF's answer to an unknown ?format=
+        # DRF ignores an empty ``?format=`` and answers an unknown one with a 404; both are
+        # a client's mistake, answered as one 400.
+        requested = request.query_params.get("format")
+        if requested is not None and requested not in ("json", "csv"):
             raise ApplicationError("format is 'json' or 'csv'.", code="unknown_format",
-                                   details={"allowed": ["json", "csv"]}) from exc
+                                   details={"allowed": ["json", "csv"]})
+        return super().perform_content_negotiation(request, force)
 
     def finalize_response(self, request: Request, response: Any, *args: Any,
                           **kwargs: Any) -> Any:

@@ -112,9 +112,10 @@ def test_the_scope_is_settings_manage_and_errors_stay_json(tenant, make_client):
     assert anonymous.status_code == 401
     assert anonymous.json()["error"]["code"]
 
-    bad = make_client(tenant, [Scope.SETTINGS_MANAGE]).get(URL, {"format": "xml"})
-    assert bad.status_code == 400
-    assert bad.json()["error"]["code"] == "unknown_format"
+    for unknown in ("xml", ""):
+        bad = make_client(tenant, [Scope.SETTINGS_MANAGE]).get(URL, {"format": unknown})
+        assert bad.status_code == 400
+        assert bad.json()["error"]["code"] == "unknown_format"
     unacceptable = make_client(tenant, [Scope.SETTINGS_MANAGE]).get(
         URL, headers={"accept": "application/xml"})
     assert unacceptable.status_code == 406
