@@ -145,11 +145,14 @@ class ApiKeyDetailApi(TenantApi):
 
     @extend_schema(responses=ApiKeyOutputSerializer)
     def get(self, request: Request, key_id: int) -> Response:
+        """One key of the tenant. A revoked key stays readable, with ``revoked_at`` set, so
+        the tenant can see which key was revoked when; it no longer authenticates."""
         return Response(ApiKeyOutputSerializer(self.get_key(key_id)).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, key_id: int) -> Response:
-        """Revoke the key. It answers 401 from the next request on."""
+        """Revoke the key. It answers 401 from the next request on; the key's record stays
+        readable (``revoked_at``) for the tenant's own audit."""
         revoke_api_key(api_key=self.get_key(key_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
