@@ -14,7 +14,7 @@ import calendar
 import logging
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any, NamedTuple
 
 from django.db import connection
@@ -522,20 +522,51 @@ def count_decisions_by_month(records: QuerySet[ConsentRecord]) -> list[dict[str,
     return sorted(table.values(), key=lambda e: (e["month"], e["purpose"]), reverse=True)
 
 
-def count_decisions_by_day(*, tenant: Tenant, days: int = 30,
-                           now: datetime | None = None) -> list[dict[str, Any]]:
-    """Purpose decisions recorded per UTC day of the last ``days`` days, per purpose, in
-    one query: ``[{"day": date, "purpose": key, "granted": n, "total": n}]``, oldest
-    first. ``granted / total`` is the day's consent rate for that purpose."""
-    from django.db.models import Q
-    from django.db.models.functions import TruncDate
+def get_consent_rate_by_day(*, tenant: Tenant, days: int = 14,
+                            now: datetime | None = None) -> list[dict[str, Any]]:
+    """The consent state per purpose at the end of each of the last ``days`` UTC days
+    (today: now), in one query: ``[{"day": date, "purpose": key, "granted": n,
+    "total": n}]``, oldest first, where ``total`` counts the subjects who had decided on the
+    purpose by then and ``granted`` those whose latest decision by then was a grant still
+    valid at that moment (not past the tenant's consent expiry, for a purpose whose legal
+    basis is consent). ``granted / total`` is the day's consent rate for that purpose.
 
-    since = (now or timezone.now()) - timedelta(days=days)
-    rows = (ConsentRecord.objects.for_tenant(tenant)
-            .filter(kind=ConsentRecord.Kind.PURPOSE, captured_at__gte=since)
-            .annotate(day=TruncDate("captured_at"))
-            .values("day", "purpose__key")
-            .annotate(granted=Count("id", filter=Q(granted=True)), total=Count("id"))
-            .order_by("day", "purpose__key"))
-    return [{"day": r["day"], "purpose": r["purpose__key"], "granted": r["granted"],
-             "total": r["total"]} for r in rows]
+    A ledger row is the subject's state from its ``captured_at`` until their next decision
+    on the purpose (``next_at``, a correlated subquery on the (tenant, subject, captured_at)
+    index); it is the state at a moment ``t`` when ``captured_at < t <= next_at``. Rows
+    replaced before the first day's end cannot be anyone's state in the window and are left
+    out in the query."""
+    from django.db.models import DateTimeField, OuterRef, Q, Subquery
+
+    now = now or timezone.now()
+    today = now.astimezone(UTC).date()
+    day_list = [today - timedelta(days=n) for n in range(days - 1, -1, -1)]
+    ends = [min(now, datetime.combine(d + timedelta(days=1), time.min, tzinfo=UTC))
+            for d in day_list]
+    expiry_months = get_expiry_months(tenant)
+    purpose_records = ConsentRecord.objects.for_tenant(tenant).filter(
+        kind=ConsentRecord.Kind.PURPOSE)
+    later = (purpose_records
+             .filter(subject_key=OuterRef("subject_key"), purpose=OuterRef("purpose"))
+             .filter(Q(captured_at__gt=OuterRef("captured_at"))
+                     | Q(captured_at=OuterRef("captured_at"), pk__gt=OuterRef("pk")))
+             .order_by("captured_at").values("captured_at")[:1])
+    aggregates: dict[str, Count] = {}
+    for n, end in enumerate(ends):
+        current = (Q(captured_at__lt=end)
+                   & (Q(next_at__isnull=True) | Q(next_at__gte=end)))
+        valid = Q(granted=True)
+        if expiry_months:
+            valid &= (Q(captured_at__gt=add_months(end, -expiry_months))
+                      | ~Q(purpose__legal_basis=Purpose.LegalBasis.CONSENT))
+        aggregates[f"total_{n}"] = Count("pk", filter=current)
+        aggregates[f"granted_{n}"] = Count("pk", filter=current & valid)
+    rows = (purpose_records
+            .filter(captured_at__lt=ends[-1])
+            .annotate(next_at=Subquery(later, output_field=DateTimeField()))
+            .filter(Q(next_at__isnull=True) | Q(next_at__gte=ends[0]))
+            .values("purpose__key").annotate(**aggregates).order_by("purpose__key"))
+    by_purpose = list(rows)
+    return [{"day": day, "purpose": r["purpose__key"], "granted": r[f"granted_{n}"],
+             "total": r[f"total_{n}"]}
+            for n, day in enumerate(day_list) for r in by_purpose if r[f"total_{n}"]]
