@@ -532,11 +532,13 @@ def get_consent_rate_by_day(*, tenant: Tenant, days: int = 14,
     basis is consent). ``granted / total`` is the day's consent rate for that purpose.
 
     A ledger row is the subject's state from its ``captured_at`` until their next decision
-    on the purpose (``next_at``, a correlated subquery on the (tenant, subject, captured_at)
-    index); it is the state at a moment ``t`` when ``captured_at < t <= next_at``. Rows
-    replaced before the first day's end cannot be anyone's state in the window and are left
-    out in the query."""
-    from django.db.models import DateTimeField, OuterRef, Q, Subquery
+    on the purpose (``next_at``: ``LEAD`` over the subject's decisions on it, in a derived
+    table: one sort of the tenant's ledger); it is the state at a moment ``t`` when
+    ``captured_at < t <= next_at``. The outer query counts, per purpose, the rows that are
+    the state at each day's end; rows replaced before the first day's end are nobody's state
+    in the window and are left out."""
+    from django.db.models import F, Window
+    from django.db.models.functions import Lead
 
     now = now or timezone.now()
     today = now.astimezone(UTC).date()
@@ -546,27 +548,36 @@ def get_consent_rate_by_day(*, tenant: Tenant, days: int = 14,
     expiry_months = get_expiry_months(tenant)
     purpose_records = ConsentRecord.objects.for_tenant(tenant).filter(
         kind=ConsentRecord.Kind.PURPOSE)
-    later = (purpose_records
-             .filter(subject_key=OuterRef("subject_key"), purpose=OuterRef("purpose"))
-             .filter(Q(captured_at__gt=OuterRef("captured_at"))
-                     | Q(captured_at=OuterRef("captured_at"), pk__gt=OuterRef("pk")))
-             .order_by("captured_at").values("captured_at")[:1])
-    aggregates: dict[str, Count] = {}
-    for n, end in enumerate(ends):
-        current = (Q(captured_at__lt=end)
-                   & (Q(next_at__isnull=True) | Q(next_at__gte=end)))
-        valid = Q(granted=True)
+    next_decision = Window(Lead("captured_at"), partition_by=[F("subject_key"), F("purpose")],
+                           order_by=[F("captured_at").asc(), F("pk").asc()])
+    rows = (purpose_records.filter(captured_at__lt=ends[-1])
+            .annotate(next_at=next_decision)
+            .order_by()
+            .values("granted", "captured_at", "next_at", p_key=F("purpose__key"),
+                    p_basis=F("purpose__legal_basis")))
+    inner_sql, inner_params = rows.query.sql_with_params()
+
+    def at(moment: datetime) -> Any:
+        return connection.ops.adapt_datetimefield_value(moment)
+
+    columns: list[str] = []
+    params: list[Any] = []
+    for end in ends:
+        current = "s.captured_at < %s AND (s.next_at IS NULL OR s.next_at >= %s)"
+        columns.append(f"SUM(CASE WHEN {current} THEN 1 ELSE 0 END)")
+        params += [at(end), at(end)]
+        valid = f"{current} AND s.granted"
+        params += [at(end), at(end)]
         if expiry_months:
-            valid &= (Q(captured_at__gt=add_months(end, -expiry_months))
-                      | ~Q(purpose__legal_basis=Purpose.LegalBasis.CONSENT))
-        aggregates[f"total_{n}"] = Count("pk", filter=current)
-        aggregates[f"granted_{n}"] = Count("pk", filter=current & valid)
-    rows = (purpose_records
-            .filter(captured_at__lt=ends[-1])
-            .annotate(next_at=Subquery(later, output_field=DateTimeField()))
-            .filter(Q(next_at__isnull=True) | Q(next_at__gte=ends[0]))
-            .values("purpose__key").annotate(**aggregates).order_by("purpose__key"))
-    by_purpose = list(rows)
-    return [{"day": day, "purpose": r["purpose__key"], "granted": r[f"granted_{n}"],
-             "total": r[f"total_{n}"]}
-            for n, day in enumerate(day_list) for r in by_purpose if r[f"total_{n}"]]
+            valid += " AND (s.captured_at > %s OR s.p_basis <> %s)"
+            params += [at(add_months(end, -expiry_months)), Purpose.LegalBasis.CONSENT]
+        columns.append(f"SUM(CASE WHEN {valid} THEN 1 ELSE 0 END)")
+    # Only placeholders and the ORM's own SQL are interpolated; every value is a parameter.
+    sql = (f"SELECT s.p_key, {', '.join(columns)} FROM ({inner_sql}) s "  # noqa: S608
+           "WHERE s.next_at IS NULL OR s.next_at >= %s GROUP BY s.p_key ORDER BY s.p_key")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *inner_params, at(ends[0])])
+        by_purpose = cursor.fetchall()
+    return [{"day": day, "purpose": r[0], "granted": int(r[2 + 2 * n]),
+             "total": int(r[1 + 2 * n])}
+            for n, day in enumerate(day_list) for r in by_purpose if r[1 + 2 * n]]
