@@ -14,7 +14,7 @@ import calendar
 import logging
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any, NamedTuple
 
 from django.db import connection
@@ -522,20 +522,62 @@ def count_decisions_by_month(records: QuerySet[ConsentRecord]) -> list[dict[str,
     return sorted(table.values(), key=lambda e: (e["month"], e["purpose"]), reverse=True)
 
 
-def count_decisions_by_day(*, tenant: Tenant, days: int = 30,
-                           now: datetime | None = None) -> list[dict[str, Any]]:
-    """Purpose decisions recorded per UTC day of the last ``days`` days, per purpose, in
-    one query: ``[{"day": date, "purpose": key, "granted": n, "total": n}]``, oldest
-    first. ``granted / total`` is the day's consent rate for that purpose."""
-    from django.db.models import Q
-    from django.db.models.functions import TruncDate
+def get_consent_rate_by_day(*, tenant: Tenant, days: int = 14,
+                            now: datetime | None = None) -> list[dict[str, Any]]:
+    """The consent state per purpose at the end of each of the last ``days`` UTC days
+    (today: now), in one query: ``[{"day": date, "purpose": key, "granted": n,
+    "total": n}]``, oldest first, where ``total`` counts the subjects who had decided on the
+    purpose by then and ``granted`` those whose latest decision by then was a grant still
+    valid at that moment (not past the tenant's consent expiry, for a purpose whose legal
+    basis is consent). ``granted / total`` is the day's consent rate for that purpose.
 
-    since = (now or timezone.now()) - timedelta(days=days)
-    rows = (ConsentRecord.objects.for_tenant(tenant)
-            .filter(kind=ConsentRecord.Kind.PURPOSE, captured_at__gte=since)
-            .annotate(day=TruncDate("captured_at"))
-            .values("day", "purpose__key")
-            .annotate(granted=Count("id", filter=Q(granted=True)), total=Count("id"))
-            .order_by("day", "purpose__key"))
-    return [{"day": r["day"], "purpose": r["purpose__key"], "granted": r["granted"],
-             "total": r["total"]} for r in rows]
+    A ledger row is the subject's state from its ``captured_at`` until their next decision
+    on the purpose (``next_at``: ``LEAD`` over the subject's decisions on it, in a derived
+    table: one sort of the tenant's ledger); it is the state at a moment ``t`` when
+    ``captured_at < t <= next_at``. The outer query counts, per purpose, the rows that are
+    the state at each day's end; rows replaced before the first day's end are nobody's state
+    in the window and are left out."""
+    from django.db.models import F, Window
+    from django.db.models.functions import Lead
+
+    now = now or timezone.now()
+    today = now.astimezone(UTC).date()
+    day_list = [today - timedelta(days=n) for n in range(days - 1, -1, -1)]
+    ends = [min(now, datetime.combine(d + timedelta(days=1), time.min, tzinfo=UTC))
+            for d in day_list]
+    expiry_months = get_expiry_months(tenant)
+    purpose_records = ConsentRecord.objects.for_tenant(tenant).filter(
+        kind=ConsentRecord.Kind.PURPOSE)
+    next_decision = Window(Lead("captured_at"), partition_by=[F("subject_key"), F("purpose")],
+                           order_by=[F("captured_at").asc(), F("pk").asc()])
+    rows = (purpose_records.filter(captured_at__lt=ends[-1])
+            .annotate(next_at=next_decision)
+            .order_by()
+            .values("granted", "captured_at", "next_at", p_key=F("purpose__key"),
+                    p_basis=F("purpose__legal_basis")))
+    inner_sql, inner_params = rows.query.sql_with_params()
+
+    def at(moment: datetime) -> Any:
+        return connection.ops.adapt_datetimefield_value(moment)
+
+    columns: list[str] = []
+    params: list[Any] = []
+    for end in ends:
+        current = "s.captured_at < %s AND (s.next_at IS NULL OR s.next_at >= %s)"
+        columns.append(f"SUM(CASE WHEN {current} THEN 1 ELSE 0 END)")
+        params += [at(end), at(end)]
+        valid = f"{current} AND s.granted"
+        params += [at(end), at(end)]
+        if expiry_months:
+            valid += " AND (s.captured_at > %s OR s.p_basis <> %s)"
+            params += [at(add_months(end, -expiry_months)), Purpose.LegalBasis.CONSENT]
+        columns.append(f"SUM(CASE WHEN {valid} THEN 1 ELSE 0 END)")
+    # Only placeholders and the ORM's own SQL are interpolated; every value is a parameter.
+    sql = (f"SELECT s.p_key, {', '.join(columns)} FROM ({inner_sql}) s "  # noqa: S608
+           "WHERE s.next_at IS NULL OR s.next_at >= %s GROUP BY s.p_key ORDER BY s.p_key")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *inner_params, at(ends[0])])
+        by_purpose = cursor.fetchall()
+    return [{"day": day, "purpose": r[0], "granted": int(r[2 + 2 * n]),
+             "total": int(r[1 + 2 * n])}
+            for n, day in enumerate(day_list) for r in by_purpose if r[1 + 2 * n]]

@@ -122,7 +122,9 @@ def build_charts(figures: DashboardFigures) -> list[dict[str, Any]]:
             for r in figures.consent if r["total"]}
     charts.append(_chart(
         "consent-rate", "Consent rate per purpose",
-        "Share of the day's consent decisions that granted the purpose, in %.", "line",
+        "State at the end of each day (UTC; today: now): of the subjects who had decided on "
+        "the purpose by then, the share whose latest decision was a grant still valid (not "
+        "expired), in %.", "line",
         day_labels,
         [{"label": p, "data": [rate.get((d, p)) for d in day_labels]} for p in purposes]
         or [{"label": "No decisions", "data": [None] * len(day_labels)}],

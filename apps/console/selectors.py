@@ -48,7 +48,7 @@ def list_running_jobs(*, tenant: Tenant) -> list[dict[str, Any]]:
 
 def get_dashboard_figures(*, tenant: Tenant, now: datetime | None = None) -> DashboardFigures:
     """Everything the dashboard shows for ``tenant``, in nine queries."""
-    from apps.consent.selectors import count_decisions_by_day
+    from apps.consent.selectors import get_consent_rate_by_day
     from apps.events.selectors import count_ingestion_by_day
     from apps.modeling.selectors import get_privacy_budget, list_version_quality
     from apps.privacy.selectors import get_request_figures
@@ -57,7 +57,7 @@ def get_dashboard_figures(*, tenant: Tenant, now: datetime | None = None) -> Das
     today = now.astimezone(UTC).date()
     return DashboardFigures(
         requests=get_request_figures(tenant=tenant, now=now),
-        consent=count_decisions_by_day(tenant=tenant, days=DAYS, now=now),
+        consent=get_consent_rate_by_day(tenant=tenant, days=DAYS, now=now),
         ingestion=count_ingestion_by_day(tenant=tenant, days=DAYS, today=today),
         quality=list_version_quality(tenant=tenant),
         budget=get_privacy_budget(tenant=tenant),

@@ -30,6 +30,15 @@ class DiscreetAutoSchema(AutoSchema):
         schema.update(getattr(serializer, "schema_extra", {}))
         return schema
 
+    def _get_request_for_media_type(self, serializer: Any, direction: str = "request") -> Any:
+        # A body that must hold at least one property (``minProperties``) is a required body,
+        # although no single field is required (e.g. "exactly one of days, hours").
+        schema, required = super()._get_request_for_media_type(serializer, direction)
+        extra = getattr(serializer, "schema_extra", None)
+        if isinstance(extra, dict) and extra.get("minProperties", 0) > 0:
+            required = True
+        return schema, required
+
 
 # Every answer the API may give besides an operation's own success, all in the one error
 # shape (``apps.core.exceptions``). Declared on every operation by the hook below, not per

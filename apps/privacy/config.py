@@ -1,5 +1,6 @@
-"""The privacy officer's tenant settings, read and checked in one place (so that a settings
-registry can name these checks, and the form and API that write the settings share them).
+"""The privacy officer's tenant settings, checked here (the declarations in
+``apps/privacy/tenant_settings.py`` use these checks, so the form and API that write the
+settings share them) and read here through those declarations.
 
 * ``privacy_approval_kinds``: list of kind names (default ``[]``). A verified request of such
   a kind waits in ``awaiting_approval`` until an owner or admin approves or denies it.
@@ -18,9 +19,9 @@ import logging
 from typing import Any
 
 from apps.core.exceptions import ApplicationError
+from apps.core.tenant_settings import SettingError, get_setting
 from apps.privacy.kinds import kind_values
 from apps.tenants.models import Tenant
-from apps.tenants.services import tenant_setting
 
 logger = logging.getLogger("privacy.config")
 
@@ -70,43 +71,46 @@ def clean_manual_steps(value: Any) -> dict[str, list[str]]:
     return cleaned
 
 
-#: For a settings registry: setting name -> (default, check).
-SETTINGS = {
-    APPROVAL_KINDS_SETTING: ([], clean_approval_kinds),
-    MANUAL_STEPS_SETTING: ({}, clean_manual_steps),
-}
+def _stored(tenant: Tenant, name: str) -> Any:
+    """The tenant's value of the declared setting ``name`` (``apps/privacy/tenant_settings.py``):
+    the default when unset, the cleaned value when valid. Unlike ``TenantSetting.read`` an
+    invalid stored value is not replaced by the default (which would let every kind through)
+    but raises :class:`SettingError`, so that the callers fail closed."""
+    setting = get_setting(name)
+    if name not in tenant.settings:
+        return setting.default
+    return setting.validate(tenant.settings[name])
 
 
 def approval_kinds(tenant: Tenant) -> frozenset[str]:
     """The kinds whose verified requests wait for an officer's approval."""
-    raw = tenant_setting(tenant, APPROVAL_KINDS_SETTING, [])
     try:
-        return frozenset(clean_approval_kinds(raw))
-    except ApplicationError:
+        return frozenset(_stored(tenant, APPROVAL_KINDS_SETTING))
+    except SettingError:
         logger.error("privacy.invalid_setting setting=%s tenant=%s: every kind needs approval",
                      APPROVAL_KINDS_SETTING, tenant.pk)
         return frozenset(kind_values())
 
 
-def manual_steps(tenant: Tenant, kind: str) -> list[str]:
-    """The checklist configured for ``kind`` (empty when none)."""
-    raw = tenant_setting(tenant, MANUAL_STEPS_SETTING, {})
+def _all_manual_steps(tenant: Tenant) -> dict[str, list[str]] | None:
+    """Every configured checklist, or ``None`` when the stored value is unreadable."""
     try:
-        return clean_manual_steps(raw).get(kind, [])
-    except ApplicationError:
+        return _stored(tenant, MANUAL_STEPS_SETTING)
+    except SettingError:
         logger.error("privacy.invalid_setting setting=%s tenant=%s: ignored; every kind "
                      "needs approval", MANUAL_STEPS_SETTING, tenant.pk)
-        return []
+        return None
+
+
+def manual_steps(tenant: Tenant, kind: str) -> list[str]:
+    """The checklist configured for ``kind`` (empty when none, or when unreadable)."""
+    return (_all_manual_steps(tenant) or {}).get(kind, [])
 
 
 def needs_approval(tenant: Tenant, kind: str) -> bool:
     """Whether a verified ``kind`` request waits in ``awaiting_approval``: its kind is in
     ``privacy_approval_kinds``, it has configured manual steps, or a setting is unreadable."""
-    if kind in approval_kinds(tenant) or manual_steps(tenant, kind):
+    if kind in approval_kinds(tenant):
         return True
-    raw = tenant_setting(tenant, MANUAL_STEPS_SETTING, {})
-    try:
-        clean_manual_steps(raw)
-    except ApplicationError:
-        return True
-    return False
+    steps = _all_manual_steps(tenant)
+    return steps is None or bool(steps.get(kind))

@@ -1,7 +1,7 @@
 """The retention categories: one per store that owns its expiry (declared in the apps'
 ``subject_data`` modules: interaction events, the consent ledger, export files, closed
 privacy requests, erasure tombstones) and the retention app's own rules that are not one
-store (inactive subjects, model artifacts, audit entries).
+store (inactive subjects, model artifacts, webhook deliveries, audit entries).
 
 Each category finds what is expired with one predicate on indexed columns and deletes it in
 batches of at most ``batch_size`` rows per statement, each batch in its own short
@@ -20,7 +20,8 @@ reports exactly what the run then deletes. The order matters and is part of that
    own rule.
 3. ``consent_ledger``: a subject's whole ledger goes 5 years after their last change.
 4. ``exports`` (before the requests they belong to), ``closed_privacy_requests``,
-   ``erasure_tombstones``, ``model_artifacts``.
+   ``erasure_tombstones``, ``model_artifacts``, ``webhook_deliveries`` (an operational log
+   with no subject data: finished deliveries only).
 5. ``audit_entries`` last, through ``apps.audit.services.prune_audit_events`` (which keeps
    the hash chain verifiable); the receipts written by the earlier categories are then the
    newest entries, so every entry older than the cutoff can go.
@@ -56,6 +57,7 @@ logger = logging.getLogger("retention.categories")
 EVENTS = "events"
 AUDIT_ENTRIES = "audit_entries"
 MODEL_ARTIFACTS = "model_artifacts"
+WEBHOOK_DELIVERIES = "webhook_deliveries"
 
 #: Candidate subjects examined per batch (each inactive one costs a few small deletes).
 SUBJECTS_PER_BATCH = 500
@@ -275,6 +277,26 @@ def purge_expired_artifacts(tenant: Tenant, cutoff: datetime, batch_size: int,
     return PurgeResult(deleted=deleted, done=len(doomed) <= batch_size)
 
 
+# --- Webhook deliveries -------------------------------------------------------------------
+# An operational log, not subject data (payloads carry ids and statuses only), so not a
+# store's own category: a rule of the retention app, like the audit entries.
+
+
+def count_expired_webhook_deliveries(tenant: Tenant, cutoff: datetime) -> int:
+    from apps.webhooks.selectors import list_finished_webhook_deliveries_before
+
+    return list_finished_webhook_deliveries_before(tenant=tenant, cutoff=cutoff).count()
+
+
+def purge_expired_webhook_deliveries(tenant: Tenant, cutoff: datetime, batch_size: int,
+                                     state: dict[str, Any]) -> PurgeResult:
+    from apps.webhooks.services import prune_webhook_deliveries_batch
+
+    deleted = prune_webhook_deliveries_batch(tenant=tenant, cutoff=cutoff,
+                                             batch_size=batch_size)
+    return PurgeResult(deleted=deleted, done=deleted < batch_size)
+
+
 # --- Every category ------------------------------------------------------------------------
 
 
@@ -298,6 +320,15 @@ def _own_categories() -> list[RetentionCategory]:
                 "older artifacts are destroyed (version rows and metrics stay)."),
             default_days=None, time_based=False, unit="artifacts",
             count=count_expired_artifacts, purge=purge_expired_artifacts, order=70,
+        ),
+        RetentionCategory(
+            code=WEBHOOK_DELIVERIES, label=gettext_lazy("Webhook deliveries"),
+            description=gettext_lazy(
+                "The webhook delivery log (event type, endpoint, status, ids): finished "
+                "deliveries older than the period are deleted. Default 30 days."),
+            default_days=30,
+            count=count_expired_webhook_deliveries, purge=purge_expired_webhook_deliveries,
+            order=900,
         ),
         RetentionCategory(
             code=AUDIT_ENTRIES, label=gettext_lazy("Audit entries"),

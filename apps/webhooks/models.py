@@ -89,7 +89,10 @@ class WebhookDelivery(TenantOwnedModel, DurableJob):
         indexes = [models.Index(fields=["tenant", "status"],
                                 name="webhookdelivery_status"),
                    models.Index(fields=["status"], condition=Q(status="pending"),
-                                name="webhookdelivery_pending")]
+                                name="webhookdelivery_pending"),
+                   # Retention's predicate (category ``webhook_deliveries``).
+                   models.Index(fields=["tenant", "created_at"],
+                                name="webhookdelivery_created")]
 
     def __str__(self) -> str:
         return f"{self.event_type} → {self.endpoint_id} ({self.status})"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
@@ -20,3 +22,13 @@ def get_webhook_endpoint(*, tenant: Tenant, endpoint_id: int) -> WebhookEndpoint
 
 def list_webhook_deliveries(*, tenant: Tenant) -> QuerySet[WebhookDelivery]:
     return WebhookDelivery.objects.for_tenant(tenant).select_related("endpoint")
+
+
+def list_finished_webhook_deliveries_before(*, tenant: Tenant,
+                                            cutoff: datetime) -> QuerySet[WebhookDelivery]:
+    """The tenant's deliveries created before ``cutoff`` that are finished (succeeded or
+    failed): what retention prunes (category ``webhook_deliveries``). One still being sent
+    or retried is never pruned."""
+    return WebhookDelivery.objects.for_tenant(tenant).filter(
+        created_at__lt=cutoff,
+        status__in=(WebhookDelivery.Status.SUCCEEDED, WebhookDelivery.Status.FAILED))

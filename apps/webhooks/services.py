@@ -26,6 +26,7 @@ from apps.tenants.crypto import decrypt_secret, encrypt_secret
 from apps.tenants.models import Tenant
 from apps.webhooks import addresses, signing
 from apps.webhooks.models import EventType, WebhookDelivery, WebhookEndpoint
+from apps.webhooks.selectors import list_finished_webhook_deliveries_before
 
 logger = logging.getLogger("webhooks")
 
@@ -36,6 +37,7 @@ __all__ = [
     "delete_webhook_endpoint",
     "deliver_webhook",
     "emit_webhook_event",
+    "prune_webhook_deliveries_batch",
     "update_webhook_endpoint",
     "validate_endpoint_url",
     "validate_event_types",
@@ -249,3 +251,13 @@ def _schedule_retry(delivery: WebhookDelivery, *, error: str, now: Any) -> None:
         args = [delivery.tenant_id, delivery.pk]
         transaction.on_commit(lambda: current_app.send_task(
             WebhookDelivery.job_task, args=args, countdown=delay))
+
+
+def prune_webhook_deliveries_batch(*, tenant: Tenant, cutoff: Any, batch_size: int) -> int:
+    """Retention (category ``webhook_deliveries``): delete at most ``batch_size`` of the
+    tenant's finished deliveries created before ``cutoff``, in one statement; returns how
+    many went. The log holds ids and statuses only (no subject data)."""
+    batch = (list_finished_webhook_deliveries_before(tenant=tenant, cutoff=cutoff)
+             .order_by().values("pk")[:batch_size])
+    _, per_model = WebhookDelivery.objects.for_tenant(tenant).filter(pk__in=batch).delete()
+    return per_model.get(WebhookDelivery._meta.label, 0)

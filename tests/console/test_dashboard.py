@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -19,6 +19,7 @@ from apps.privacy.models import PrivacyRequest
 from apps.tenants.scoping import tenant_scope
 from tests.factories.modeling import add_items
 from tests.factories.privacy import make_request
+from tests.factories.retention import at, consent_at
 from tests.factories.tenants import MembershipFactory
 
 pytestmark = pytest.mark.django_db
@@ -85,17 +86,44 @@ def test_a_member_lands_on_the_dashboard_with_its_figures(tenant, member_client)
     assert 'id="kpi-overdue">1<' in html
 
 
-def test_the_consent_rate_is_the_share_of_granting_decisions(tenant):
-    from apps.consent.services import record_consents
-    from apps.tenants.services import pseudonymize
-
-    for n, granted in enumerate([True, True, True, False]):
-        record_consents(tenant=tenant, subject_key=pseudonymize(tenant, f"s{n}"),
-                        decisions={"personalization": granted}, source="api")
-    with tenant_scope(tenant):
+def test_the_consent_rate_is_the_state_at_each_days_end_not_the_days_decisions(tenant):
+    """Per day: among the subjects who had decided on the purpose by the end of the day,
+    the share whose latest decision was a grant still valid then (expiry 13 months)."""
+    now = datetime(2031, 3, 1, 12, 0, tzinfo=UTC)
+    day = timedelta(days=1)
+    noon = datetime(2031, 3, 1, 11, 0, tzinfo=UTC)
+    consent_at(tenant, "old-grant", noon - 20 * day)           # before the window: counts
+    consent_at(tenant, "changed-mind", noon - 3 * day)
+    consent_at(tenant, "changed-mind", noon - 1 * day, granted=False)
+    consent_at(tenant, "refused", noon - 2 * day, granted=False)
+    consent_at(tenant, "twice", noon - 2 * day)
+    consent_at(tenant, "twice", noon - 2 * day + timedelta(minutes=5))
+    consent_at(tenant, "expired", noon - 500 * day)            # > 13 months: not valid
+    with tenant_scope(tenant), at(now):
         figures = get_dashboard_figures(tenant=tenant)
-    [row] = [r for r in figures.consent if r["purpose"] == "personalization"]
-    assert (row["granted"], row["total"]) == (3, 4)
+    rate = {(r["day"], r["granted"], r["total"]) for r in figures.consent
+            if r["purpose"] == "personalization"}
+    today = now.date()
+    assert rate == {
+        *((today - n * day, 1, 2) for n in range(13, 3, -1)),  # old-grant of it and expired
+        (today - 3 * day, 2, 3),
+        (today - 2 * day, 3, 5),
+        (today - 1 * day, 2, 5),
+        (today, 2, 5),
+    }
+
+
+@pytest.mark.parametrize("expiry", [0, 13])
+def test_a_grant_past_the_expiry_counts_only_when_consent_never_expires(tenant, expiry):
+    tenant.settings = {**tenant.settings, "consent_expiry_months": expiry}
+    tenant.save()
+    now = datetime(2031, 3, 1, 12, 0, tzinfo=UTC)
+    consent_at(tenant, "long-ago", now - timedelta(days=400))
+    with tenant_scope(tenant), at(now):
+        figures = get_dashboard_figures(tenant=tenant)
+    [today] = [r for r in figures.consent
+               if r["purpose"] == "personalization" and r["day"] == now.date()]
+    assert (today["granted"], today["total"]) == ((1 if expiry == 0 else 0), 1)
 
 
 def test_another_tenants_member_sees_none_of_these_figures(tenant, other_tenant,

@@ -4,6 +4,7 @@ timestamps production would give them."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 import time_machine
@@ -21,6 +22,7 @@ from apps.privacy.models import DataExport, ErasureTombstone, PrivacyRequest
 from apps.privacy.services import reject_privacy_request
 from apps.tenants.models import Tenant
 from apps.tenants.services import pseudonymize
+from apps.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tests.factories.consent import PrivacyNoticeFactory
 from tests.factories.events import EventFactory, ItemFactory
 from tests.factories.privacy import make_request
@@ -95,3 +97,22 @@ def model_version(tenant: Tenant, number: int, *, status: str = ModelVersion.Sta
         tenant=tenant, number=number, algorithm="als", status=status, data_stats=stats,
         consent_snapshot_at=retention_since or datetime(2031, 1, 1, tzinfo=UTC),
         artifact_path=path, artifact_sha256="0" * 64, artifact_bytes=16)
+
+
+def webhook_delivery_at(tenant: Tenant, moment: datetime,
+                        status: str = "succeeded") -> WebhookDelivery:
+    """A delivery of an event created at ``moment`` to the tenant's test endpoint (written
+    directly: nothing is sent), finished with ``status``."""
+    endpoint = WebhookEndpoint.objects.for_tenant(tenant).first()
+    if endpoint is None:
+        endpoint = WebhookEndpoint.objects.create(
+            tenant=tenant, url="https://hooks.example.com/x", events=["model.activated"],
+            secret_ciphertext=b"test")
+    with at(moment):
+        delivery = WebhookDelivery.objects.create(
+            tenant=tenant, endpoint=endpoint, event_type="model.activated",
+            message_id=f"msg_{uuid.uuid4().hex}",
+            payload={"id": 1})
+    WebhookDelivery.objects.for_tenant(tenant).filter(pk=delivery.pk).update(status=status)
+    delivery.refresh_from_db()
+    return delivery

@@ -13,7 +13,7 @@ from apps.retention.services import provision_retention_policies
 LIST = "retention-policy-list"
 ALL_CATEGORIES = ["events", "inactive_subjects", "consent_ledger", "exports",
                   "closed_privacy_requests", "erasure_tombstones", "model_artifacts",
-                  "audit_entries"]
+                  "webhook_deliveries", "audit_entries"]
 
 
 def _detail(category: str) -> str:
@@ -25,7 +25,7 @@ def test_every_tenant_is_provisioned_with_the_default_policies(tenant):
     assert stored == {"events": 365, "inactive_subjects": None, "consent_ledger": 1826,
                       "exports": 7, "closed_privacy_requests": 731,
                       "erasure_tombstones": 1096, "model_artifacts": None,
-                      "audit_entries": 1096}
+                      "webhook_deliveries": 30, "audit_entries": 1096}
     provision_retention_policies(tenant)  # idempotent
     assert RetentionPolicy.objects.for_tenant(tenant).count() == len(stored)
 

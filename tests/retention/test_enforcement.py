@@ -34,6 +34,7 @@ from tests.factories.retention import (
     export_at,
     model_version,
     tombstone_at,
+    webhook_delivery_at,
 )
 
 NOW = datetime(2031, 3, 1, 12, 0, tzinfo=UTC)
@@ -213,6 +214,8 @@ def _mixed_history(tenant: Any) -> None:
     export_at(tenant, "exported@example.com", NOW - timedelta(days=9))
     export_at(tenant, "fresh-export@example.com", NOW - timedelta(days=1))
     tombstone_at(tenant, "e" * 64, NOW - AUDIT - timedelta(days=1))
+    webhook_delivery_at(tenant, NOW - timedelta(days=31))
+    webhook_delivery_at(tenant, NOW - timedelta(days=29))
     for number in range(1, 5):
         model_version(tenant, number, status="active" if number == 4 else "retired",
                       retention_since=NOW - YEAR)

@@ -71,10 +71,12 @@ def test_the_ledger_proof_is_not_erased_with_an_inactive_subject():
     assert "consent.ConsentRecord" not in governed
 
 
-def test_the_migration_provisions_existing_tenants_with_the_registry_defaults():
+def test_the_migrations_provision_existing_tenants_with_the_registry_defaults():
+    """The first provisioning migration and one per category added later, together."""
     import importlib
 
-    migration = importlib.import_module(
-        "apps.retention.migrations.0002_provision_existing_tenants")
+    provisioned: dict[str, int | None] = {}
+    for name in ("0002_provision_existing_tenants", "0005_provision_webhook_deliveries"):
+        provisioned |= importlib.import_module(f"apps.retention.migrations.{name}").DEFAULTS
     expected = {c.code: c.default_days for c in retention_categories()}
-    assert expected == migration.DEFAULTS
+    assert expected == provisioned
