@@ -367,6 +367,11 @@ def test_an_erasure_receipt_renders_in_german(tenant, german,
     assert '<span id="model-status">endgültig</span>' in html
     assert "Endgültig: Dieser Dienst hatte nie ein Empfehlungsmodell" in html
     assert_german(status, "erasure receipt", tenant)
+    # The completion email says the same in German: categories and the model section.
+    completed = mail.outbox[-1].body
+    assert "- Interaktionen: 2" in completed
+    assert "Empfehlungsmodell: endgültig" in completed
+    assert [f for f in declared_english(tenant) if f in completed] == []
 
 
 @pytest.mark.parametrize(("header", "expected"), [
