@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext, gettext_noop
+
 from apps.audit.services import forget_subject_token
 from apps.core.subject_data import (
     INACTIVE_SUBJECTS,
@@ -31,15 +33,16 @@ def _erase(tenant: Tenant, subject_key: str) -> int:
 
 
 def _text(tenant: Tenant, period: PeriodOf) -> str:
-    return ("The link between you and the audit trail is deleted when your data is erased "
-            f"or after {describe_period(period(INACTIVE_SUBJECTS))} without any activity; "
-            "the audit entries it linked stay, anonymous, for "
-            f"{describe_period(period('audit_entries'))}.")
+    return gettext("The link between you and the audit trail is deleted when your data is "
+                   "erased or after %(inactive)s without any activity; the audit entries it "
+                   "linked stay, anonymous, for %(entries)s.") % {
+        "inactive": describe_period(period(INACTIVE_SUBJECTS)),
+        "entries": describe_period(period("audit_entries"))}
 
 
 declare(SubjectDataStore(
     name="audit.subject_token",
-    category="audit trail link",
+    category=gettext_noop("audit trail link"),
     models=("audit.SubjectAuditToken",),
     order=1000,
     export=_export,

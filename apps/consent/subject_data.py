@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import Exists, OuterRef, QuerySet
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext, gettext_lazy, gettext_noop
 
 from apps.consent.models import ConsentRecord, ConsentState, SubjectState
 from apps.core.subject_data import (
@@ -56,17 +56,17 @@ def _expired_ledger(tenant: Tenant, cutoff: datetime) -> QuerySet[ConsentRecord]
 
 
 def _ledger_text(tenant: Tenant, period: PeriodOf) -> str:
-    return ("Your history of choices is kept as proof of what you agreed to (GDPR Art. 7(1)) "
-            f"for {describe_period(period('consent_ledger'))} after your last change, "
-            "then deleted.")
+    return gettext("Your history of choices is kept as proof of what you agreed to (GDPR "
+                   "Art. 7(1)) for %(period)s after your last change, then deleted.") % {
+        "period": describe_period(period("consent_ledger"))}
 
 
-def _while_active(what: str) -> RetentionRule:
-    """The rule of state kept while the subject is active (``what``: "Your ... are")."""
+def _while_active(sentence: str) -> RetentionRule:
+    """The rule of state kept while the subject is active (``sentence``: marked with
+    ``gettext_noop``, its ``%(period)s`` the inactivity period)."""
 
     def text(tenant: Tenant, period: PeriodOf) -> str:
-        return (f"{what} kept while you use the service, and deleted after "
-                f"{describe_period(period(INACTIVE_SUBJECTS))} without any activity.")
+        return gettext(sentence) % {"period": describe_period(period(INACTIVE_SUBJECTS))}
 
     return removed_with_inactive_subjects(text)
 
@@ -84,25 +84,29 @@ _export_ledger, _erase_ledger = subject_rows(ConsentRecord, (
 declare(
     SubjectDataStore(
         name="consent.subject_state",
-        category="consent: personalization level and flags",
+        category=gettext_noop("consent: personalization level and flags"),
         models=("consent.SubjectState",), order=880,
         export=_export_level, erase=_erase_level, restrict=_FROZEN,
         rectify=not_applicable("The level is corrected with the current choices "
                                "(consent.state)."),
-        retention=_while_active("Your personalization level and flags are"),
+        retention=_while_active(gettext_noop(
+            "Your personalization level and flags are kept while you use the service, and "
+            "deleted after %(period)s without any activity.")),
         model_effect=ModelEffect.NONE,
     ),
     SubjectDataStore(
         name="consent.state",
-        category="consent: current choices",
+        category=gettext_noop("consent: current choices"),
         models=("consent.ConsentState",), order=890,
         export=_export_state, erase=_erase_state, restrict=_FROZEN, rectify=_rectify,
-        retention=_while_active("Your current choices are"),
+        retention=_while_active(gettext_noop(
+            "Your current choices are kept while you use the service, and deleted after "
+            "%(period)s without any activity.")),
         model_effect=ModelEffect.NONE,
     ),
     SubjectDataStore(
         name="consent.ledger",
-        category="consent: history of choices",
+        category=gettext_noop("consent: history of choices"),
         models=("consent.ConsentRecord",), order=900,
         export=_export_ledger, erase=_erase_ledger,
         restrict=frozen("Kept past its retention period while the subject is restricted."),

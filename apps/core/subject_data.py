@@ -34,6 +34,7 @@ from django.apps import apps
 from django.apps.registry import Apps
 from django.db import models
 from django.utils.module_loading import autodiscover_modules
+from django.utils.translation import gettext, ngettext
 
 #: The field that holds the pseudonymous subject key, unless a store names another.
 SUBJECT_FIELD = "subject_key"
@@ -68,7 +69,8 @@ Describer = Callable[[Tenant, str], dict[str, Any]]
 Holdings = Callable[[Tenant, str], list[str]]
 #: ``period(category_code) -> the tenant's period`` (``None``: no fixed period).
 PeriodOf = Callable[[str], timedelta | None]
-#: ``text(tenant, period) -> the rule in plain words`` for exports and "my data".
+#: ``text(tenant, period) -> the rule in plain words`` for exports and "my data", in the
+#: active language (``gettext`` with named placeholders, called when the text is shown).
 RetentionText = Callable[[Tenant, PeriodOf], str]
 #: ``expired(tenant, cutoff) -> rows`` of this store past the cutoff.
 ExpiredRows = Callable[[Tenant, datetime], models.QuerySet]
@@ -196,7 +198,9 @@ class SubjectDataStore:
     a declaration that leaves one out does not construct."""
 
     name: str                  # unique, e.g. "events.event"; a checkpoint and export name
-    category: str              # what the subject sees in exports and receipts
+    #: What the subject sees in exports and receipts: English, marked ``gettext_noop``;
+    #: shown through :func:`category_name`.
+    category: str
     models: tuple[str, ...]    # model labels of a table store; () for files, artifacts
     order: int                 # erasure (and export) order: lower first
     export: Exporter
@@ -395,12 +399,24 @@ def retention_period(tenant: Tenant, category: str) -> timedelta | None:
 
 
 def describe_period(period: timedelta | None) -> str:
+    """``period`` in words, in the active language (a retention text calls it when it is
+    rendered, so a subject reads it in the portal's language)."""
     if period is None:
-        return "no fixed period"
+        return gettext("no fixed period")
     hours = int(period.total_seconds() // 3600)
     if hours % 24:
-        return f"{hours} hours"
-    return "1 day" if hours == 24 else f"{hours // 24} days"
+        return ngettext("%(count)d hour", "%(count)d hours", hours) % {"count": hours}
+    days = hours // 24
+    return ngettext("%(count)d day", "%(count)d days", days) % {"count": days}
+
+
+def category_name(store: SubjectDataStore | str) -> str:
+    """A store's category (or a category as a receipt recorded it) in the active language.
+    ``category`` is declared in English, marked with ``gettext_noop`` so that the catalogue
+    of the declaring app holds it, and stays English wherever it is stored (receipts,
+    exports, audit entries); it is translated only when shown."""
+    category = store.category if isinstance(store, SubjectDataStore) else store
+    return gettext(category) if category else category
 
 
 def retention_notice(store: SubjectDataStore, tenant: Tenant) -> RetentionNotice:

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import QuerySet
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext, gettext_lazy, gettext_noop
 
 from apps.core.subject_data import (
     Correction,
@@ -46,14 +46,15 @@ def _expired(tenant: Tenant, cutoff: datetime) -> QuerySet[Event]:
 
 
 def _text(tenant: Tenant, period: PeriodOf) -> str:
-    return (f"Interactions are kept at most {describe_period(period('events'))}, and only "
-            f"your newest {history_cap(tenant)}; older ones are deleted automatically, and "
-            "the recommendation models are retrained without them within a day.")
+    return gettext("Interactions are kept at most %(period)s, and only your newest "
+                   "%(count)s; older ones are deleted automatically, and the recommendation "
+                   "models are retrained without them within a day.") % {
+        "period": describe_period(period("events")), "count": history_cap(tenant)}
 
 
 declare(SubjectDataStore(
     name="events.event",
-    category="interaction events",
+    category=gettext_noop("interaction events"),
     models=("events.Event",),
     order=100,
     export=_export,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext, gettext_noop
+
 from apps.core.subject_data import (
     INACTIVE_SUBJECTS,
     Correction,
@@ -61,18 +63,18 @@ def _held(tenant: Tenant, subject_key: str) -> list[str]:
     # The same selector as the export's lineage and the erasure receipt's versions.
     from apps.modeling.selectors import list_subject_model_versions
 
-    return [f"model v{v.number}"
+    return [gettext("model v%(number)s") % {"number": v.number}
             for v in list_subject_model_versions(tenant=tenant, subject_key=subject_key)]
 
 
 def _text(tenant: Tenant, period: PeriodOf) -> str:
-    return ("Recommendation models are retrained without the data deleted under these rules; "
-            "only the active model and the two before it are kept.")
+    return gettext("Recommendation models are retrained without the data deleted under these "
+                   "rules; only the active model and the two before it are kept.")
 
 
 declare(SubjectDataStore(
     name="modeling.artifacts",
-    category="recommendation models trained on your activity",
+    category=gettext_noop("recommendation models trained on your activity"),
     models=(),
     order=50,
     export=_export,
@@ -99,14 +101,16 @@ _export_quarantine, _erase_quarantine = subject_rows(SubjectQuarantine, (
 
 
 def _quarantine_text(tenant: Tenant, period: PeriodOf) -> str:
-    return ("A record that your activity was left out of model training as unusual (and of "
-            "its release) is kept while you use the service, and deleted after "
-            f"{describe_period(period(INACTIVE_SUBJECTS))} without any activity.")
+    return gettext("A record that your activity was left out of model training as unusual "
+                   "(and of its release) is kept while you use the service, and deleted after "
+                   "%(period)s without any activity.") % {
+        "period": describe_period(period(INACTIVE_SUBJECTS))}
 
 
 declare(SubjectDataStore(
     name="modeling.quarantine",
-    category="training quarantine: activity left out of model training as anomalous",
+    category=gettext_noop(
+        "training quarantine: activity left out of model training as anomalous"),
     models=("modeling.SubjectQuarantine",),
     order=60,
     export=_export_quarantine,

@@ -20,11 +20,13 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest
-from django.utils.translation import get_supported_language_variant, gettext_lazy
+from django.urls import reverse
+from django.utils.translation import get_supported_language_variant, gettext, gettext_lazy
 from django.utils.translation.trans_real import parse_accept_lang_header
 
+from apps.core.tenant_settings import get_setting
 from apps.tenants.models import Tenant
-from apps.tenants.services import tenant_setting
+from apps.tenants.services import setting_value
 
 #: The languages the portal and the emails exist in, each named in itself (the switcher).
 PORTAL_LANGUAGES: list[tuple[str, str]] = [
@@ -49,11 +51,11 @@ def supported(code: str | None) -> str | None:
 
 
 def tenant_default_language(tenant: Tenant | None) -> str:
-    """The tenant's ``portal_default_language``, English when unset or not a portal
-    language."""
+    """The tenant's ``portal_default_language`` (its declaration in
+    ``apps/privacy/tenant_settings.py``: the stored value when valid, else English)."""
     if tenant is None:
         return FALLBACK
-    return supported(str(tenant_setting(tenant, DEFAULT_LANGUAGE_SETTING, FALLBACK))) \
+    return supported(str(setting_value(tenant, get_setting(DEFAULT_LANGUAGE_SETTING)))) \
         or FALLBACK
 
 
@@ -73,6 +75,17 @@ def portal_language(request: HttpRequest, tenant: Tenant | None) -> str:
     chosen = supported(request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME))
     return (chosen or accepted_language(request.headers.get("Accept-Language", ""))
             or tenant_default_language(tenant))
+
+
+def switcher_context(request: HttpRequest, tenant: Tenant | None) -> dict[str, Any]:
+    """What the page frame's language switcher needs (``privacy/portal/base.html``, shared by
+    the portal and the transparency page): the languages, and the page to come back to (this
+    one for a GET, else the portal's start: a form's answer cannot be reloaded)."""
+    if tenant is None:
+        return {"languages": PORTAL_LANGUAGES, "language_next": ""}
+    home = reverse("privacy-portal:home", kwargs={"slug": tenant.slug})
+    return {"languages": PORTAL_LANGUAGES,
+            "language_next": request.get_full_path() if request.method == "GET" else home}
 
 
 def email_language(tenant: Tenant, chosen: str = "") -> str:
@@ -121,3 +134,48 @@ def kind_name(privacy_request: Any) -> str:
 
 def status_name(privacy_request: Any) -> str:
     return str(STATUS_NAMES.get(privacy_request.status) or privacy_request.get_status_display())
+
+
+#: What a completed request changed (``result["applied"]`` or ``["rectification"]``: the
+#: keys the flag services and the stores' ``rectify`` return), as the subject reads it. A
+#: key missing here is shown as written, marked English (``applied_changes``).
+APPLIED_NAMES = {
+    "restricted": gettext_lazy("Use of your data restricted"),
+    "objected": gettext_lazy("Objection to personalization recorded"),
+    "withdrawn_purposes": gettext_lazy("Consents withdrawn"),
+    "consents_changed": gettext_lazy("Choices changed"),
+    "level": gettext_lazy("Personalization level"),
+    "events_deleted": gettext_lazy("Interactions deleted"),
+    "model_versions_patched": gettext_lazy("Recommendation models updated at once"),
+}
+#: The personalization levels' short names (``apps.consent`` ``Level``), for a changed level.
+LEVEL_NAMES = {
+    "full": gettext_lazy("Full"),
+    "session": gettext_lazy("Session only"),
+    "off": gettext_lazy("Off"),
+}
+
+
+def _applied_value(key: str, value: Any) -> str:
+    if value is True:
+        return gettext("yes")
+    if value is False:
+        return gettext("no")
+    if key == "level" and value in LEVEL_NAMES:
+        return str(LEVEL_NAMES[value])
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value) if value else "—"
+    return str(value)
+
+
+def applied_changes(applied: Any) -> list[dict[str, str]]:
+    """``applied`` as ``{"name", "value", "lang"}`` rows in the active language; ``lang`` is
+    ``"en"`` for a key without a translated name (shown as written), else empty."""
+    if not isinstance(applied, dict):
+        return []
+    rows = []
+    for key, value in applied.items():
+        name = APPLIED_NAMES.get(key)
+        rows.append({"name": str(name) if name else key.replace("_", " ").capitalize(),
+                     "value": _applied_value(key, value), "lang": "" if name else "en"})
+    return rows

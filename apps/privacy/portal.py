@@ -32,7 +32,7 @@ from apps.core.exceptions import ApplicationError
 from apps.core.http import client_address
 from apps.privacy import tenant_settings as privacy_settings
 from apps.privacy.forms import REGIMES, PortalRequestForm, VerifyForm, portal_kinds
-from apps.privacy.i18n import PORTAL_LANGUAGES, portal_language, supported
+from apps.privacy.i18n import portal_language, supported, switcher_context
 from apps.privacy.kinds import RequestKind, find_kind, get_kind
 from apps.privacy.models import PortalSession, PrivacyRequest
 from apps.privacy.selectors import (
@@ -96,11 +96,8 @@ def _page(request: HttpRequest, tenant: Tenant | None, template: str,
           context: dict[str, Any] | None = None, status: int = 200) -> HttpResponse:
     session = getattr(request, "_portal_session", None)
     response = render(request, f"privacy/portal/{template}", {
-        "tenant": tenant, "verified": session is not None, "languages": PORTAL_LANGUAGES,
-        # The switcher brings the visitor back here; after a form's answer, to the start.
-        "language_next": (request.get_full_path() if request.method == "GET" and tenant
-                          else _cookie_path(tenant) if tenant else ""),
-        **(context or {})}, status=status)
+        "tenant": tenant, "verified": session is not None,
+        **switcher_context(request, tenant), **(context or {})}, status=status)
     response["Cache-Control"] = "no-store"
     # Tokens travel in portal URLs: never to another site. ("no-referrer" would make
     # browsers send "Origin: null" with the forms, which CSRF protection refuses.)

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from apps.core.exceptions import ApplicationError
 from apps.core.subject_data import retention_notice, subject_data_stores
-from apps.privacy.i18n import portal_language
+from apps.privacy.i18n import portal_language, switcher_context
 from apps.privacy.models import (
     FulfilmentJob,
     ManualStep,
@@ -240,6 +240,12 @@ def list_running_fulfilment(*, tenant: Tenant, limit: int = 10) -> list[dict[str
                     "detail": str((job.progress or {}).get("last_step", "")),
                     "url_name": "admin:privacy_fulfilmentjob_change"})
     return out
+
+
+def get_language_switcher(request: Any, tenant: Tenant | None) -> dict[str, Any]:
+    """The context of the page frame's language switcher (``privacy/portal/base.html``),
+    for the other apps' public pages that use that frame."""
+    return switcher_context(request, tenant)
 
 
 def get_portal_language(request: Any, tenant: Tenant | None) -> str:

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import QuerySet
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext, gettext_lazy, gettext_noop
 
 from apps.core.subject_data import (
     Expiry,
@@ -75,7 +75,8 @@ def _purge_exports(tenant: Tenant, cutoff: datetime, batch_size: int,
 
 
 def _exports_text(tenant: Tenant, period: PeriodOf) -> str:
-    return f"Prepared copies are deleted {describe_period(period('exports'))} after they are made."
+    return gettext("Prepared copies are deleted %(period)s after they are made.") % {
+        "period": describe_period(period("exports"))}
 
 
 # --- Portal sessions ----------------------------------------------------------------------
@@ -114,9 +115,9 @@ def _expired_requests(tenant: Tenant, cutoff: datetime) -> QuerySet[PrivacyReque
 
 
 def _requests_text(tenant: Tenant, period: PeriodOf) -> str:
-    return (f"Records of your privacy requests are kept for "
-            f"{describe_period(period('closed_privacy_requests'))} after they close "
-            "(CCPA regulations §7101), then deleted.")
+    return gettext("Records of your privacy requests are kept for %(period)s after they "
+                   "close (CCPA regulations §7101), then deleted.") % {
+        "period": describe_period(period("closed_privacy_requests"))}
 
 
 def _export_tombstones(tenant: Tenant, subject_key: str) -> list[dict[str, Any]]:
@@ -129,15 +130,19 @@ def _expired_tombstones(tenant: Tenant, cutoff: datetime) -> QuerySet[ErasureTom
 
 
 def _tombstones_text(tenant: Tenant, period: PeriodOf) -> str:
-    return ("Kept so that an erasure is repeated if a backup is ever restored, for "
-            f"{describe_period(period('erasure_tombstones'))} after the erasure; it holds "
-            "only a pseudonym.")
+    return gettext("Kept so that an erasure is repeated if a backup is ever restored, for "
+                   "%(period)s after the erasure; it holds only a pseudonym.") % {
+        "period": describe_period(period("erasure_tombstones"))}
+
+
+def _sessions_text(tenant: Tenant, period: PeriodOf) -> str:
+    return gettext("A portal session ends after 30 minutes and is deleted within the hour.")
 
 
 declare(
     SubjectDataStore(
         name="privacy.exports",
-        category="copies of your data prepared for download",
+        category=gettext_noop("copies of your data prepared for download"),
         models=(), order=50,
         export=_export_files, erase=_erase_export_files,
         restrict=not_applicable("A copy the subject asked for; it is deleted 7 days after "
@@ -160,22 +165,21 @@ declare(
     ),
     SubjectDataStore(
         name="privacy.portal_session",
-        category="privacy portal sessions",
+        category=gettext_noop("privacy portal sessions"),
         models=("privacy.PortalSession",), order=60,
         export=_export_sessions, erase=_erase_sessions,
         restrict=not_applicable("A sign-in to the privacy portal, used for nothing else; "
                                 "it ends after 30 minutes."),
         rectify=_NOTHING_TO_CORRECT,
         retention=removed_with_inactive_subjects(
-            lambda tenant, period: "A portal session ends after 30 minutes and is deleted "
-                                   "within the hour.",
+            _sessions_text,
             how="Deleted by the privacy app's hourly housekeeping, and with inactive "
                 "subjects."),
         model_effect=ModelEffect.NONE,
     ),
     SubjectDataStore(
         name="privacy.request",
-        category="your privacy requests",
+        category=gettext_noop("your privacy requests"),
         models=("privacy.PrivacyRequest",), order=990,
         export=_export_requests,
         erase=kept_as_proof("CCPA regulations §7101; GDPR Art. 5(2)"),
@@ -195,7 +199,7 @@ declare(
     ),
     SubjectDataStore(
         name="privacy.tombstone",
-        category="record that your data was erased",
+        category=gettext_noop("record that your data was erased"),
         models=("privacy.ErasureTombstone",), order=995,
         export=_export_tombstones,
         erase=kept_as_proof("GDPR Art. 17 and 5(2): replays the erasure after a restore"),

@@ -111,8 +111,9 @@ class RetentionEntry:
 
 @dataclass(frozen=True)
 class StoreRetention:
-    category: str
-    text: str
+    name: str      # the store's declared name (stable)
+    category: str  # declared in English; shown through ``category_name``
+    text: str      # in the active language (the store's retention text)
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,7 @@ def list_retention_entries(*, tenant: Tenant) -> list[RetentionEntry]:
 
 
 def _stores(tenant: Tenant) -> list[StoreRetention]:
-    return [StoreRetention(category=store.category,
+    return [StoreRetention(name=store.name, category=store.category,
                            text=retention_notice(store, tenant).text)
             for store in subject_data_stores()]
 

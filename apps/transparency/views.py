@@ -17,7 +17,7 @@ from django.utils.cache import get_conditional_response, patch_vary_headers
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
 
-from apps.privacy.selectors import get_portal_language
+from apps.privacy.selectors import get_language_switcher, get_portal_language
 from apps.tenants.models import Tenant
 from apps.tenants.scoping import tenant_scope
 from apps.transparency.selectors import get_active_tenant, get_transparency_report
@@ -43,12 +43,14 @@ def how_recommendations_work(request: HttpRequest, slug: str) -> HttpResponse:
 def _page(request: HttpRequest, tenant: Tenant | None) -> HttpResponse:
     if tenant is None:
         return render(request, "transparency/not_found.html", {
+            **get_language_switcher(request, tenant),
             "title": _("Page not found"),
             "text": _("There is no transparency page at this address.")}, status=404)
     with tenant_scope(tenant):
         report = get_transparency_report(tenant=tenant)
         response = render(request, "transparency/how_recommendations_work.html",
-                          {"tenant": tenant, "report": report})
+                          {**get_language_switcher(request, tenant), "tenant": tenant,
+                           "report": report})
     etag = f'"{hashlib.sha256(response.content).hexdigest()[:32]}"'
     response["ETag"] = etag
     return get_conditional_response(request, etag=etag, response=response)

@@ -8,23 +8,18 @@ needs no network."""
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 
 from apps.tenants.management.commands.seed_demo import DEMO_EMAIL, DEMO_PASSWORD
-from tests.privacy.test_browser import _browser
+from tests.browser.helpers import SERIOUS, admin_log_in, axe_violations, open_chromium, wait
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-AXE = Path(__file__).resolve().parents[1] / "browser" / "vendor" / "axe.min.js"
-
-
 @pytest.fixture
 def browser():
-    driver = _browser(javascript=True)
-    driver.set_window_size(1280, 1000)
+    driver = open_chromium(javascript=True, size=(1280, 1000))
     try:
         yield driver
     finally:
@@ -33,15 +28,9 @@ def browser():
 
 def _log_in(driver, base: str) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
 
-    driver.get(f"{base}/admin/login/")
-    driver.find_element(By.NAME, "username").send_keys(DEMO_EMAIL)
-    driver.find_element(By.NAME, "password").send_keys(DEMO_PASSWORD)
-    driver.find_element(By.CSS_SELECTOR, "#login-form [type=submit]").click()
-    WebDriverWait(driver, 30).until(
-        expected_conditions.presence_of_element_located((By.ID, "console-dashboard")))
+    admin_log_in(driver, base, DEMO_EMAIL, DEMO_PASSWORD)
+    wait(driver, lambda d: d.find_elements(By.ID, "console-dashboard"))
 
 
 CHARTS_JS = """
@@ -52,18 +41,6 @@ return Array.from(document.querySelectorAll('canvas.chart')).map(c => {
           withData: values.some(v => v !== null && v !== 0)};
 });
 """
-
-
-def _axe(driver, rules_off: tuple[str, ...] = ()) -> list[dict]:
-    driver.execute_script(AXE.read_text())
-    driver.set_script_timeout(60)
-    result = driver.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
-        "axe.run(document, {resultTypes: ['violations']})"
-        ".then(r => done(r.violations.map(v => ({id: v.id, impact: v.impact, "
-        "nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}))))"
-        ".catch(e => done([{id: 'axe-error', impact: 'critical', nodes: [String(e)]}]));")
-    return [v for v in result if v["id"] not in rules_off]
 
 
 def test_the_owner_sees_six_charts_with_data_and_no_serious_accessibility_issue(
@@ -88,7 +65,7 @@ def test_the_owner_sees_six_charts_with_data_and_no_serious_accessibility_issue(
 
     WebDriverWait(browser, 20).until(lambda d: d.execute_script(
         "return Number(document.getElementById('console-jobs').dataset.polled || 0) >= 1"))
-    serious = [v for v in _axe(browser) if v["impact"] in ("serious", "critical")]
+    serious = axe_violations(browser, impacts=SERIOUS)
     assert serious == [], serious
 
 

@@ -46,9 +46,9 @@ def test_the_api_docs_load_their_start_up_script_from_a_file(db):
 
 @pytest.fixture
 def logging_browser() -> Iterator:
-    from tests.privacy.test_browser import _browser
+    from tests.browser.helpers import open_chromium
 
-    driver = _browser(javascript=True)
+    driver = open_chromium(javascript=True)
     try:
         yield driver
     finally:
@@ -70,6 +70,7 @@ def test_admin_portal_and_docs_work_under_the_policy(logging_browser, live_serve
     from selenium.webdriver.support.ui import WebDriverWait
 
     from apps.tenants.models import Membership
+    from tests.browser.helpers import admin_log_in
 
     driver = logging_browser
     wait = WebDriverWait(driver, 20)
@@ -93,10 +94,7 @@ def test_admin_portal_and_docs_work_under_the_policy(logging_browser, live_serve
     membership = MembershipFactory(tenant=tenant, role=Membership.Role.OWNER)
     membership.user.set_password("a-long-test-password")
     membership.user.save()
-    driver.get(f"{live_server.url}/admin/login/")
-    driver.find_element(By.NAME, "username").send_keys(membership.user.username)
-    driver.find_element(By.NAME, "password").send_keys("a-long-test-password")
-    driver.find_element(By.CSS_SELECTOR, "#login-form [type=submit]").click()
+    admin_log_in(driver, live_server.url, membership.user.username, "a-long-test-password")
     wait.until(expected_conditions.presence_of_element_located((By.ID, "nav-sidebar-inner")))
     for page in ("/admin/", "/admin/consent/consentrecord/", "/admin/tenants/apikey/add/"):
         driver.get(f"{live_server.url}{page}")

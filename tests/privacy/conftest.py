@@ -7,6 +7,9 @@ import pytest
 from django.core.cache import cache
 from django.test import Client
 
+# The browser tests' fixtures (chromium with and without JavaScript, any number of them).
+from tests.browser.helpers import browser, no_js_browser, open_browser  # noqa: F401
+
 
 @pytest.fixture(autouse=True)
 def _isolated_files_and_cache(settings, tmp_path) -> Iterator[None]:

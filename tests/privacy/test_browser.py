@@ -4,99 +4,27 @@
 * Keyboard: the focus order follows the page, and every control has a label.
 * Contrast: text, links, buttons and errors meet WCAG AA (4.5:1) as rendered.
 
-Skipped (with the reason) when /usr/bin/chromium is missing, unless
-``DISCREET_REQUIRE_BROWSER=1`` (CI), which turns the skip into a failure.
+The browser, its fixtures and the waits are ``tests/browser/helpers.py``'s: skipped (with the
+reason) when /usr/bin/chromium is missing, unless ``DISCREET_REQUIRE_BROWSER=1`` (CI), which
+turns the skip into a failure.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from django.core import mail
 
 from apps.privacy.models import PrivacyRequest
 from apps.privacy.services import sign_portal_token
+from tests.browser.helpers import by, submit
 from tests.db_search import columns_containing
 from tests.factories.privacy import seed_subject
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path(shutil.which("chromedriver") or "/usr/bin/chromedriver")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run",
-         "--window-size=1200,900"]
 EXEMPT = {"privacy_privacyrequest.subject_key", "privacy_erasuretombstone.subject_key"}
-
-
-def _browser(javascript: bool):
-    if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
-        reason = "needs Debian's chromium and chromium-driver (apt-get install -y chromium " \
-                 "chromium-driver)"
-        if os.environ.get("DISCREET_REQUIRE_BROWSER") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        if os.environ.get("DISCREET_REQUIRE_BROWSER") == "1":
-            pytest.fail("selenium is not installed (pip install -e '.[dev]')")
-        pytest.skip("selenium is not installed")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in FLAGS:
-        options.add_argument(flag)
-    if not javascript:
-        options.add_experimental_option(
-            "prefs", {"profile.managed_default_content_settings.javascript": 2})
-    return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-
-
-@pytest.fixture
-def no_js_browser() -> Iterator:
-    driver = _browser(javascript=False)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-@pytest.fixture
-def browser() -> Iterator:
-    driver = _browser(javascript=True)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def _by(kind: str):
-    from selenium.webdriver.common.by import By
-
-    return getattr(By, kind)
-
-
-def _submit(driver, selector: str = "main button[type=submit]", by: str = "CSS_SELECTOR"
-            ) -> None:
-    """Click and wait until the next page replaced this one. While the old page is torn
-    down, ChromeDriver may answer a probe of it with "unhandled inspector error" (its
-    context is gone) rather than a stale element: keep polling then (seen once in CI)."""
-    from selenium.common.exceptions import WebDriverException
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    page = driver.find_element(_by("TAG_NAME"), "html")
-    driver.find_element(_by(by), selector).click()
-    WebDriverWait(driver, 30, ignored_exceptions=(WebDriverException,)).until(
-        expected_conditions.staleness_of(page))
-    WebDriverWait(driver, 30).until(
-        lambda d: d.find_elements(_by("CSS_SELECTOR"), "footer"))
 
 
 def test_an_erasure_through_the_portal_without_javascript(no_js_browser, live_server, tenant):
@@ -105,17 +33,17 @@ def test_an_erasure_through_the_portal_without_javascript(no_js_browser, live_se
     driver.get(f"{live_server.url}/privacy/{tenant.slug}/")
     assert tenant.name in driver.title
     # Choosing by clicking the label proves the label is tied to its radio button.
-    driver.find_element(_by("CSS_SELECTOR"), "label[for='kind-erasure']").click()
-    assert driver.find_element(_by("ID"), "kind-erasure").is_selected()
-    driver.find_element(_by("CSS_SELECTOR"), "label[for='id_identifier']").click()
+    driver.find_element(by("CSS_SELECTOR"), "label[for='kind-erasure']").click()
+    assert driver.find_element(by("ID"), "kind-erasure").is_selected()
+    driver.find_element(by("CSS_SELECTOR"), "label[for='id_identifier']").click()
     driver.switch_to.active_element.send_keys("alice@example.com")
-    _submit(driver)
-    assert driver.find_element(_by("TAG_NAME"), "h1").text == "Check your email"
+    submit(driver)
+    assert driver.find_element(by("TAG_NAME"), "h1").text == "Check your email"
 
     link = re.search(r"(http://\S+/verify\?\S+)", mail.outbox[0].body).group(1)
     driver.get(link.replace("http://testserver", live_server.url))
-    _submit(driver)
-    assert driver.find_element(_by("ID"), "status").text == "Completed"
+    submit(driver)
+    assert driver.find_element(by("ID"), "status").text == "Completed"
     assert "Erasure receipt" in driver.page_source
     pr = PrivacyRequest.objects.for_tenant(tenant).get()
     assert pr.status == "completed"
@@ -128,15 +56,15 @@ def test_a_verified_subject_changes_choices_without_javascript(no_js_browser, li
     seed_subject(tenant, "user-42", events=2)
     token = sign_portal_token(tenant=tenant, subject="user-42")
     driver.get(f"{live_server.url}/privacy/{tenant.slug}/start?token={token}")
-    _submit(driver, "My data", by="LINK_TEXT")
+    submit(driver, "My data", "LINK_TEXT")
     assert "interaction events" in driver.page_source
-    _submit(driver, "My choices", by="LINK_TEXT")
-    analytics = driver.find_element(_by("ID"), "purpose-analytics")
+    submit(driver, "My choices", "LINK_TEXT")
+    analytics = driver.find_element(by("ID"), "purpose-analytics")
     assert analytics.is_selected()
-    driver.find_element(_by("CSS_SELECTOR"), "label[for='purpose-analytics']").click()
-    _submit(driver)
+    driver.find_element(by("CSS_SELECTOR"), "label[for='purpose-analytics']").click()
+    submit(driver)
     assert "Your choices are saved." in driver.page_source
-    assert not driver.find_element(_by("ID"), "purpose-analytics").is_selected()
+    assert not driver.find_element(by("ID"), "purpose-analytics").is_selected()
 
 
 def _focus_path(driver, steps: int) -> list[str]:
@@ -159,11 +87,11 @@ def test_the_focus_order_follows_the_page_and_every_control_has_a_label(no_js_br
     path = _focus_path(driver, 7)
     assert path[:7] == ["Skip to content", "Make a request", "kind-first", "regime-first",
                         "id_identifier", "Send request", path[6]]
-    for control in driver.find_elements(_by("CSS_SELECTOR"), "input:not([type=hidden])"):
+    for control in driver.find_elements(by("CSS_SELECTOR"), "input:not([type=hidden])"):
         control_id = control.get_attribute("id")
         assert control_id, control.get_attribute("outerHTML")
-        assert driver.find_elements(_by("CSS_SELECTOR"), f"label[for='{control_id}']")
-    assert driver.find_element(_by("TAG_NAME"), "html").get_attribute("lang") == "en"
+        assert driver.find_elements(by("CSS_SELECTOR"), f"label[for='{control_id}']")
+    assert driver.find_element(by("TAG_NAME"), "html").get_attribute("lang") == "en"
 
 
 def _luminance(rgb: tuple[float, float, float]) -> float:
@@ -200,7 +128,7 @@ return out;
 
 def test_text_links_buttons_and_errors_meet_wcag_aa_contrast(browser, live_server, tenant):
     browser.get(f"{live_server.url}/privacy/{tenant.slug}/")
-    _submit(browser)  # an empty form: the page with its error messages
+    submit(browser)  # an empty form: the page with its error messages
     checked = 0
     for selector in ("body", "h1", "label", ".hint", "a", "button", ".error", "legend",
                      "footer p"):

@@ -6,13 +6,13 @@
   switcher changes the language without JavaScript;
 * axe-core (tests/browser/vendor/axe.min.js, MPL-2.0) finds no violation on the portal's
   pages in any of its languages.
+
+The browser fixtures (``open_browser``), the waits and axe are ``tests/browser/helpers.py``'s.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -21,35 +21,12 @@ from apps.events.models import Event
 from apps.modeling.services import serving, train_model
 from apps.privacy.i18n import PORTAL_LANGUAGES
 from apps.privacy.services import sign_portal_token
+from tests.browser.helpers import axe_run, by, submit
 from tests.factories.modeling import fan_dataset
-from tests.privacy import test_browser as chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-AXE = Path(__file__).resolve().parents[1] / "browser" / "vendor" / "axe.min.js"
 SUBJECT = "browser-why-subject"
-_by, _submit = chromium._by, chromium._submit
-
-
-@pytest.fixture
-def open_browser() -> Iterator:
-    """``open_browser(javascript=..., language=...)``: the shared chromium setup, optionally
-    asking for ``language`` first; every browser opened is closed after the test."""
-    opened = []
-
-    def start(*, javascript: bool, language: str | None = None):
-        flags = list(chromium.FLAGS)
-        if language is not None:
-            chromium.FLAGS.extend([f"--lang={language}", f"--accept-lang={language}"])
-        try:
-            opened.append(chromium._browser(javascript=javascript))
-        finally:
-            chromium.FLAGS[:] = flags
-        return opened[-1]
-
-    yield start
-    for driver in opened:
-        driver.quit()
 
 
 @pytest.fixture
@@ -63,7 +40,7 @@ def fan(tenant):
 
 def _cited(driver) -> set[str]:
     return {el.get_attribute("data-because")
-            for el in driver.find_elements(_by("CSS_SELECTOR"), "[data-because]")}
+            for el in driver.find_elements(by("CSS_SELECTOR"), "[data-because]")}
 
 
 def _sign_in(driver, live_server, tenant) -> str:
@@ -77,21 +54,21 @@ def test_removing_an_interaction_under_why_am_i_seeing_this_without_javascript(
     tenant, key, liked = fan
     driver = open_browser(javascript=False)
     _sign_in(driver, live_server, tenant)
-    _submit(driver, "Why am I seeing this?", by="LINK_TEXT")
-    assert driver.find_element(_by("TAG_NAME"), "h1").text == "Why am I seeing this?"
+    submit(driver, "Why am I seeing this?", "LINK_TEXT")
+    assert driver.find_element(by("TAG_NAME"), "h1").text == "Why am I seeing this?"
     assert liked in _cited(driver)
-    source = driver.find_element(_by("CSS_SELECTOR"), f"[data-because='{liked}']")
-    interaction = source.find_element(_by("CSS_SELECTOR"), ".events li")
+    source = driver.find_element(by("CSS_SELECTOR"), f"[data-because='{liked}']")
+    interaction = source.find_element(by("CSS_SELECTOR"), ".events li")
     assert "purchase" in interaction.text
-    _submit(driver, f"[data-because='{liked}'] .events button[type=submit]")
+    submit(driver, f"[data-because='{liked}'] .events button[type=submit]")
 
-    status = driver.find_element(_by("CSS_SELECTOR"), "[role=status]")
+    status = driver.find_element(by("CSS_SELECTOR"), "[role=status]")
     assert status.text.startswith("Removed.")
     assert not Event.objects.for_tenant(tenant).filter(subject_key=key,
                                                        item__external_id=liked).exists()
     # The next recommendation: the model no longer holds the subject until it is retrained...
     assert liked not in _cited(driver)
-    assert driver.find_elements(_by("ID"), "not-personalized")
+    assert driver.find_elements(by("ID"), "not-personalized")
     # ...and once retrained, it cites what remains only.
     train_model(tenant=tenant)
     driver.refresh()
@@ -104,26 +81,18 @@ def test_the_portal_renders_in_german_for_accept_language_de(open_browser, live_
     driver = open_browser(javascript=False, language="de")
     base = f"{live_server.url}/privacy/{tenant.slug}/"
     driver.get(base)
-    assert driver.find_element(_by("TAG_NAME"), "html").get_attribute("lang") == "de"
-    assert driver.find_element(_by("TAG_NAME"), "h1").text == f"Ihre Daten bei {tenant.name}"
-    assert driver.find_element(_by("CSS_SELECTOR"), "label[for='kind-erasure']").text \
+    assert driver.find_element(by("TAG_NAME"), "html").get_attribute("lang") == "de"
+    assert driver.find_element(by("TAG_NAME"), "h1").text == f"Ihre Daten bei {tenant.name}"
+    assert driver.find_element(by("CSS_SELECTOR"), "label[for='kind-erasure']").text \
         .startswith("Meine Daten löschen")
     # The switcher, without JavaScript: choose French and submit.
     from selenium.webdriver.support.ui import Select
 
-    Select(driver.find_element(_by("ID"), "language")).select_by_value("fr")
-    _submit(driver, "footer form.languages button[type=submit]")
+    Select(driver.find_element(by("ID"), "language")).select_by_value("fr")
+    submit(driver, "footer form.languages button[type=submit]")
     assert driver.current_url == base
-    assert driver.find_element(_by("TAG_NAME"), "html").get_attribute("lang") == "fr"
-    assert driver.find_element(_by("TAG_NAME"), "h1").text == f"Vos données chez {tenant.name}"
-
-
-RUN_AXE = """
-const done = arguments[arguments.length - 1];
-axe.run(document, {resultTypes: ['violations']})
-   .then(r => done(r.violations.map(v => [v.id, v.impact, v.nodes.map(n => n.html).slice(0, 3)])))
-   .catch(e => done([['axe-error', String(e), []]]));
-"""
+    assert driver.find_element(by("TAG_NAME"), "html").get_attribute("lang") == "fr"
+    assert driver.find_element(by("TAG_NAME"), "h1").text == f"Vos données chez {tenant.name}"
 
 
 def test_axe_finds_no_violation_on_the_portal_pages_in_every_language(open_browser,
@@ -135,23 +104,21 @@ def test_axe_finds_no_violation_on_the_portal_pages_in_every_language(open_brows
     path = f"/privacy/{tenant.slug}/"
     # A rectification, for a status page with "what changed".
     driver.get(base + "my-data")
-    driver.find_element(_by("CSS_SELECTOR"), "label[for='event-1']").click()
-    _submit(driver)
+    driver.find_element(by("CSS_SELECTOR"), "label[for='event-1']").click()
+    submit(driver)
     status = driver.current_url.removeprefix(live_server.url)
     pages = ["", "why", "my-data", "preferences", status.removeprefix(path),
              "request/sent?what=verify", "verify?r=x&token=y"]
-    script = AXE.read_text()
     checked = 0
     for code, _name in PORTAL_LANGUAGES:
         for page in pages:
             driver.get(f"{base}language?language={code}&next={quote(path + page)}")
-            assert driver.find_element(_by("TAG_NAME"), "html").get_attribute("lang") == code
-            driver.execute_script(script)
-            violations = driver.execute_async_script(RUN_AXE)
+            assert driver.find_element(by("TAG_NAME"), "html").get_attribute("lang") == code
+            violations = axe_run(driver)
             assert violations == [], (code, page, violations)
             checked += 1
     assert checked == len(PORTAL_LANGUAGES) * len(pages)
     assert re.search(r"/requests/[\w-]+$", status)
     # The check can fail: an image without a text alternative is a violation.
     driver.execute_script("document.querySelector('main').append(document.createElement('img'))")
-    assert "image-alt" in [v[0] for v in driver.execute_async_script(RUN_AXE)]
+    assert "image-alt" in [v["id"] for v in axe_run(driver)]

@@ -6,15 +6,13 @@
 * axe-core (vendored: tests/browser/vendor/axe.min.js) finds no serious or critical violation on
   the queue and on a request's page.
 
-Skipped like the portal's browser tests when chromium is missing, unless
-``DISCREET_REQUIRE_BROWSER=1``.
+The browser, the admin's login and axe are ``tests/browser/helpers.py``'s (skipped when
+chromium is missing, unless ``DISCREET_REQUIRE_BROWSER=1``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -22,24 +20,18 @@ from apps.events.models import Event
 from apps.privacy import config
 from apps.privacy.models import PrivacyRequest
 from apps.tenants.models import Membership
+from tests.browser.helpers import SERIOUS, admin_log_in, axe_violations, by, submit
 from tests.factories.privacy import make_request, seed_subject
 from tests.factories.tenants import MembershipFactory
-from tests.privacy.test_browser import _browser, _by
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-AXE = Path(__file__).resolve().parents[1] / "browser" / "vendor" / "axe.min.js"
 LIST = "/admin/privacy/privacyrequest/"
 
 
 @pytest.fixture
-def wide_browser() -> Iterator:
-    driver = _browser(javascript=True)
-    driver.set_window_size(1280, 900)
-    try:
-        yield driver
-    finally:
-        driver.quit()
+def wide_browser(open_browser):
+    return open_browser(javascript=True, size=(1280, 900))
 
 
 def _hold(tenant, *kinds: str, steps: dict | None = None) -> None:
@@ -50,36 +42,7 @@ def _hold(tenant, *kinds: str, steps: dict | None = None) -> None:
 
 def _log_in(driver, live_server, tenant) -> None:
     membership = MembershipFactory(tenant=tenant, role=Membership.Role.OWNER)
-    driver.get(f"{live_server.url}/admin/login/?next={LIST}")
-    driver.find_element(_by("ID"), "id_username").send_keys(membership.user.username)
-    driver.find_element(_by("ID"), "id_password").send_keys("pw")
-    _click_and_wait(driver, "input[type=submit], button[type=submit]")
-    assert "/login/" not in driver.current_url
-
-
-def _click_and_wait(driver, selector: str) -> None:
-    from selenium.common.exceptions import WebDriverException
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    page = driver.find_element(_by("TAG_NAME"), "html")
-    driver.find_element(_by("CSS_SELECTOR"), selector).click()
-    WebDriverWait(driver, 30, ignored_exceptions=(WebDriverException,)).until(
-        expected_conditions.staleness_of(page))
-
-
-def _axe_serious(driver) -> list[str]:
-    """Serious and critical axe-core violations of the page as loaded."""
-    driver.execute_script(AXE.read_text())
-    driver.set_script_timeout(60)
-    result = driver.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
-        "axe.run(document, {resultTypes: ['violations']})"
-        ".then(r => done(r.violations.map(v => [v.id, v.impact, v.nodes.length,"
-        " v.nodes.slice(0, 3).map(n => n.target.join(' '))])))"
-        ".catch(e => done([['axe-error', 'critical', 0, [String(e)]]]));")
-    return [f"{rule} ({impact}, {n} nodes: {targets})"
-            for rule, impact, n, targets in result if impact in {"serious", "critical"}]
+    admin_log_in(driver, live_server.url, membership.user.username, "pw", next_path=LIST)
 
 
 def _status(pr: PrivacyRequest) -> str:
@@ -95,11 +58,11 @@ def test_an_owner_approves_a_held_erasure_and_watches_it_complete(
     assert _status(pr) == "awaiting_approval"
     _log_in(driver, live_server, tenant)
     driver.get(f"{live_server.url}{LIST}")
-    row = driver.find_element(_by("XPATH"),
+    row = driver.find_element(by("XPATH"),
                               f"//tr[.//a[normalize-space()='{pr.reference[:8]}']]")
     assert "Awaiting approval" in row.text
-    row.find_element(_by("LINK_TEXT"), pr.reference[:8]).click()
-    _click_and_wait(driver, "#approve")
+    row.find_element(by("LINK_TEXT"), pr.reference[:8]).click()
+    submit(driver, "#approve", loaded="")
     assert "Approved; fulfilment started." in driver.page_source
     deadline = time.monotonic() + 120
     while "Completed" not in _readonly_status(driver):  # the worker erases meanwhile
@@ -113,7 +76,7 @@ def test_an_owner_approves_a_held_erasure_and_watches_it_complete(
 def _readonly_status(driver) -> str:
     """The read-only Status field's text (found by its label: the theme's rows carry no
     ``field-status`` class)."""
-    cells = driver.find_elements(_by("XPATH"), "//label[normalize-space()='Status']"
+    cells = driver.find_elements(by("XPATH"), "//label[normalize-space()='Status']"
                                  "/ancestor::div[contains(@class, 'field-line')][1]"
                                  "//div[contains(@class, 'readonly')]")
     return " ".join(c.get_attribute("textContent") or "" for c in cells)
@@ -132,10 +95,10 @@ def test_the_queue_fits_1280_px_and_has_no_serious_accessibility_violations(
     overflow = driver.execute_script(
         "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, f"the queue scrolls sideways by {overflow} px"
-    header = driver.find_element(_by("CSS_SELECTOR"), "th.column-days_left")
+    header = driver.find_element(by("CSS_SELECTOR"), "th.column-days_left")
     right = driver.execute_script("return arguments[0].getBoundingClientRect().right", header)
     assert right <= driver.execute_script("return window.innerWidth")
-    assert _axe_serious(driver) == []
+    assert axe_violations(driver, impacts=SERIOUS) == []
     driver.get(f"{live_server.url}{LIST}{held.pk}/change/")
     assert "Check the order system" in driver.page_source
-    assert _axe_serious(driver) == []
+    assert axe_violations(driver, impacts=SERIOUS) == []

@@ -6,7 +6,13 @@ Two nets for an unmarked string: every text node and human-readable attribute of
 and the emails' templates must sit inside a translate tag (a static check), and every portal
 page, rendered in German, must show no English sentence (catches strings from Python too).
 The public transparency page (``apps.transparency``, its own catalogues) is held to the same:
-see ``tests/transparency/test_i18n.py``."""
+see ``tests/transparency/test_i18n.py``.
+
+A third net, driven by the declarations rather than a list: every text the platform declares
+for a subject (each subject-data store's category and retention text, each algorithm's label,
+the erasure receipt's model statuses and sentences, the names of what a request changed) must
+be translated in every language, and no English fragment of any of them may show on a page
+rendered in German."""
 
 from __future__ import annotations
 
@@ -19,10 +25,14 @@ from django.conf import settings
 from django.core import mail
 from django.template.base import Lexer, TokenType
 from django.test import Client
+from django.utils import translation
 
+from apps.core.subject_data import category_name, retention_notice, subject_data_stores
+from apps.modeling.recommenders import recommenders
 from apps.privacy import i18n
 from apps.privacy.models import PrivacyRequest
 from apps.privacy.services import sign_portal_token
+from apps.privacy.services.receipts import FINAL, LABELS, PENDING, model_label, model_text
 from tests.factories.privacy import seed_subject
 
 APPS = Path(__file__).resolve().parents[2] / "apps"
@@ -32,8 +42,9 @@ LOCALE = APPS / "privacy" / "locale"
 #: (the platform's declarations a subject reads: retention categories, the recommenders'
 #: logic texts, in the catalogue of the app that declares them).
 CATALOGUES = {LOCALE: 150, APPS / "transparency" / "locale": 50,
-              APPS / "retention" / "locale": 5, APPS / "consent" / "locale": 1,
-              APPS / "events" / "locale": 1, APPS / "modeling" / "locale": 2}
+              APPS / "retention" / "locale": 5, APPS / "consent" / "locale": 7,
+              APPS / "events" / "locale": 2, APPS / "modeling" / "locale": 9,
+              APPS / "audit" / "locale": 1, APPS / "core" / "locale": 2}
 #: Emails to the tenant's staff, not to a subject.
 STAFF_EMAILS = {"staff_reminder.txt", "staff_approval.txt"}
 #: Templates a subject reads. (``STAFF_EMAILS`` go to the tenant's staff: English;
@@ -165,7 +176,68 @@ def english_sentences() -> list[str]:
     return fragments
 
 
-def assert_german(response, where: str) -> None:
+#: Sections of an erasure receipt's model part, one per sentence ``model_text`` can say.
+RECEIPT_SECTIONS = [
+    {"status": PENDING, "reason": "model_holds_subject", "model_version": {"label": "v2"},
+     "retrain": None, "open_versions": []},
+    {"status": PENDING, "reason": "artifact_unreadable", "problem": "missing",
+     "model_version": {"label": "v2"}, "retrain": {"status": "running"}, "open_versions": []},
+    {"status": PENDING, "reason": "artifact_checksum_mismatch", "model_version": {"label": "v2"},
+     "retrain": {"status": "pending"}, "open_versions": []},
+    {"status": PENDING, "reason": "not_shown_retrained", "model_version": {"label": "v2"},
+     "learned_from_subject": True, "retrain": {"status": "failed"}, "open_versions": []},
+    {"status": PENDING, "reason": "not_shown_retrained", "model_version": None,
+     "retrain": None, "open_versions": ["v1", "v2"]},
+    {"status": FINAL, "outcome": "retrained", "artifact_sha256": "ab" * 32,
+     "model_version": {"label": "v3", "activated_at": "2026-12-01T10:00:00+00:00"},
+     "ever_trained": True},
+    {"status": FINAL, "outcome": "not_trained_on_subject", "artifact_sha256": "ab" * 32,
+     "model_version": {"label": "v3", "activated_at": None}, "ever_trained": True},
+    {"status": FINAL, "outcome": "no_model_in_service", "artifact_sha256": None,
+     "model_version": None, "ever_trained": True,
+     "verification": {"versions": [{"label": "v1"}]}},
+    {"status": FINAL, "outcome": "no_model", "artifact_sha256": None, "model_version": None,
+     "ever_trained": True},
+    {"status": FINAL, "outcome": "no_model", "artifact_sha256": None, "model_version": None,
+     "ever_trained": False},
+]
+
+
+def declared_texts(tenant) -> dict[str, str]:
+    """Every text the declarations give a subject, in the active language, by where it comes
+    from: the stores' categories and retention texts (with the tenant's periods), the
+    algorithms' labels, the receipt's model statuses and sentences, the changes' names."""
+    texts = {}
+    for store in subject_data_stores():
+        texts[f"{store.name} category"] = category_name(store)
+        texts[f"{store.name} retention"] = retention_notice(store, tenant).text
+    for recommender in recommenders():
+        texts[f"{recommender.name} label"] = str(recommender.label)
+    for status in LABELS:
+        texts[f"receipt {status}"] = model_label({"status": status})
+    for number, section in enumerate(RECEIPT_SECTIONS):
+        texts[f"receipt sentence {number}"] = model_text(section)
+    for key, name in i18n.APPLIED_NAMES.items():
+        texts[f"applied {key}"] = str(name)
+    return texts
+
+
+def declared_english(tenant) -> list[str]:
+    """The declared texts in English, cut at figures and punctuation into the fragments a
+    translation cannot contain (10 characters or more)."""
+    with translation.override("en"):
+        texts = declared_texts(tenant)
+    fragments = set()
+    for text in texts.values():
+        fragments.update(f.strip() for f in re.split(r"[\d().;:,“”]+", text)
+                         if len(f.strip()) >= 10)
+    return sorted(fragments)
+
+
+def assert_german(response, where: str, tenant=None) -> None:
+    """``response`` is a page in German: no English word or catalogue sentence outside what
+    is marked as another language; with ``tenant``, no fragment of a declared text either
+    (marked or not: they are all translated)."""
     page = response.content.decode()
     assert '<html lang="de">' in page, where
     assert response["Content-Language"] == "de", where
@@ -174,6 +246,57 @@ def assert_german(response, where: str) -> None:
     assert not ENGLISH.findall(text), (where, ENGLISH.findall(text), text)
     leftovers = [f for f in english_sentences() if f.strip() in text]
     assert leftovers == [], where
+    if tenant is not None:
+        everything = " ".join(re.sub(r"<style>.*?</style>|<[^>]*>", " ", page,
+                                     flags=re.S).split())  # marked parts too
+        declared = [f for f in declared_english(tenant) if f in everything]
+        assert declared == [], (where, declared)
+
+
+@pytest.mark.parametrize("language", ["de", "fr", "es"])
+def test_every_declared_text_a_subject_reads_is_translated(tenant, language):
+    """Driven by the registries: a store, an algorithm, a receipt sentence or a change added
+    without its translation fails here, naming it."""
+    with translation.override("en"):
+        english = declared_texts(tenant)
+    with translation.override(language):
+        translated = declared_texts(tenant)
+    assert set(english) == set(translated)
+    untranslated_ = sorted(where for where, text in translated.items()
+                           if not text or text == english[where])
+    assert untranslated_ == []
+
+
+def test_declared_texts_cover_every_store_and_algorithm(tenant):
+    names = set(declared_texts(tenant))
+    assert {f"{s.name} category" for s in subject_data_stores()} <= names
+    assert {f"{r.name} label" for r in recommenders()} <= names
+    assert {"receipt pending", "receipt final"} <= names
+
+
+def test_a_receipt_written_before_its_sentence_fields_shows_its_english_text():
+    old = {"status": FINAL, "label": "final", "text": "Final: as written."}
+    assert model_text(old) is None
+    with translation.override("de"):
+        assert model_label(old) == "endgültig"
+
+
+def test_a_change_without_a_translated_name_is_shown_as_written_and_marked_english():
+    with translation.override("de"):
+        rows = i18n.applied_changes({"events_deleted": 2, "level": "off", "restricted": True,
+                                     "new_thing": ["a", "b"]})
+    assert rows == [
+        {"name": "Gelöschte Interaktionen", "value": "2", "lang": ""},
+        {"name": "Stufe der Personalisierung", "value": "Aus", "lang": ""},
+        {"name": "Verarbeitung Ihrer Daten eingeschränkt", "value": "ja", "lang": ""},
+        {"name": "New thing", "value": "a, b", "lang": "en"},
+    ]
+
+
+def main_of(response) -> str:
+    """The page's ``<main>`` (the switcher's options name each language in itself)."""
+    page = response.content.decode()
+    return page[page.index("<main"):page.index("</main>")]
 
 
 @pytest.fixture
@@ -214,8 +337,16 @@ def test_every_portal_page_renders_in_german_with_accept_language_de(
     pages["rectification status"] = german.get(removed["Location"])
     for where, response in pages.items():
         assert response.status_code == statuses.get(where, 200), where
-        assert_german(response, where)
+        assert_german(response, where, tenant)
     assert "Was sich geändert hat" in pages["rectification status"].content.decode()
+    assert "<li><span>Gelöschte Interaktionen</span>: 1</li>" in \
+        pages["rectification status"].content.decode()
+    my_data = main_of(pages["my data"])
+    assert 'lang="en"' not in my_data
+    with translation.override("de"):
+        for store in subject_data_stores():
+            assert f"<td>{category_name(store)}</td>" in my_data
+            assert retention_notice(store, tenant).text in my_data
 
 
 def test_an_erasure_receipt_renders_in_german(tenant, german,
@@ -229,8 +360,18 @@ def test_an_erasure_receipt_renders_in_german(tenant, german,
     with django_capture_on_commit_callbacks(execute=True):
         done = german.post(base + "verify", {"r": match.group(1), "token": match.group(2)})
     status = german.get(done["Location"])
-    assert "Löschbestätigung" in status.content.decode()
-    assert_german(status, "erasure receipt")
+    html = main_of(status)
+    assert "Löschbestätigung" in html
+    assert 'lang="en"' not in html
+    assert "<td>Interaktionen</td>" in html
+    assert '<span id="model-status">endgültig</span>' in html
+    assert "Endgültig: Dieser Dienst hatte nie ein Empfehlungsmodell" in html
+    assert_german(status, "erasure receipt", tenant)
+    # The completion email says the same in German: categories and the model section.
+    completed = mail.outbox[-1].body
+    assert "- Interaktionen: 2" in completed
+    assert "Empfehlungsmodell: endgültig" in completed
+    assert [f for f in declared_english(tenant) if f in completed] == []
 
 
 @pytest.mark.parametrize(("header", "expected"), [

@@ -5,8 +5,8 @@ the inspector shows ``demo-user-0003``'s recommendations in the demo tenant."""
 
 from __future__ import annotations
 
+import io
 import re
-from pathlib import Path
 
 import pytest
 from django.core import mail
@@ -15,23 +15,14 @@ from django.core.management import call_command
 from apps.audit.models import AuditEvent
 from apps.modeling.models import ModelVersion, TrainingRun
 from apps.tenants.models import Membership, Tenant
+from tests.browser.helpers import SERIOUS, admin_log_in, axe_violations, submit, wait
 from tests.factories.modeling import FAST_SETTINGS, configure, planted_dataset
 from tests.factories.tenants import MembershipFactory, TenantFactory, UserFactory
-from tests.privacy.test_browser import _browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 OWNER_PASSWORD = "owner-passphrase-for-tests-7"
 NEW_PASSWORD = "colleague-passphrase-for-tests-3"
-
-
-@pytest.fixture
-def browser():
-    driver = _browser(javascript=True)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def _css(driver, selector):
@@ -40,46 +31,8 @@ def _css(driver, selector):
     return driver.find_element(By.CSS_SELECTOR, selector)
 
 
-def _wait(driver, predicate, timeout=60):
-    from selenium.common.exceptions import WebDriverException
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, timeout, poll_frequency=0.1,
-                         ignored_exceptions=(WebDriverException,)).until(predicate)
-
-
 def _submit(driver, selector="form button[type=submit], form input[type=submit]"):
-    from selenium.webdriver.support import expected_conditions
-
-    page = _css(driver, "html")
-    _css(driver, selector).click()
-    _wait(driver, expected_conditions.staleness_of(page))
-    _wait(driver, lambda d: d.execute_script("return document.readyState") == "complete")
-
-
-AXE = Path(__file__).resolve().parents[1] / "browser" / "vendor" / "axe.min.js"
-
-
-def _axe_serious(driver) -> list[str]:
-    """axe-core's serious and critical violations on the page as rendered (axe-core is
-    vendored: tests/browser/vendor/axe.min.js, MPL-2.0)."""
-    driver.execute_script(AXE.read_text())
-    result = driver.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
-        "axe.run(document).then(r => done(r.violations.map("
-        "  v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target.join(' '))}))))"
-        ".catch(e => done([{id: 'axe-error', impact: 'critical', nodes: [String(e)]}]));")
-    return [f"{v['id']} ({v['impact']}): {v['nodes'][:3]}" for v in result
-            if v["impact"] in {"serious", "critical"}]
-
-
-def _log_in(driver, base, username, password):
-    driver.delete_all_cookies()
-    driver.get(f"{base}/admin/login/?next=/admin/")
-    _css(driver, "#id_username").send_keys(username)
-    _css(driver, "#id_password").send_keys(password)
-    _submit(driver)
-    assert "/admin/login/" not in driver.current_url, driver.page_source[:2000]
+    submit(driver, selector, loaded="")
 
 
 def test_an_owner_invites_a_colleague_who_logs_in_with_their_role(browser, live_server):
@@ -87,7 +40,7 @@ def test_an_owner_invites_a_colleague_who_logs_in_with_their_role(browser, live_
     owner = UserFactory(username="boss@console.example", password=OWNER_PASSWORD)
     MembershipFactory(tenant=tenant, user=owner, role=Membership.Role.OWNER)
     base = live_server.url
-    _log_in(browser, base, "boss@console.example", OWNER_PASSWORD)
+    admin_log_in(browser, base, "boss@console.example", OWNER_PASSWORD)
     browser.get(f"{base}/admin/tenants/invitation/add/")
     _css(browser, "#id_email").send_keys("analyst@console.example")
     from selenium.webdriver.support.ui import Select
@@ -109,7 +62,7 @@ def test_an_owner_invites_a_colleague_who_logs_in_with_their_role(browser, live_
     _submit(browser, "#accept")
     assert "/admin/login/" in browser.current_url
 
-    _log_in(browser, base, "analyst@console.example", NEW_PASSWORD)
+    admin_log_in(browser, base, "analyst@console.example", NEW_PASSWORD)
     membership = Membership.objects.for_tenant(tenant).get(
         user__username="analyst@console.example")
     assert membership.role == Membership.Role.ANALYST
@@ -134,10 +87,10 @@ def test_train_now_shows_the_progress_moving(browser, live_server, live_worker):
     planted_dataset(tenant, groups=4, items_per_group=12, subjects_per_group=10,
                     per_subject=7)
     base = live_server.url
-    _log_in(browser, base, "trainer@console.example", OWNER_PASSWORD)
+    admin_log_in(browser, base, "trainer@console.example", OWNER_PASSWORD)
     browser.get(f"{base}/admin/modeling/trainingrun/")
     _css(browser, "#train-now-link").click()
-    _wait(browser, lambda d: d.find_elements("css selector", "#train-now"))
+    wait(browser, lambda d: d.find_elements("css selector", "#train-now"))
     _submit(browser, "#train-now")
     run = TrainingRun.objects.for_tenant(tenant).get()
     assert browser.current_url.endswith(f"/admin/modeling/trainingrun/{run.pk}/change/")
@@ -150,7 +103,7 @@ def test_train_now_shows_the_progress_moving(browser, live_server, live_worker):
             seen.append(state)
         return state[0] in {"succeeded", "failed"}
 
-    _wait(browser, progressed, timeout=300)
+    wait(browser, progressed, timeout=300)
     assert seen[-1] == ("succeeded", "100"), (seen, TrainingRun.objects.for_tenant(
         tenant).get().last_error)
     percents = [int(p) for _, p in seen]
@@ -164,13 +117,13 @@ def test_the_inspector_shows_demo_user_0003s_recommendations(browser, live_serve
     # The demo tenant as `make run` seeds it, with the fast training settings of the tests.
     demo = TenantFactory(slug="demo", name="Demo Books & Goods")
     configure(demo, **FAST_SETTINGS)
-    call_command("seed_demo", stdout=_Discard(), stderr=_Discard())
+    call_command("seed_demo", stdout=io.StringIO(), stderr=io.StringIO())
     version = ModelVersion.objects.for_tenant(demo).get(status="active")
     base = live_server.url
-    _log_in(browser, base, "owner@demo.example", "discreet-demo")
+    admin_log_in(browser, base, "owner@demo.example", "discreet-demo")
     browser.get(f"{base}/admin/modeling/modelversion/")
     _css(browser, "#inspector-link").click()
-    _wait(browser, lambda d: d.find_elements("css selector", "#id_subject"))
+    wait(browser, lambda d: d.find_elements("css selector", "#id_subject"))
     _css(browser, "#id_subject").send_keys("demo-user-0003")
     _submit(browser, "#inspect")
     rows = browser.find_elements("css selector", "#inspection-items tr.inspection-item")
@@ -180,15 +133,7 @@ def test_the_inspector_shows_demo_user_0003s_recommendations(browser, live_serve
     assert _css(browser, "#inspection-consent")
     assert "demo-user-0003" not in _css(browser, "#inspection").text
     browser.set_script_timeout(60)
-    assert _axe_serious(browser) == []
+    assert axe_violations(browser, impacts=SERIOUS) == []
     entry = AuditEvent.objects.for_tenant(demo).get(action="modeling.subject_inspected")
     assert "demo-user-0003" not in str(entry.details)
     assert Tenant.objects.filter(slug="demo").count() == 1
-
-
-class _Discard:
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass

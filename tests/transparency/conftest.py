@@ -4,8 +4,8 @@ import pytest
 
 from apps.modeling.services import serving
 
-# The portal's browser fixtures (Chromium with and without JavaScript), for test_browser.
-from tests.privacy.test_browser import browser, no_js_browser  # noqa: F401
+# The browser tests' fixtures (chromium with and without JavaScript, any number of them).
+from tests.browser.helpers import browser, no_js_browser, open_browser  # noqa: F401
 
 
 @pytest.fixture(autouse=True)

@@ -2,12 +2,13 @@
 tests/privacy/test_browser.py): for the demo tenant it names the serving algorithm and the
 retention periods that the admin shows, it needs no JavaScript, and axe-core (vendored,
 ``tests/browser/vendor/axe.min.js``, axe-core 4.14.1, MPL-2.0) finds no accessibility
-violation on it nor on its 404 page."""
+violation on it nor on its 404 page. The browser, axe and the admin's login are
+``tests/browser/helpers.py``'s."""
 
 from __future__ import annotations
 
+import io
 import re
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -16,11 +17,10 @@ from apps.modeling.selectors import get_active_model_version
 from apps.tenants.management.commands.seed_demo import DEMO_EMAIL, DEMO_PASSWORD, DEMO_SLUG
 from apps.tenants.models import Tenant
 from apps.tenants.services import create_tenant
+from tests.browser.helpers import admin_log_in, axe_violations, wait
 from tests.factories.modeling import configure
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-AXE = Path(__file__).resolve().parents[1] / "browser" / "vendor" / "axe.min.js"
 
 
 @pytest.fixture
@@ -30,43 +30,17 @@ def demo() -> Tenant:
     test settings so that the first training takes seconds."""
     tenant = create_tenant(slug=DEMO_SLUG, name="Demo Books & Goods", contact_email=DEMO_EMAIL)
     configure(tenant)
-    call_command("seed_demo", stdout=_Sink(), stderr=_Sink())
+    call_command("seed_demo", stdout=io.StringIO(), stderr=io.StringIO())
     return Tenant.objects.get(slug=DEMO_SLUG)
-
-
-class _Sink:
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-
-def _axe_violations(driver) -> list[str]:
-    driver.execute_script(AXE.read_text(encoding="utf-8"))
-    result = driver.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
-        "axe.run(document, {resultTypes: ['violations']})"
-        ".then(r => done(r.violations.map(v => v.id + ': ' + v.help + ' ('"
-        " + v.nodes.map(n => n.target.join(' ')).join(', ') + ')')))"
-        ".catch(e => done(['axe failed: ' + e]));")
-    return result
 
 
 def _admin_periods(driver, base: str) -> dict[str, str]:
     """``{category: period}`` as the admin's retention-policy list shows them."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
-    driver.get(f"{base}/admin/login/")
-    driver.find_element(By.NAME, "username").send_keys(DEMO_EMAIL)
-    driver.find_element(By.NAME, "password").send_keys(DEMO_PASSWORD)
-    driver.find_element(By.CSS_SELECTOR, "input[type=submit], button[type=submit]").click()
-    # Wait for the login to land before leaving the page (else the list redirects to it).
-    WebDriverWait(driver, 30).until(lambda d: "/admin/login/" not in d.current_url)
+    admin_log_in(driver, base, DEMO_EMAIL, DEMO_PASSWORD)
     driver.get(f"{base}/admin/retention/retentionpolicy/")
-    WebDriverWait(driver, 30).until(
-        lambda d: d.find_elements(By.CSS_SELECTOR, "#result_list tbody tr"))
+    wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#result_list tbody tr"))
     periods = {}
     for row in driver.find_elements(By.CSS_SELECTOR, "#result_list tbody tr"):
         category = row.find_element(By.CSS_SELECTOR, ".field-category").text.strip()
@@ -102,12 +76,12 @@ def test_the_demo_page_names_the_algorithm_and_the_admins_retention_periods(
         compared += 1
     assert compared >= 6
 
-    assert _axe_violations(browser) == []
+    assert axe_violations(browser) == []
     browser.get(f"{live_server.url}/privacy/no-such-tenant/how-recommendations-work")
-    assert _axe_violations(browser) == []
+    assert axe_violations(browser) == []
     # The harness sees a violation when there is one (an image without a text alternative).
     browser.execute_script("document.querySelector('main').append(document.createElement('img'))")
-    assert any(v.startswith("image-alt") for v in _axe_violations(browser))
+    assert any(v.startswith("image-alt") for v in axe_violations(browser))
 
 
 def test_the_page_needs_no_javascript(no_js_browser, live_server, tenant):

@@ -11,8 +11,8 @@ import pytest
 
 from apps.modeling.services import train_model
 from apps.privacy.i18n import PORTAL_LANGUAGES
+from tests.browser.helpers import axe_violations, submit
 from tests.factories.modeling import configure, planted_dataset
-from tests.transparency.test_browser import _axe_violations
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -39,12 +39,24 @@ def test_axe_finds_no_violation_on_the_page_in_every_language(browser, live_serv
         assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == code
         assert browser.find_element(By.TAG_NAME, "h1").text.startswith(HEADINGS[code])
         assert browser.find_element(By.CSS_SELECTOR, "#serving-algorithm [data-algorithm]")
-        assert _axe_violations(browser) == [], (code, "page")
+        assert axe_violations(browser) == [], (code, "page")
         browser.get(live_server.url + missing)
         assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == code
-        assert _axe_violations(browser) == [], (code, "404")
+        assert axe_violations(browser) == [], (code, "404")
         checked.append(code)
     assert checked == ["en", "de", "fr", "es"]
+    # The page has the portal's switcher (one page frame): it comes back here, in German.
+    browser.get(live_server.url + page)
+    from selenium.webdriver.support.ui import Select
+
+    Select(browser.find_element(By.ID, "language")).select_by_value("de")
+    submit(browser, "footer form.languages button[type=submit]")
+    assert browser.current_url == live_server.url + page
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "de"
+    served = browser.find_element(By.CSS_SELECTOR, "#serving-algorithm [data-algorithm]")
+    assert served.text == "BM25-Artikel-kNN (ähnliche Artikel, implicit)"
+    assert browser.find_element(
+        By.CSS_SELECTOR, "li[data-store='events.event']").text.startswith("Interaktionen: ")
     # The check can fail: a part in a language with no valid code is a violation.
     browser.execute_script("document.querySelector('main').setAttribute('lang', 'xx-!')")
-    assert any(v.startswith("valid-lang") for v in _axe_violations(browser))
+    assert any(v.startswith("valid-lang") for v in axe_violations(browser))

@@ -1,9 +1,10 @@
 """The public transparency page in English, German, French and Spanish (issue 19, item 4): the
 language follows the portal's rule (``apps.privacy.i18n.portal_language``: the switcher's
 cookie, then ``Accept-Language``, then the tenant's ``portal_default_language``, then
-English), and a page rendered for ``Accept-Language: de`` shows no English outside what is
-marked as another language (the stores' texts, ``lang="en"``) or as the tenant's own words;
-the retention categories and the method's logic are translated. The templates and
+English), and a page rendered for ``Accept-Language: de`` shows no English outside the
+tenant's own words: the retention categories, the stores' categories and retention texts,
+the method's label and logic are all translated (no fragment of a declared text, marked or
+not, may show: ``assert_german`` with the tenant). The templates and
 catalogues are checked in ``tests/privacy/test_portal_i18n.py``."""
 
 from __future__ import annotations
@@ -32,15 +33,21 @@ def german():
 def test_the_page_renders_in_german_with_accept_language_de(tenant, german):
     before = german.get(_url(tenant))           # no model yet: the popular list
     assert before.status_code == 200
-    assert_german(before, "no model")
+    assert_german(before, "no model", tenant)
     assert "Noch ist kein personalisiertes Modell in Verwendung" in before.content.decode()
 
     planted_dataset(tenant)
     configure(tenant, model_algorithms=["bm25"])
     train_model(tenant=tenant)
     page = german.get(_url(tenant))
-    assert_german(page, "with a model")
+    assert_german(page, "with a model", tenant)
     html = page.content.decode()
+    assert 'lang="en"' not in html[html.index("<main"):html.index("</main>")]
+    assert '<dd data-algorithm="bm25">BM25-Artikel-kNN (ähnliche Artikel, implicit)</dd>' in html
+    assert ('<li data-store="events.event"><strong>Interaktionen</strong>: Interaktionen '
+            "werden höchstens 365 Tage aufbewahrt") in html
+    # The page frame is the portal's: its switcher comes back here.
+    assert f'name="next" value="{_url(tenant)}"' in html
     assert f"Wie Empfehlungen bei {tenant.name} funktionieren" in html
     assert "Verwendete Methode" in html
     assert re.search(r"<time [^>]*>\d{1,2}\. [A-Z][a-zä]+ \d{4}, \d\d:\d\d UTC</time>", html)

@@ -146,7 +146,7 @@ def make_als(params: Mapping[str, Any]) -> Any:
 @register
 class AlsRecommender(Recommender):
     name = "als"
-    label = "ALS (implicit)"
+    label = gettext_lazy("ALS (implicit)")
     logic = gettext_lazy(
         "It uses collaborative filtering (alternating least squares, \"ALS\"): from "
         "everyone's weighted interactions it learns a short list of numbers per person "

@@ -66,6 +66,8 @@ class Recommender(ABC):
     """
 
     name: ClassVar[str]
+    #: The algorithm's name for people (admin choices, the transparency page, the access
+    #: export): ``gettext_lazy``, translated in the modeling app's catalogue. Required.
     label: ClassVar[str]
     #: How the algorithm picks a subject's items, in plain words, for the access export
     #: (GDPR Art. 15(1)(h): meaningful information about the logic involved). Required.

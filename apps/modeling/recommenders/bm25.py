@@ -30,7 +30,7 @@ def make_bm25(params: Mapping[str, Any]) -> Any:
 @register
 class Bm25Recommender(Recommender):
     name = "bm25"
-    label = "BM25 item-kNN (implicit)"
+    label = gettext_lazy("BM25 item-kNN (implicit)")
     logic = gettext_lazy(
         "It uses item-to-item collaborative filtering (BM25-weighted nearest neighbours): "
         "from everyone's weighted interactions it measures how often two items are chosen "

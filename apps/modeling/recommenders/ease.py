@@ -108,7 +108,7 @@ def fit_weights(matrix: Any, lam: float) -> np.ndarray:
 @register
 class EaseRecommender(Recommender):
     name = "ease"
-    label = "EASE (closed-form item-item)"
+    label = gettext_lazy("EASE (closed-form item-item)")
     logic = gettext_lazy(
         "It uses an item-to-item model (EASE): from everyone's interactions it learns, "
         "for every pair of items, how much having chosen one predicts choosing the other; "

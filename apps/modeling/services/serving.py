@@ -397,7 +397,7 @@ def serving_algorithm(*, tenant: Tenant) -> ServingAlgorithm | None:
 def _served(model: LoadedModel) -> ServingAlgorithm:
     recommender = type(model.recommender)
     return ServingAlgorithm(model_version=model.number, name=recommender.name,
-                            label=recommender.label, logic=str(recommender.logic))
+                            label=str(recommender.label), logic=str(recommender.logic))
 
 
 def model_bundle(*, tenant: Tenant) -> dict[str, Any]:

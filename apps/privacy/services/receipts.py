@@ -48,7 +48,8 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Q
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext, gettext_noop
 
 from apps.audit import services as audit
 from apps.modeling.selectors import list_model_versions, list_training_runs
@@ -61,9 +62,11 @@ logger = logging.getLogger("privacy.receipts")
 
 PENDING = "pending"
 FINAL = "final"
-LABELS = {PENDING: "model update pending", FINAL: "final"}
+#: The section's status as stored (English) and shown (``model_label``: translated).
+LABELS = {PENDING: gettext_noop("model update pending"), FINAL: gettext_noop("final")}
 
-_PROBLEMS = {"missing": "the file is missing", "unreadable": "the file could not be read"}
+_PROBLEMS = {"missing": gettext_noop("the file is missing"),
+             "unreadable": gettext_noop("the file could not be read")}
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -143,67 +146,115 @@ def _retrain(tenant: Tenant, since: datetime) -> dict[str, Any] | None:
 
 
 _RETRAIN_TEXT = {
-    None: "No retrain has started since your erasure.",
-    "pending": "A retrain is waiting to start.",
-    "running": "A retrain is running.",
-    "failed": "The last retrain since your erasure failed; this stays pending until one "
-              "succeeds.",
+    None: gettext_noop("No retrain has started since your erasure."),
+    "pending": gettext_noop("A retrain is waiting to start."),
+    "running": gettext_noop("A retrain is running."),
+    "failed": gettext_noop("The last retrain since your erasure failed; this stays pending "
+                           "until one succeeds."),
     "succeeded": "",
 }
+_BECOMES_FINAL = gettext_noop(" This receipt becomes final when a model trained without your "
+                              "data is in service.")
 
 
-def _pending_text(reason: str, active: ArtifactEvidence | None, ctx: _Context,
-                  retrain: dict[str, Any] | None, stored: list[ArtifactEvidence]) -> str:
-    label = active.label if active is not None else ""
-    if active is None:
-        open_ = ", ".join(e.label for e in stored if not _judge(e, ctx)[0])
-        text = ("Model update pending: no recommendation model is in service, and it is not "
-                f"yet shown that the stored one(s) ({open_}) were trained without your data. "
-                "This receipt becomes final when that is shown, or when a model trained "
-                "without your data is in service.")
+def _pending_text(section: dict[str, Any]) -> str:
+    """The sentence of a pending section, from its fields, in the active language."""
+    version = section.get("model_version")
+    label = version["label"] if version else ""
+    reason = section["reason"]
+    if version is None:
+        text = gettext(
+            "Model update pending: no recommendation model is in service, and it is not yet "
+            "shown that the stored one(s) (%(versions)s) were trained without your data. This "
+            "receipt becomes final when that is shown, or when a model trained without your "
+            "data is in service.") % {"versions": ", ".join(section["open_versions"])}
     elif reason == "model_holds_subject":
-        text = (f"Model update pending: the recommendation model in service ({label}) was "
-                "trained on data that included you, so it is not a model trained without "
-                "your data. The service's staff see this on your request.")
+        text = gettext(
+            "Model update pending: the recommendation model in service (%(label)s) was "
+            "trained on data that included you, so it is not a model trained without your "
+            "data. The service's staff see this on your request.") % {"label": label}
     elif reason in ("artifact_unreadable", "artifact_checksum_mismatch"):
-        problem = (_PROBLEMS.get(active.error, "the file could not be read")
+        problem = (gettext(_PROBLEMS.get(section.get("problem") or "",
+                                         _PROBLEMS["unreadable"]))
                    if reason == "artifact_unreadable"
-                   else "its checksum is not the one recorded")
-        text = (f"Model update pending: the file of the recommendation model in service "
-                f"({label}) could not be checked ({problem}); the check is repeated.")
+                   else gettext("its checksum is not the one recorded"))
+        text = gettext(
+            "Model update pending: the file of the recommendation model in service "
+            "(%(label)s) could not be checked (%(problem)s); the check is repeated.") % {
+            "label": label, "problem": problem}
     else:
-        text = (f"Model update pending: it is not yet shown that the recommendation model "
-                f"in service ({label}) was trained without your data.")
-        if label in ctx.described:
-            text += (" It had learned from your data: your own entries were removed from it "
-                     "when your data was erased, and a retrain without you was requested.")
-        text += (" This receipt becomes final when a model trained without your data is in "
-                 "service.")
+        text = gettext("Model update pending: it is not yet shown that the recommendation "
+                       "model in service (%(label)s) was trained without your data.") % {
+            "label": label}
+        if section.get("learned_from_subject"):
+            text += gettext(" It had learned from your data: your own entries were removed "
+                            "from it when your data was erased, and a retrain without you was "
+                            "requested.")
+        text += gettext(_BECOMES_FINAL)
+    retrain = section.get("retrain")
     extra = _RETRAIN_TEXT.get(retrain["status"] if retrain else None, "")
-    return f"{text} {extra}".strip()
+    return f"{text} {gettext(extra) if extra else ''}".strip()
 
 
-def _final_text(outcome: str, active: ArtifactEvidence | None,
-                stored: list[ArtifactEvidence], any_version: bool) -> str:
-    if active is not None:
-        since = (f" (in service since {_day(active.activated_at)} UTC)"
-                 if active.activated_at else "")
-        text = (f"Final: the recommendation model in service, {active.label}{since}, was "
-                "trained on data that did not contain your key; we checked this in its file "
-                f"(SHA-256 {active.file_sha256}).")
-        if outcome == "not_trained_on_subject":
-            text += (" It was trained before your erasure and never learned from your data, "
-                     "so there was nothing to retrain.")
+def _final_text(section: dict[str, Any]) -> str:
+    """The sentence of a final section, from its fields, in the active language."""
+    version = section.get("model_version")
+    if version is not None:
+        activated = version.get("activated_at")
+        values = {"label": version["label"], "sha": section["artifact_sha256"]}
+        if activated:
+            values["since"] = _day(datetime.fromisoformat(activated))
+            text = gettext(
+                "Final: the recommendation model in service, %(label)s (in service since "
+                "%(since)s UTC), was trained on data that did not contain your key; we "
+                "checked this in its file (SHA-256 %(sha)s).") % values
+        else:
+            text = gettext(
+                "Final: the recommendation model in service, %(label)s, was trained on data "
+                "that did not contain your key; we checked this in its file (SHA-256 "
+                "%(sha)s).") % values
+        if section["outcome"] == "not_trained_on_subject":
+            text += gettext(" It was trained before your erasure and never learned from your "
+                            "data, so there was nothing to retrain.")
         return text
+    stored = [v["label"] for v in (section.get("verification") or {}).get("versions", [])]
     if stored:
-        return ("Final: no recommendation model is in service, and the stored ones ("
-                + ", ".join(e.label for e in stored) + ") were trained on data that did not "
-                "contain your key (checked in their files).")
-    if any_version:
-        return ("Final: no recommendation model is stored (none is in service), so none "
-                "holds anything learned from your data.")
-    return ("Final: this service has never had a recommendation model, so no model learned "
-            "from your data.")
+        return gettext(
+            "Final: no recommendation model is in service, and the stored ones (%(versions)s) "
+            "were trained on data that did not contain your key (checked in their files).") % {
+            "versions": ", ".join(stored)}
+    if section["ever_trained"]:
+        return gettext("Final: no recommendation model is stored (none is in service), so "
+                       "none holds anything learned from your data.")
+    return gettext("Final: this service has never had a recommendation model, so no model "
+                   "learned from your data.")
+
+
+#: The fields each status's sentence is built from (a section written before they were
+#: kept has only its English ``text``).
+_TEXT_FIELDS = {PENDING: ("reason", "model_version", "retrain", "open_versions"),
+                FINAL: ("outcome", "model_version", "artifact_sha256", "ever_trained")}
+
+
+def model_label(section: dict[str, Any]) -> str | None:
+    """The section's status in the active language (``None``: an unknown status)."""
+    label = LABELS.get(section.get("status") or "")
+    return gettext(label) if label else None
+
+
+def model_text(section: dict[str, Any]) -> str | None:
+    """The section's sentence in the active language, from its fields; ``None`` for a
+    section written without them (then only its stored English ``text`` says it)."""
+    status = section.get("status")
+    if status not in _TEXT_FIELDS or any(f not in section for f in _TEXT_FIELDS[status]):
+        return None
+    return _pending_text(section) if status == PENDING else _final_text(section)
+
+
+def _english_text(section: dict[str, Any]) -> str:
+    """The stored ``text``: English, whatever language is active (exports, the admin)."""
+    with translation.override("en"):
+        return model_text(section) or ""
 
 
 def _read_models(tenant: Tenant) -> list[ArtifactEvidence]:
@@ -243,18 +294,26 @@ def compute_model_section(pr: PrivacyRequest, receipt: dict[str, Any], *,
                               "artifact_revision": e.revision, "method": method}
                              for e, _, method in judged]},
             "final_at": now.isoformat(),
-            "text": _final_text(outcome, active, stored, any_version),
+            "ever_trained": any_version,
         }
+        section["text"] = _english_text(section)
         return section
     reason = next(why for _, ok, why in judged if not ok)
     retrain = _retrain(pr.tenant, finished_at)
-    return {
+    section = {
         "status": PENDING, "label": LABELS[PENDING], "reason": reason,
         "model_version": _version(active) if active is not None else None,
         "since": finished_at.isoformat(), "checked_at": now.isoformat(),
         "retrain": retrain,
-        "text": _pending_text(reason, active, ctx, retrain, stored),
+        # What the sentence names (model_text): the versions not shown clean when none
+        # serves, whether the one in service had learned from the subject, a file's problem.
+        "open_versions": ([e.label for e in stored if not _judge(e, ctx)[0]]
+                          if active is None else []),
+        "learned_from_subject": active is not None and active.label in ctx.described,
+        "problem": active.error if active is not None else None,
     }
+    section["text"] = _english_text(section)
+    return section
 
 
 def model_section(pr: PrivacyRequest, receipt: dict[str, Any], *, now: datetime
