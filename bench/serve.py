@@ -4,6 +4,7 @@ Django view through the same server, and the in-process figures beside them.
     .venv/bin/python bench/serve.py [--ratings 5974625] [--reuse] [--seconds 10]
         [--clients 8,64] [--worker-class sync|gthread|gevent] [--threads 1] [--preload]
         [--profile] [--code PATH] [--label NAME] [--db discreet_bench_serve]
+        [--skip-in-process] [--skip-http] [--in-process-requests 2000]
 
 In one run:
 
@@ -247,14 +248,18 @@ def in_process(args: argparse.Namespace, raw_key: str, readers: list[int]) -> di
     probes = [f"book-{rng.randint(1, 2000)}" for _ in range(n)]
 
     def timed(call: Any, inputs: list[Any], prepare: Any = None) -> dict[str, float]:
-        times = []
-        for index, value in enumerate(inputs + inputs[:50]):
+        """Wall and CPU time (this process's, so other jobs on the box count only in the
+        wall figure) of each call after 50 warm-up calls."""
+        times, cpu = [], []
+        for index, value in enumerate(inputs[:50] + inputs):
             ready = prepare() if prepare else None
-            t = time.perf_counter()
+            c, t = time.process_time(), time.perf_counter()
             call(ready, value)
             if index >= 50 or len(inputs) <= 50:
                 times.append((time.perf_counter() - t) * 1000)
-        return {"p50_ms": pct(times, 50), "p99_ms": pct(times, 99), "n": len(times)}
+                cpu.append((time.process_time() - c) * 1000)
+        return {"p50_ms": pct(times, 50), "p99_ms": pct(times, 99), "n": len(times),
+                "cpu_mean_ms": statistics.fmean(cpu), "cpu_p99_ms": pct(cpu, 99)}
 
     def tenant() -> Any:
         return authenticate_api_key(raw_key).tenant
@@ -277,7 +282,8 @@ def in_process(args: argparse.Namespace, raw_key: str, readers: list[int]) -> di
     }
     for name, f in figures.items():
         print(f"in process {name:26s} p50 {f['p50_ms']:6.2f} ms  p99 {f['p99_ms']:6.2f} ms "
-              f"(n={f['n']})", flush=True)
+              f"CPU mean {f['cpu_mean_ms']:6.2f} ms p99 {f['cpu_p99_ms']:6.2f} ms "
+              f"(n={f['n']}, load {os.getloadavg()[0]:.1f})", flush=True)
     return figures
 
 
@@ -548,6 +554,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--in-process-requests", type=int, default=2000)
     parser.add_argument("--skip-in-process", action="store_true")
+    parser.add_argument("--skip-http", action="store_true",
+                        help="the in-process figures only (no gunicorn)")
     args = parser.parse_args()
     args.code = args.code.resolve()
     if not args.reuse:
@@ -578,8 +586,9 @@ def main() -> None:
     from django.db import connections
 
     connections.close_all()
-    results["http"] = http(args, raw_key, readers)
-    if args.profile:
+    if not args.skip_http:
+        results["http"] = http(args, raw_key, readers)
+    if args.profile and not args.skip_http:
         directory = OUT / f"profile-{args.label}"
         served = sum(int(p.read_text()) for p in directory.glob("worker-*.count"))
         print(f"\nprofile of the gunicorn workers (CPU time, cProfile; {served} requests "
