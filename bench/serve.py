@@ -424,17 +424,42 @@ def load_process(requests: list[bytes], clients: int, seconds: float, warmup: fl
     result.put({"times": times, "errors": errors, "wall": wall, "cpu": cpu, "warm": warm})
 
 
-def drive(requests: list[bytes], clients: int, args: argparse.Namespace) -> dict[str, Any]:
+def server_cpu_seconds(master: int) -> float:
+    """User + system CPU seconds of the gunicorn master and its workers so far (from
+    /proc; a worker's CPU is counted while it lives). Other jobs on the box do not count
+    here, unlike in the latencies."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry.name), int(fields[1])
+        if pid == master or ppid == master:
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
+def drive(requests: list[bytes], clients: int, args: argparse.Namespace,
+          server: int | None = None) -> dict[str, Any]:
+    """One route's run; with ``server`` (the master's pid) also the server's CPU per
+    request, warm-up included (the generator's count of warm-up requests)."""
     ctx = mp.get_context("fork")
     result = ctx.Queue()
     proc = ctx.Process(target=load_process,
                        args=(requests, clients, args.seconds, args.warmup, result))
     load_before = os.getloadavg()[0]
+    cpu_before = server_cpu_seconds(server) if server else 0.0
     proc.start()
     out = result.get()
     proc.join()
+    cpu = server_cpu_seconds(server) - cpu_before if server else float("nan")
     times = out["times"]
-    return {"requests_per_s": len(times) / out["wall"], "n": len(times),
+    return {"server_cpu_ms_per_request": cpu * 1000 / max(1, len(times) + out["warm"]),
+            "requests_per_s": len(times) / out["wall"], "n": len(times),
             "p50_ms": pct(times, 50), "p99_ms": pct(times, 99), "p999_ms": pct(times, 99.9),
             "mean_ms": statistics.fmean(times) if times else float("nan"),
             "errors": len(out["errors"]), "error_kinds": sorted(set(out["errors"]))[:5],
@@ -449,11 +474,13 @@ def http(args: argparse.Namespace, raw_key: str, readers: list[int]) -> dict[str
         routes = {r: requests_for(r, raw_key, readers) for r in args.routes}
         for clients in args.clients:
             for route in args.routes:
-                f = drive(routes[route], clients, args)
+                f = drive(routes[route], clients, args, server.pid)
                 results[f"{route}@{clients}"] = f
                 print(f"HTTP {route:8s} {clients:3d} clients: {f['requests_per_s']:7.0f} req/s  "
                       f"p50 {f['p50_ms']:6.1f}  p99 {f['p99_ms']:6.1f}  p99.9 "
-                      f"{f['p999_ms']:6.1f} ms  errors {f['errors']} {f['error_kinds']}  "
+                      f"{f['p999_ms']:6.1f} ms  server CPU "
+                      f"{f['server_cpu_ms_per_request']:5.2f} ms/request  "
+                      f"errors {f['errors']} {f['error_kinds']}  "
                       f"generator CPU {f['generator_cpu_share']:.0%}  load "
                       f"{f['load_average']:.1f}", flush=True)
             floor = results.get(f"floor@{clients}")
@@ -485,6 +512,8 @@ BREAKDOWN = [
     ("      throttle (atomic counter)", "rest_framework/views.py", "check_throttles"),
     ("      handler: recommendations view", "apps/modeling/apis.py", "get"),
     ("      handler: session view", "apps/modeling/apis.py", "post"),
+    ("        parameters (fast reader or serializer)", "apps/core/params.py",
+     "validated_params"),
     ("        input serializer", "rest_framework/serializers.py", "is_valid"),
     ("        pseudonymize", "apps/tenants/services.py", "pseudonymize"),
     ("        recommend_for_subject", "apps/modeling/services/serving.py",
@@ -498,6 +527,7 @@ BREAKDOWN = [
     ("    all SQL statements (client side)", "django/db/backends/utils.py", "execute"),
     ("    Redis calls", "redis/client.py", "execute_command"),
     ("    CSP header", "csp/middleware.py", "process_response"),
+    ("    CSP header (built once)", "apps/core/csp_policy.py", "process_response"),
     ("  gunicorn: write the response", "gunicorn/http/wsgi.py", "write"),
     ("  gunicorn: access/close", "gunicorn/http/wsgi.py", "close"),
 ]
