@@ -23,8 +23,10 @@ In one run:
    same database), and drives each route from 8 and from 64 concurrent clients for
    ``--seconds``: user recommendations, session recommendations, similar items, and a bare
    Django view returning a constant JSON body (``bench/serve_urls.py``: the floor);
-4. prints requests/s and p50 / p99 / p99.9 per route and client count, the ratio of each
-   route's requests/s to the floor's, and the CPU the load generator itself used.
+4. prints requests/s and p50 / p99 / p99.9 per route and client count, the server's CPU per
+   request (gunicorn master and workers, from /proc: unlike the latencies, other jobs on the
+   box do not add to it), the ratio of each route's requests/s to the floor's, and the CPU
+   the load generator itself used.
 
 The load generator is one separate process (asyncio, raw HTTP/1.1 on keep-alive
 connections, reconnecting when the server closes them, as sync workers do after every
