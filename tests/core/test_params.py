@@ -18,16 +18,14 @@ from apps.modeling.apis import (
     SimilarItemListApi,
 )
 
-TEXTS = st.one_of(
-    st.sampled_from(["", " ", "  a", "a ", "reader-1", "10", "010", "0", "101", "-1", "+5",
-                     " 5", "5 ", "5.0", "1_0", "\u00b2", "\u0661\u0660",
-                     "true", "True", "1", "0", "no",
-                     "maybe", "on", "OFF", "a,b", " a , b ,,", ",,,", "a\x00b", "\x00",
-                     "\x1c", "\t\n", "é", "x" * 512, "x" * 513, ",".join("abc"[i % 3] * 2
-                     for i in range(51)), "a," * 2000]),
-    st.text(max_size=30),
-    st.text(alphabet="ab ,0123456789\t\x00", max_size=20),
-)
+EDGES = ["", " ", "  a", "a ", "reader-1", "10", "010", "0", "1", "100", "101", "-1", "+5",
+         " 5", "5 ", "5.0", "1_0", "\u00b2", "\u0661\u0660", "true", "True", "TRUE", "t",
+         "yes", "no", "off", "0", "maybe", "on", "OFF", "null", "a,b", " a , b ,,", ",,,",
+         "a\x00b", "\x00", "\x1c", "\t\n", "é", "x" * 512, "x" * 513,
+         ",".join("abc"[i % 3] * 2 for i in range(50)),
+         ",".join("abc"[i % 3] * 2 for i in range(51)), "a," * 1000, "a," * 1001]
+TEXTS = st.one_of(st.sampled_from(EDGES), st.text(max_size=30),
+                  st.text(alphabet="ab ,0123456789\t\x00", max_size=20))
 
 
 def _outcome(serializer_class: Any, data: Any) -> dict[str, Any] | None:
@@ -54,9 +52,26 @@ def _query(values: dict[str, list[str]]) -> QueryDict:
     return query
 
 
-QUERIES = st.dictionaries(
-    st.sampled_from(["subject", "n", "exclude_seen", "categories", "explain", "other"]),
-    st.lists(TEXTS, min_size=1, max_size=2), max_size=6)
+#: Each parameter absent, valid, or anything: mostly well-formed queries with one or two odd
+#: values, where a reader that is too lenient would show.
+VALID = {"subject": ["reader-1", "u-2"], "n": ["1", "10", "100"], "categories": ["a", "a,b"],
+         "exclude_seen": ["true", "false", "0"], "explain": ["true", "False", "1"]}
+QUERIES = st.fixed_dictionaries({}, optional={
+    **{name: st.one_of(st.lists(st.sampled_from(values), min_size=1, max_size=2),
+                       st.lists(TEXTS, min_size=1, max_size=2))
+       for name, values in VALID.items()},
+    "other": st.lists(TEXTS, min_size=1, max_size=1)})
+
+
+@pytest.mark.parametrize("name", [*VALID, "other"])
+def test_every_odd_value_of_each_parameter_agrees(name):
+    """A well-formed query with one parameter set to each edge case in turn."""
+    base = {key: values[:1] for key, values in VALID.items()}
+    for value in EDGES:
+        for view in (RecommendationListApi, SimilarItemListApi):
+            _agree(view.InputSerializer, view.fast_params, _query({**base, name: [value]}))
+            _agree(view.InputSerializer, view.fast_params,
+                   _query({**base, name: [value, "10"]}))  # the last value counts
 
 
 @settings(max_examples=400, deadline=None)
@@ -73,10 +88,10 @@ def test_similar_item_query_readers_agree(values):
     _agree(view.InputSerializer, view.fast_params, _query(values))
 
 
-JSON_VALUES = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(-5, 200), st.floats(allow_nan=False),
-              TEXTS),
-    lambda inner: st.lists(inner, max_size=55), max_leaves=60)
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-5, 200),
+                    st.floats(allow_nan=False), TEXTS, st.sampled_from(["book-1", "books"]))
+JSON_VALUES = st.one_of(SCALARS, st.lists(SCALARS, max_size=55),
+                        st.lists(st.sampled_from(["book-1", "book-2", "books"]), max_size=55))
 
 
 @settings(max_examples=400, deadline=None)
@@ -110,3 +125,16 @@ def test_an_invalid_request_gets_the_serializers_errors():
         params.validated_params(view.InputSerializer, _query({"subject": ["s"], "n": ["0"]}),
                                 view.fast_params)
     assert raised.value.detail["n"][0].code == "min_value"
+
+
+ODD_JSON = [None, True, False, 0, 1, 10, 100, 101, -1, 5.0, 5.5, "5", "", " ", "a ", "a\x00",
+            "é", "x" * 256, "x" * 257, [], ["a"], ["a", ""], ["a", 1], ["a", None], ["a "],
+            ["b"] * 50, ["b"] * 51, {"a": 1}]
+
+
+@pytest.mark.parametrize("name", ["recent_items", "n", "categories", "other"])
+def test_every_odd_value_of_each_session_field_agrees(name):
+    base = {"recent_items": ["book-1"], "n": 10, "categories": ["books"]}
+    view = SessionRecommendationApi
+    for value in ODD_JSON:
+        _agree(view.InputSerializer, view.fast_params, {**base, name: value})
