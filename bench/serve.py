@@ -4,6 +4,7 @@ Django view through the same server, and the in-process figures beside them.
     .venv/bin/python bench/serve.py [--ratings 5974625] [--reuse] [--seconds 10]
         [--clients 8,64] [--worker-class sync|gthread|gevent] [--threads 1] [--preload]
         [--profile] [--code PATH] [--label NAME] [--db discreet_bench_serve]
+        [--skip-in-process] [--skip-http] [--in-process-requests 2000]
 
 In one run:
 
@@ -22,8 +23,10 @@ In one run:
    same database), and drives each route from 8 and from 64 concurrent clients for
    ``--seconds``: user recommendations, session recommendations, similar items, and a bare
    Django view returning a constant JSON body (``bench/serve_urls.py``: the floor);
-4. prints requests/s and p50 / p99 / p99.9 per route and client count, the ratio of each
-   route's requests/s to the floor's, and the CPU the load generator itself used.
+4. prints requests/s and p50 / p99 / p99.9 per route and client count, the server's CPU per
+   request (gunicorn master and workers, from /proc: unlike the latencies, other jobs on the
+   box do not add to it), the ratio of each route's requests/s to the floor's, and the CPU
+   the load generator itself used.
 
 The load generator is one separate process (asyncio, raw HTTP/1.1 on keep-alive
 connections, reconnecting when the server closes them, as sync workers do after every
@@ -247,14 +250,18 @@ def in_process(args: argparse.Namespace, raw_key: str, readers: list[int]) -> di
     probes = [f"book-{rng.randint(1, 2000)}" for _ in range(n)]
 
     def timed(call: Any, inputs: list[Any], prepare: Any = None) -> dict[str, float]:
-        times = []
-        for index, value in enumerate(inputs + inputs[:50]):
+        """Wall and CPU time (this process's, so other jobs on the box count only in the
+        wall figure) of each call after 50 warm-up calls."""
+        times, cpu = [], []
+        for index, value in enumerate(inputs[:50] + inputs):
             ready = prepare() if prepare else None
-            t = time.perf_counter()
+            c, t = time.process_time(), time.perf_counter()
             call(ready, value)
             if index >= 50 or len(inputs) <= 50:
                 times.append((time.perf_counter() - t) * 1000)
-        return {"p50_ms": pct(times, 50), "p99_ms": pct(times, 99), "n": len(times)}
+                cpu.append((time.process_time() - c) * 1000)
+        return {"p50_ms": pct(times, 50), "p99_ms": pct(times, 99), "n": len(times),
+                "cpu_mean_ms": statistics.fmean(cpu), "cpu_p99_ms": pct(cpu, 99)}
 
     def tenant() -> Any:
         return authenticate_api_key(raw_key).tenant
@@ -277,7 +284,8 @@ def in_process(args: argparse.Namespace, raw_key: str, readers: list[int]) -> di
     }
     for name, f in figures.items():
         print(f"in process {name:26s} p50 {f['p50_ms']:6.2f} ms  p99 {f['p99_ms']:6.2f} ms "
-              f"(n={f['n']})", flush=True)
+              f"CPU mean {f['cpu_mean_ms']:6.2f} ms p99 {f['cpu_p99_ms']:6.2f} ms "
+              f"(n={f['n']}, load {os.getloadavg()[0]:.1f})", flush=True)
     return figures
 
 
@@ -418,17 +426,42 @@ def load_process(requests: list[bytes], clients: int, seconds: float, warmup: fl
     result.put({"times": times, "errors": errors, "wall": wall, "cpu": cpu, "warm": warm})
 
 
-def drive(requests: list[bytes], clients: int, args: argparse.Namespace) -> dict[str, Any]:
+def server_cpu_seconds(master: int) -> float:
+    """User + system CPU seconds of the gunicorn master and its workers so far (from
+    /proc; a worker's CPU is counted while it lives). Other jobs on the box do not count
+    here, unlike in the latencies."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry.name), int(fields[1])
+        if pid == master or ppid == master:
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
+def drive(requests: list[bytes], clients: int, args: argparse.Namespace,
+          server: int | None = None) -> dict[str, Any]:
+    """One route's run; with ``server`` (the master's pid) also the server's CPU per
+    request, warm-up included (the generator's count of warm-up requests)."""
     ctx = mp.get_context("fork")
     result = ctx.Queue()
     proc = ctx.Process(target=load_process,
                        args=(requests, clients, args.seconds, args.warmup, result))
     load_before = os.getloadavg()[0]
+    cpu_before = server_cpu_seconds(server) if server else 0.0
     proc.start()
     out = result.get()
     proc.join()
+    cpu = server_cpu_seconds(server) - cpu_before if server else float("nan")
     times = out["times"]
-    return {"requests_per_s": len(times) / out["wall"], "n": len(times),
+    return {"server_cpu_ms_per_request": cpu * 1000 / max(1, len(times) + out["warm"]),
+            "requests_per_s": len(times) / out["wall"], "n": len(times),
             "p50_ms": pct(times, 50), "p99_ms": pct(times, 99), "p999_ms": pct(times, 99.9),
             "mean_ms": statistics.fmean(times) if times else float("nan"),
             "errors": len(out["errors"]), "error_kinds": sorted(set(out["errors"]))[:5],
@@ -443,11 +476,13 @@ def http(args: argparse.Namespace, raw_key: str, readers: list[int]) -> dict[str
         routes = {r: requests_for(r, raw_key, readers) for r in args.routes}
         for clients in args.clients:
             for route in args.routes:
-                f = drive(routes[route], clients, args)
+                f = drive(routes[route], clients, args, server.pid)
                 results[f"{route}@{clients}"] = f
                 print(f"HTTP {route:8s} {clients:3d} clients: {f['requests_per_s']:7.0f} req/s  "
                       f"p50 {f['p50_ms']:6.1f}  p99 {f['p99_ms']:6.1f}  p99.9 "
-                      f"{f['p999_ms']:6.1f} ms  errors {f['errors']} {f['error_kinds']}  "
+                      f"{f['p999_ms']:6.1f} ms  server CPU "
+                      f"{f['server_cpu_ms_per_request']:5.2f} ms/request  "
+                      f"errors {f['errors']} {f['error_kinds']}  "
                       f"generator CPU {f['generator_cpu_share']:.0%}  load "
                       f"{f['load_average']:.1f}", flush=True)
             floor = results.get(f"floor@{clients}")
@@ -479,6 +514,8 @@ BREAKDOWN = [
     ("      throttle (atomic counter)", "rest_framework/views.py", "check_throttles"),
     ("      handler: recommendations view", "apps/modeling/apis.py", "get"),
     ("      handler: session view", "apps/modeling/apis.py", "post"),
+    ("        parameters (fast reader or serializer)", "apps/core/params.py",
+     "validated_params"),
     ("        input serializer", "rest_framework/serializers.py", "is_valid"),
     ("        pseudonymize", "apps/tenants/services.py", "pseudonymize"),
     ("        recommend_for_subject", "apps/modeling/services/serving.py",
@@ -492,6 +529,7 @@ BREAKDOWN = [
     ("    all SQL statements (client side)", "django/db/backends/utils.py", "execute"),
     ("    Redis calls", "redis/client.py", "execute_command"),
     ("    CSP header", "csp/middleware.py", "process_response"),
+    ("    CSP header (built once)", "apps/core/csp_policy.py", "process_response"),
     ("  gunicorn: write the response", "gunicorn/http/wsgi.py", "write"),
     ("  gunicorn: access/close", "gunicorn/http/wsgi.py", "close"),
 ]
@@ -548,6 +586,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--in-process-requests", type=int, default=2000)
     parser.add_argument("--skip-in-process", action="store_true")
+    parser.add_argument("--skip-http", action="store_true",
+                        help="the in-process figures only (no gunicorn)")
     args = parser.parse_args()
     args.code = args.code.resolve()
     if not args.reuse:
@@ -578,8 +618,9 @@ def main() -> None:
     from django.db import connections
 
     connections.close_all()
-    results["http"] = http(args, raw_key, readers)
-    if args.profile:
+    if not args.skip_http:
+        results["http"] = http(args, raw_key, readers)
+    if args.profile and not args.skip_http:
         directory = OUT / f"profile-{args.label}"
         served = sum(int(p.read_text()) for p in directory.glob("worker-*.count"))
         print(f"\nprofile of the gunicorn workers (CPU time, cProfile; {served} requests "

@@ -109,30 +109,34 @@ _STATE_FIELDS = ("subject_key", "purpose_id", "granted", "notice__version",
 _PLAIN_STATE_FIELDS = ("subject_key", "purpose_id", "granted", "captured_at")
 _FLAG_FIELDS = ("subject_key", "level", "restricted", "objected")
 
-# One subject's flags and current-state rows: the two reads of a request's consent check,
-# as plain SQL with bound parameters. Building and compiling even these one-row index
+# One subject's flags and current-state rows, the reads of a request's consent check, as
+# plain SQL with bound parameters. Building and compiling even these one-row index
 # probes through the ORM cost Django about a millisecond each on our 2-core hardware, more
 # than the database takes to answer them. Columns in the order of the field tuples above.
-_ONE_SUBJECT_FLAGS_SQL = (
-    'SELECT "subject_key", "level", "restricted", "objected" FROM "consent_subjectstate" '
-    'WHERE "tenant_id" = %s AND "subject_key" = %s')
+# A request's consent check reads both in one statement: the subject's flags (NULL when it
+# has no row) beside each of its current-state rows (one row of NULLs when it has none).
+_ONE_SUBJECT_CHECK_SQL = (
+    'SELECT f."level", f."restricted", f."objected", s."purpose_id", s."granted", '
+    'n."version", n."effective_at", s."source", s."method", s."captured_at" '
+    'FROM (SELECT 1 AS "one") o '
+    'LEFT OUTER JOIN "consent_subjectstate" f ON f."tenant_id" = %s AND f."subject_key" = %s '
+    'LEFT OUTER JOIN "consent_consentstate" s ON s."tenant_id" = %s AND s."subject_key" = %s '
+    'LEFT OUTER JOIN "consent_privacynotice" n ON s."notice_id" = n."id"')
 _ONE_SUBJECT_STATES_SQL = (
     'SELECT s."subject_key", s."purpose_id", s."granted", n."version", n."effective_at", '
     's."source", s."method", s."captured_at" FROM "consent_consentstate" s '
     'LEFT OUTER JOIN "consent_privacynotice" n ON s."notice_id" = n."id" '
     'WHERE s."tenant_id" = %s AND s."subject_key" = %s')
-_ONE_SUBJECT_PLAIN_STATES_SQL = (
-    'SELECT "subject_key", "purpose_id", "granted", "captured_at" FROM "consent_consentstate" '
-    'WHERE "tenant_id" = %s AND "subject_key" = %s')
 
 
 def _one_subject_rows(sql: str, tenant: Tenant, subject_key: str,
-                      datetimes: tuple[int, ...] = ()) -> list[tuple[Any, ...]]:
+                      datetimes: tuple[int, ...] = (), probes: int = 1
+                      ) -> list[tuple[Any, ...]]:
     """Rows of one of the statements above, converted as the ORM would: booleans as
     ``bool``, the columns at ``datetimes`` as aware datetimes (SQLite hands back naive UTC;
-    PostgreSQL aware values already)."""
+    PostgreSQL aware values already). ``probes``: how many (tenant, subject) pairs it binds."""
     with connection.cursor() as cursor:
-        cursor.execute(sql, [tenant.pk, subject_key])
+        cursor.execute(sql, [tenant.pk, subject_key] * probes)
         rows = cursor.fetchall()
     if not datetimes or connection.vendor == "postgresql":
         return [tuple(row) for row in rows]
@@ -195,14 +199,28 @@ class _Flags(NamedTuple):
     objected: bool
 
 
+def _one_subject(tenant: Tenant, key: str, purpose_ids: Collection[int]
+                 ) -> tuple[dict[str, _Flags], dict[str, dict[int, _StateRow]]]:
+    """One subject's flags and current-state rows (of ``purpose_ids``), as
+    :func:`_subject_flags` and :func:`_state_rows` return them, in one statement: a request's
+    consent check is one round trip."""
+    flags: dict[str, _Flags] = {}
+    states: dict[int, _StateRow] = {}
+    wanted = set(purpose_ids)
+    for (level, restricted, objected, purpose_id, granted, version, effective_at, source,
+         method, at) in _one_subject_rows(_ONE_SUBJECT_CHECK_SQL, tenant, key,
+                                          datetimes=(6, 9), probes=2):
+        if level is not None:
+            flags[key] = _Flags(level, bool(restricted), bool(objected))
+        if purpose_id in wanted:
+            states[purpose_id] = _StateRow(purpose_id, bool(granted), version, effective_at,
+                                           source, method, at)
+    return flags, ({key: states} if states else {})
+
+
 def _subject_flags(tenant: Tenant, keys: Sequence[str]) -> dict[str, _Flags]:
     """Flags of many subjects as plain tuples: the hot path (one ingestion batch) does not
-    pay for building model instances. One subject (a request's consent check) runs the
-    plain statement ``_ONE_SUBJECT_FLAGS_SQL``."""
-    if len(keys) == 1:
-        rows = _one_subject_rows(_ONE_SUBJECT_FLAGS_SQL, tenant, keys[0])
-        return {key: _Flags(level, bool(restricted), bool(objected))
-                for key, level, restricted, objected in rows}
+    pay for building model instances. (One subject: :func:`_one_subject`.)"""
     found: dict[str, _Flags] = {}
     for chunk in _chunks(keys):
         rows = fetch_rows_matching(
@@ -224,19 +242,17 @@ def _state_rows(tenant: Tenant, keys: Sequence[str], purpose_ids: Collection[int
                 *, proof: bool = True) -> dict[str, dict[int, _StateRow]]:
     """Current-state rows of many subjects. ``proof=False`` (the batch path, when no
     purpose awaits renewal) skips the notice join and the source columns a decision does
-    not need. One subject runs a plain statement (all its purposes: a handful of rows,
-    filtered here)."""
+    not need. One subject runs a plain statement, with the proof (all its purposes: a
+    handful of rows, filtered here)."""
     found: dict[str, dict[int, _StateRow]] = {}
     if not purpose_ids:
         return found
-    fields = _STATE_FIELDS if proof else _PLAIN_STATE_FIELDS
     if len(keys) == 1:
-        wanted = set(purpose_ids)
-        one = (_one_subject_rows(_ONE_SUBJECT_STATES_SQL, tenant, keys[0], datetimes=(4, 7))
-               if proof else _one_subject_rows(_ONE_SUBJECT_PLAIN_STATES_SQL, tenant, keys[0],
-                                               datetimes=(3,)))
+        proof, wanted = True, set(purpose_ids)
+        one = _one_subject_rows(_ONE_SUBJECT_STATES_SQL, tenant, keys[0], datetimes=(4, 7))
         rows: Iterable[tuple[Any, ...]] = (row for row in one if row[1] in wanted)
     else:
+        fields = _STATE_FIELDS if proof else _PLAIN_STATE_FIELDS
         queryset = (ConsentState.objects.for_tenant(tenant).filter(purpose_id__in=purpose_ids)
                     .order_by().values_list(*fields))
         rows = (row for chunk in _chunks(keys)
@@ -368,14 +384,19 @@ def _purposes(tenant: Tenant, keys: Collection[str] | None = None) -> list[Purpo
 def get_subject_consent_views(
     *, tenant: Tenant, subject_keys: Collection[str]
 ) -> dict[str, SubjectConsentView]:
-    """Every subject's view, evaluated now, in three queries for up to ``CHUNK_SIZE``
-    subjects (purposes, subject flags, purpose states). Subjects never seen get defaults."""
+    """Every subject's view, evaluated now, in two queries for up to ``CHUNK_SIZE``
+    subjects (subject flags, purpose states; the purposes are memoized per configuration
+    revision), one for a single subject. Subjects never seen get defaults."""
     keys = _unique(subject_keys)
     if not keys:
         return {}
     purposes = _purposes(tenant)
-    subjects = _subject_flags(tenant, keys)
-    states = _state_rows(tenant, keys, [p.pk for p in purposes], proof=_any_renewal(purposes))
+    if len(keys) == 1:  # a request's check: one statement
+        subjects, states = _one_subject(tenant, keys[0], [p.pk for p in purposes])
+    else:
+        subjects = _subject_flags(tenant, keys)
+        states = _state_rows(tenant, keys, [p.pk for p in purposes],
+                             proof=_any_renewal(purposes))
     now, months = timezone.now(), get_expiry_months(tenant)
     return {
         key: _evaluate(purposes=purposes, subject=subjects.get(key), states=states.get(key, {}),
@@ -393,8 +414,11 @@ def can_use_many(*, tenant: Tenant, subject_keys: Collection[str], purpose: str)
     purposes = _purposes(tenant, [purpose])
     if not purposes:
         return set()
-    subjects = _subject_flags(tenant, keys)
-    states = _state_rows(tenant, keys, [purposes[0].pk], proof=_any_renewal(purposes))
+    if len(keys) == 1:  # a request's check: one statement
+        subjects, states = _one_subject(tenant, keys[0], [purposes[0].pk])
+    else:
+        subjects = _subject_flags(tenant, keys)
+        states = _state_rows(tenant, keys, [purposes[0].pk], proof=_any_renewal(purposes))
     now, months = timezone.now(), get_expiry_months(tenant)
     allowed = set()
     for key in keys:

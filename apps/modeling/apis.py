@@ -14,6 +14,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apps.core import params as fast
 from apps.core.json import FastJSONRenderer
 from apps.core.serializers import QuerySerializer, StrictCharField
 from apps.modeling.services import (
@@ -27,6 +28,29 @@ from apps.tenants.apis import TenantApi
 from apps.tenants.models import Scope
 from apps.tenants.services import pseudonymize
 
+MAX_CATEGORIES = 50
+CATEGORIES_MAX_LENGTH = 2000
+
+
+def split_categories(text: str) -> list[str]:
+    """``"a, b,,"`` -> ``["a", "b"]``: the one reading of a ``categories`` query value."""
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+def fast_categories(query: Any) -> list[str]:
+    """``categories`` as :class:`CategoriesField` reads it, for plain ASCII text
+    (:mod:`apps.core.params`)."""
+    if "categories" not in query:
+        return []
+    text = query.get("categories")
+    if (type(text) is not str or len(text) > CATEGORIES_MAX_LENGTH or not text.isascii()
+            or "\x00" in text):
+        raise fast.Unsure
+    names = split_categories(text)
+    if len(names) > MAX_CATEGORIES:
+        raise fast.Unsure
+    return names
+
 
 class CategoriesField(StrictCharField):
     """``categories=a,b`` -> ``["a", "b"]`` (an item matches when it has any of them).
@@ -39,9 +63,9 @@ class CategoriesField(StrictCharField):
         text = super().run_validation(data)  # the text's own checks: type, length, NUL
         if not isinstance(text, str):
             return text  # the default
-        names = [c.strip() for c in text.split(",") if c.strip()]
-        if len(names) > 50:
-            raise serializers.ValidationError("At most 50 categories.")
+        names = split_categories(text)
+        if len(names) > MAX_CATEGORIES:
+            raise serializers.ValidationError(f"At most {MAX_CATEGORIES} categories.")
         return names
 
 
@@ -79,14 +103,23 @@ class RecommendationListApi(TenantApi):
         subject = StrictCharField(max_length=512, trim_whitespace=False, spaces_are_blank=True)
         n = serializers.IntegerField(min_value=1, max_value=MAX_N, default=10)
         exclude_seen = serializers.BooleanField(default=True)
-        categories = CategoriesField(required=False, default=list, max_length=2000)
+        categories = CategoriesField(required=False, default=list,
+                                     max_length=CATEGORIES_MAX_LENGTH)
         explain = serializers.BooleanField(default=False)
+
+    @staticmethod
+    def fast_params(query: Any) -> dict[str, Any]:
+        """What ``InputSerializer`` validates, for common input (apps/core/params.py)."""
+        return {"subject": fast.query_text(query, "subject", 512),
+                "n": fast.query_int(query, "n", 10, 1, MAX_N),
+                "exclude_seen": fast.query_bool(query, "exclude_seen", True),
+                "categories": fast_categories(query),
+                "explain": fast.query_bool(query, "explain", False)}
 
     @extend_schema(parameters=[InputSerializer], responses=RecommendationOutput)
     def get(self, request: Request) -> Response:
-        params = self.InputSerializer(data=request.query_params)
-        params.is_valid(raise_exception=True)
-        data = params.validated_data
+        data = fast.validated_params(self.InputSerializer, request.query_params,
+                                     self.fast_params)
         result = recommend_for_subject(
             tenant=self.tenant, subject_key=pseudonymize(self.tenant, data["subject"]),
             n=data["n"], exclude_seen=data["exclude_seen"], categories=data["categories"],
@@ -107,13 +140,22 @@ class SessionRecommendationApi(TenantApi):
             min_length=1, max_length=MAX_SESSION_ITEMS)
         n = serializers.IntegerField(min_value=1, max_value=MAX_N, default=10)
         categories = serializers.ListField(child=StrictCharField(max_length=100),
-                                           required=False, default=list, max_length=50)
+                                           required=False, default=list,
+                                           max_length=MAX_CATEGORIES)
+
+    @staticmethod
+    def fast_params(data: Any) -> dict[str, Any]:
+        """What ``InputSerializer`` validates, for common input (apps/core/params.py)."""
+        body = fast.json_object(data)
+        return {"recent_items": fast.body_texts(body, "recent_items", min_items=1,
+                                                max_items=MAX_SESSION_ITEMS, max_length=256),
+                "n": fast.body_int(body, "n", 10, 1, MAX_N),
+                "categories": fast.body_texts(body, "categories", max_items=MAX_CATEGORIES,
+                                              max_length=100, default=[])}
 
     @extend_schema(request=InputSerializer, responses=RecommendationOutput)
     def post(self, request: Request) -> Response:
-        params = self.InputSerializer(data=request.data)
-        params.is_valid(raise_exception=True)
-        data = params.validated_data
+        data = fast.validated_params(self.InputSerializer, request.data, self.fast_params)
         result = recommend_for_session(tenant=self.tenant, recent_items=data["recent_items"],
                                        n=data["n"], categories=data["categories"])
         return Response(result.as_dict())
@@ -128,13 +170,19 @@ class SimilarItemListApi(TenantApi):
 
     class InputSerializer(QuerySerializer):
         n = serializers.IntegerField(min_value=1, max_value=MAX_N, default=10)
-        categories = CategoriesField(required=False, default=list, max_length=2000)
+        categories = CategoriesField(required=False, default=list,
+                                     max_length=CATEGORIES_MAX_LENGTH)
+
+    @staticmethod
+    def fast_params(query: Any) -> dict[str, Any]:
+        """What ``InputSerializer`` validates, for common input (apps/core/params.py)."""
+        return {"n": fast.query_int(query, "n", 10, 1, MAX_N),
+                "categories": fast_categories(query)}
 
     @extend_schema(parameters=[InputSerializer], responses=RecommendationOutput)
     def get(self, request: Request, item: str) -> Response:
-        params = self.InputSerializer(data=request.query_params)
-        params.is_valid(raise_exception=True)
-        data = params.validated_data
+        data = fast.validated_params(self.InputSerializer, request.query_params,
+                                     self.fast_params)
         result = similar_items(tenant=self.tenant, item=item, n=data["n"],
                                categories=data["categories"])
         return Response(result.as_dict())

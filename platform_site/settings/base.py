@@ -74,7 +74,7 @@ MIDDLEWARE = [
     "apps.tenants.middleware.AdminTenantScopeMiddleware",  # site only; after auth: request.user
     "apps.core.site_middleware.MessageMiddleware",  # site only
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "apps.core.csp_policy.CSPMiddleware",  # django-csp, its policy text built once
     "apps.console.middleware.AdminScriptPolicyMiddleware",  # inside CSP: amends its policy
     "auditlog.middleware.AuditlogMiddleware",
 ]

@@ -233,40 +233,42 @@ def test_months_last_at_least_28_days_each(captured, months):
 
 
 def test_one_subjects_plain_sql_rows_equal_the_orms(tenant, other_tenant):
-    """The request path's two statements return what the ORM would, converted the same way
-    (bool, aware datetime), on both backends; only the asked tenant's rows."""
+    """A request's consent check (one statement: flags and states) and the detail's state
+    statement return what the batch path (the ORM) would, converted the same way (bool,
+    aware datetime), on both backends; only the asked tenant's rows."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from apps.consent.selectors import _FLAG_FIELDS, _STATE_FIELDS, _state_rows, _subject_flags
+    from apps.consent.selectors import _one_subject, _state_rows, _subject_flags
 
-    key, other_key = subject_key("plain-a"), subject_key("plain-b")
+    key, other_key, bare_key = (subject_key("plain-a"), subject_key("plain-b"),
+                                subject_key("plain-c"))
     record_consents(tenant=tenant, subject_key=key, decisions={"personalization": True},
                     level="full")
     set_restriction(tenant=tenant, subject_key=key, restricted=True)
     record_consents(tenant=other_tenant, subject_key=key,
                     decisions={"personalization": False}, level="off")
+    personalization = Purpose.objects.for_tenant(tenant).get(key="personalization")
+    ConsentState.objects.create(  # states without a SubjectState row
+        tenant=tenant, subject_key=bare_key, purpose=personalization, granted=True,
+        source=Source.IMPORT, captured_at=datetime.now(UTC))
     purposes = list(Purpose.objects.for_tenant(tenant).values_list("pk", flat=True))
-    for t, k in [(tenant, key), (tenant, other_key), (other_tenant, key)]:
-        flags = list(SubjectState.objects.for_tenant(t).filter(subject_key=k).order_by()
-                     .values_list(*_FLAG_FIELDS))
-        assert [(k2, *f) for k2, f in _subject_flags(t, [k]).items()] == flags
-        for proof in (True, False):
-            orm = {(row[0], row[1]): row for row in (
-                ConsentState.objects.for_tenant(t).filter(subject_key=k).order_by()
-                .values_list(*_STATE_FIELDS))}
-            plain = _state_rows(t, [k], purposes, proof=proof)
-            # The batch path (two keys) is the ORM's own: both agree on every field.
-            batch = _state_rows(t, [k, "z" * 64], purposes, proof=proof)
-            assert plain == {kk: v for kk, v in batch.items() if kk == k}
-            for purpose_id, state in plain.get(k, {}).items():
-                row = orm[(k, purpose_id)]
-                assert state.granted is row[2]
-                assert state.captured_at == row[7]
-                assert state.captured_at.tzinfo is not None
-                if proof:
-                    assert (state.notice_version, state.notice_effective_at) == row[3:5]
-    assert _subject_flags(tenant, [key])[key].restricted is True
+    for t, k in [(tenant, key), (tenant, other_key), (other_tenant, key), (tenant, bare_key)]:
+        flags, states = _one_subject(t, k, purposes)
+        assert flags == {kk: v for kk, v in _subject_flags(t, [k, "z" * 64]).items() if kk == k}
+        # The batch path (two keys) is the ORM's own: both agree on every field.
+        batch = _state_rows(t, [k, "z" * 64], purposes, proof=True)
+        assert states == {kk: v for kk, v in batch.items() if kk == k}
+        assert _state_rows(t, [k], purposes) == states  # the detail's single statement
+        for state in states.get(k, {}).values():
+            assert state.granted is True or state.granted is False
+            assert state.captured_at.tzinfo is not None
+    assert _one_subject(tenant, key, purposes)[0][key].restricted is True
+    assert _one_subject(tenant, bare_key, purposes)[0] == {}
+    assert _one_subject(tenant, other_key, purposes) == ({}, {})
+    get_subject_consent_views(tenant=tenant, subject_keys=[other_key])  # purposes memoized
     with CaptureQueriesContext(connection) as captured:
-        _subject_flags(tenant, [key])
-    assert len(captured.captured_queries) == 1
+        views = get_subject_consent_views(tenant=tenant, subject_keys=[key])
+        can_use(tenant=tenant, subject_key=bare_key, purpose="personalization")
+    assert views[key].restricted
+    assert len(captured.captured_queries) == 2  # one statement per check

@@ -33,6 +33,35 @@ def test_every_response_has_a_policy_without_inline_script(tenant, path):
     assert policy["default-src"] == ["'self'"]
 
 
+def test_the_policy_is_built_once_from_the_settings_and_follows_them(tenant):
+    """apps/core/csp_policy.py reuses the policy text: the same text django-csp builds, and
+    a settings change (tests, a reload) is seen by the next response."""
+    from csp.utils import build_policy
+    from django.test import override_settings
+
+    from apps.core import csp_policy
+
+    api = Client().get("/api/v1/events")
+    assert api["Content-Security-Policy"] == build_policy()
+    assert csp_policy._built is not None
+    assert Client().get("/healthz")["Content-Security-Policy"] == build_policy()
+    replaced = {"DIRECTIVES": {"default-src": ["'none'"]}}
+    with override_settings(CONTENT_SECURITY_POLICY=replaced,
+                           CONTENT_SECURITY_POLICY_REPORT_ONLY={
+                               "DIRECTIVES": {"img-src": ["'self'"]},
+                               "EXCLUDE_URL_PREFIXES": ["/healthz"]}):
+        response = Client().get("/api/v1/events")
+        assert response["Content-Security-Policy"] == "default-src 'none'"
+        assert response["Content-Security-Policy-Report-Only"] == build_policy(report_only=True)
+        assert "img-src 'self'" in response["Content-Security-Policy-Report-Only"]
+        assert "Content-Security-Policy-Report-Only" not in Client().get("/healthz")
+    response = Client().get("/api/v1/events")
+    assert response["Content-Security-Policy"] == build_policy()
+    assert "Content-Security-Policy-Report-Only" not in response
+    # The admin's amended policy is built per response, as django-csp does.
+    assert "'unsafe-eval'" in Client().get("/admin/login/")["Content-Security-Policy"]
+
+
 def test_the_api_docs_load_their_start_up_script_from_a_file(db):
     client = Client()
     page = client.get("/api/docs/").content.decode()
