@@ -26,6 +26,10 @@ For each dataset, in one run:
 5. measures in-process serving latency (p50/p99 of the service calls, consent check and
    active-version check included) for user, session and similar-items requests.
 
+``--read-rounds N`` times the PostgreSQL snapshot reader alone N times after step 2 (one
+reader inside a transaction: this process's and the server backend's CPU per million events,
+the latter from ``/proc`` when PostgreSQL runs on this machine); ``--read-only`` stops there.
+
 Nothing is asserted: figures go to bench/README.md ("Training and serving").
 """
 
@@ -256,6 +260,54 @@ def latency(fn: Any, args: list[Any], warmup: int = 20,
             "mean_ms": statistics.fmean(times), "n": len(times)}
 
 
+def _backend_cpu_s() -> float | None:
+    """CPU seconds of this connection's PostgreSQL backend so far (``/proc``: only when the
+    server runs on this machine), else ``None``."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure_read(tenant: Any, rounds: int) -> dict[str, Any]:
+    """``--read-rounds``: the PostgreSQL reader of the snapshot alone (records, numbering,
+    aggregation), ``rounds`` times inside a transaction, i.e. on this connection only (one
+    reader), so that the server's CPU seconds can be read from ``/proc`` beside this
+    process's: per million events, the figures that the box's load does not stretch the way
+    it stretches wall seconds."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from apps.events.selectors import get_event_schema, retention_days
+    from apps.modeling.services.dataset import _read_postgres
+
+    codes = sorted(get_event_schema(tenant=tenant).types)
+    since = timezone.now() - timedelta(days=retention_days(tenant))
+    figures = []
+    for _ in range(rounds):
+        with transaction.atomic():
+            server, started, cpu = _backend_cpu_s(), time.perf_counter(), time.process_time()
+            read = _read_postgres(tenant, codes, since)
+            wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+            server = _backend_cpu_s() - server if server is not None else None
+        if read is None:
+            raise SystemExit("the PostgreSQL reader fell back to the portable path")
+        million = read[2] / 1e6
+        figures.append({"wall_s": wall, "process_cpu_s": cpu, "server_cpu_s": server,
+                        "events": read[2], "load_average": os.getloadavg()[0]})
+        print(f"read (one reader): {wall:.2f}s wall; CPU per million events: process "
+              f"{cpu / million:.3f}s, PostgreSQL "
+              f"{(server / million if server is not None else float('nan')):.3f}s; "
+              f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    return {"rounds": figures}
+
+
 def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
     from apps.modeling.config import modeling_settings
     from apps.modeling.recommenders import get_recommender
@@ -270,8 +322,8 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"dataset": name}
     print(f"\n=== {name} ===", flush=True)
     started = time.perf_counter()
-    rows, titles = (retail_rows(Path(args.retail)) if name == "retail"
-                    else goodbooks_rows(args.users))
+    rows, titles = ([], {}) if args.reuse and (args.training_only or args.read_only) else \
+        (retail_rows(Path(args.retail)) if name == "retail" else goodbooks_rows(args.users))
     print(f"read {len(rows)} rows, {len(titles)} items in {time.perf_counter() - started:.1f}s",
           flush=True)
     from apps.tenants.models import Tenant
@@ -281,6 +333,8 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
                 "model_retrain_debounce_seconds": 10**6}
     tenant = Tenant.objects.filter(slug=f"bench-{name}").first() \
         if args.reuse or args.bulk_load else None
+    if tenant is None and not rows:
+        raise SystemExit(f"--reuse: {args.db} holds no loaded bench-{name} tenant")
     if tenant is None or (args.bulk_load and not args.reuse):
         if tenant is None:
             tenant = create_tenant(slug=f"bench-{name}", name=f"Bench {name}")
@@ -316,6 +370,10 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
     print(f"snapshot: {data.matrix.shape[0]} x {data.matrix.shape[1]}, {data.matrix.nnz} nnz; "
           f"stream {data.timings['stream_s']:.2f}s, consent {data.timings['consent_s']:.2f}s, "
           f"CSR build {data.timings['csr_build_s']:.2f}s (total {snapshot_s:.2f}s)", flush=True)
+    if args.read_rounds:
+        out["read"] = measure_read(tenant, args.read_rounds)
+        if args.read_only:
+            return out
 
     # 3. Bare implicit fit vs the platform, same matrix and parameters, ``--rounds`` times
     # interleaved (the order swapped every round, so a drift of the shared box's speed
@@ -576,6 +634,11 @@ def main() -> None:
                         help="bare fit / platform training pairs, interleaved")
     parser.add_argument("--training-only", action="store_true",
                         help="stop after the bare-vs-platform training measurement")
+    parser.add_argument("--read-rounds", type=int, default=0,
+                        help="time the PostgreSQL snapshot reader alone this many times "
+                             "(one reader: process and server CPU per million events)")
+    parser.add_argument("--read-only", action="store_true",
+                        help="stop after --read-rounds")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--http-seconds", type=float, default=20.0)
     args = parser.parse_args()

@@ -172,22 +172,23 @@ def _aggregate(subject: np.ndarray, item: np.ndarray, typ: np.ndarray, value: np
     n_types = int(typ.max()) + 1
     key = (subject * len(items) + column) * n_types + typ
     order, starts = _stable_groups(key)
-    keys = key[order[starts]]
+    first = order[starts]  # one row of each group: its fields, gathered (no divisions)
     counts = np.diff(np.append(starts, len(key))).astype(np.float64)
     # Values stored before ingestion bounded them may add up past float64: the sum is then
     # infinite, and the snapshot's cell cap bounds it.
     with np.errstate(over="ignore"):
         sums = np.add.reduceat(value[order], starts)
-    return (keys // n_types // len(items), items[keys // n_types % len(items)],
-            keys % n_types, counts, sums, np.maximum.reduceat(at[order], starts))
+    return (subject[first], items[column[first]], typ[first], counts, sums,
+            np.maximum.reduceat(at[order], starts))
 
 
 #: One event as the PostgreSQL path ships it (see :func:`_read_postgres`): the subject key
 #: as the 32 bytes its 64 hex characters spell (four big-endian words: numpy's byte strings
-#: drop trailing NUL bytes), item pk, value, time, type index.
+#: drop trailing NUL bytes), item pk, value, time. The type is its group's (one group of
+#: records per event type and chunk).
 _KEY_WORDS = ("k0", "k1", "k2", "k3")
 _EVENT_RECORD = np.dtype([*((word, ">u8") for word in _KEY_WORDS), ("item", ">i8"),
-                          ("value", ">f8"), ("at", ">i8"), ("type", ">i2")])
+                          ("value", ">f8"), ("at", ">i8")])
 _POSTGRES_EPOCH = 946_684_800  # timestamptz_send counts microseconds from 2000-01-01 UTC
 _CHUNK_BYTES = 256 << 20        # far below the 1 GB a PostgreSQL value may hold
 
@@ -200,7 +201,8 @@ _END_OF_TABLE = f"({2**32 - 1},0)"  # beyond the last possible block
 #: processes at once: building the records is the server's work, one core per query.
 _TWO_READERS_FROM_BYTES = 64 << 20
 
-_Chunk = tuple[bytes | None, int, int | None, int | None]
+#: One row of a chunk's answer: an event type, its events' records, how many.
+_Group = tuple[str, bytes, int]
 
 
 def _block_ranges(pages: int, *, even: bool) -> list[dict[str, str]]:
@@ -218,14 +220,15 @@ def _block_ranges(pages: int, *, even: bool) -> list[dict[str, str]]:
 
 
 def _fetch_chunks(statement: str, params: dict[str, Any], chunks: Sequence[dict[str, str]]
-                  ) -> list[_Chunk]:
+                  ) -> list[list[_Group]]:
+    """Each chunk's groups, in the order of ``chunks`` (types in name order inside one)."""
     from apps.core.db import binding_cursor
 
     with binding_cursor(binary_results=True) as cursor:
         results = []
         for chunk in chunks:
             cursor.execute(statement, {**params, **chunk})
-            results.append(cursor.fetchone())
+            results.append(sorted(cursor.fetchall()))
     return results
 
 
@@ -239,7 +242,7 @@ def _set_reading_options(cursor: Any) -> None:
 
 
 def _fetch_chunks_in_snapshot(snapshot: str, statement: str, params: dict[str, Any],
-                              chunks: Sequence[dict[str, str]]) -> list[_Chunk]:
+                              chunks: Sequence[dict[str, str]]) -> list[list[_Group]]:
     """:func:`_fetch_chunks` on this thread's own connection, in the reading transaction's
     exported snapshot (so both readers see exactly the same events)."""
     with transaction.atomic(), connection.cursor() as cursor:
@@ -267,9 +270,10 @@ def _scans_the_table(statement: str, table: str, params: dict[str, Any]) -> bool
 
 def _read_chunks(tenant: Tenant, type_codes: list[str], since: datetime, *,
                  beside: ThreadPoolExecutor | None = None,
-                 ) -> tuple[list[bytes], int, int, int]:
-    """The tenant's events as fixed-width binary records, in order. Called in a
-    ``REPEATABLE READ`` transaction.
+                 ) -> list[_Group]:
+    """The tenant's events as groups of fixed-width binary records, one per event type and
+    chunk, in the table's order (each type's events of a chunk in the chunk's order). Called
+    in a ``REPEATABLE READ`` transaction.
 
     When the planner reads the tenant's events from the table (it is a large share of it),
     the chunks are consecutive block ranges (:func:`_block_ranges`): with ``beside`` (the
@@ -301,11 +305,7 @@ def _read_chunks(tenant: Tenant, type_codes: list[str], since: datetime, *,
         results = [r for pair in zip_longest(even, odd.result()) for r in pair if r is not None]
     else:
         results = _fetch_chunks(statement, params, chunks)
-    blobs = [blob for blob, _, _, _ in results if blob]
-    count = sum(n for _, n, _, _ in results)
-    shortest = min((low for _, _, low, _ in results if low is not None), default=64)
-    longest = max((high for _, _, _, high in results if high is not None), default=64)
-    return blobs, count, shortest, longest
+    return [group for groups in results for group in groups]
 
 
 def _number_subjects(prefix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -338,9 +338,9 @@ def _read_postgres(tenant: Tenant, type_codes: list[str], since: datetime,
                    beside: ThreadPoolExecutor | None = None,
                    ) -> tuple[list[str], Arrays, int] | None:
     """PostgreSQL path: each event travels as one fixed-width record inside a few large
-    ``bytea`` values that numpy reads in one call each; the server does no sorting,
-    grouping or joining and Python builds no object per event (psycopg hands a ``COPY``
-    over one row at a time, which costs more than everything else here). Subjects are
+    ``bytea`` values (one per event type and chunk) that numpy reads in one call each; the
+    server does no sorting or joining and Python builds no object per event (psycopg hands
+    a ``COPY`` over one row at a time, which costs more than everything else here). Subjects are
     numbered in their keys' order (:func:`_number_subjects`), every row's whole key checked
     against its number's; each field is cast to native order while the chunks are joined.
 
@@ -358,22 +358,25 @@ def _read_postgres(tenant: Tenant, type_codes: list[str], since: datetime,
             if outermost:
                 with connection.cursor() as cursor:
                     cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            blobs, count, shortest, longest = _read_chunks(
-                tenant, type_codes, since, beside=beside if outermost else None)
+            groups = _read_chunks(tenant, type_codes, since,
+                                  beside=beside if outermost else None)
     except DataError:  # decode(): a key that is not hexadecimal
         return None
-    if not blobs:
+    type_index = {code: n for n, code in enumerate(type_codes)}
+    groups = [(code, blob, n) for code, blob, n in groups if n and code in type_index]
+    if not groups:
         empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0, np.float64)
         return [], (empty_i, empty_i, empty_i, empty_f, empty_f, empty_f), 0
-    if shortest != 64 or longest != 64:
-        return None
-    records = [np.frombuffer(blob, dtype=_EVENT_RECORD) for blob in blobs]
+    if any(len(blob) != n * _EVENT_RECORD.itemsize for _, blob, n in groups):
+        return None  # a key of fewer than 64 characters (never misattribute: no guessing)
+    records = [np.frombuffer(blob, dtype=_EVENT_RECORD) for _, blob, _ in groups]
+    count = sum(n for _, _, n in groups)
 
     def column(name: str, dtype: Any) -> np.ndarray:  # native order, cast while copied
         return np.concatenate([r[name] for r in records], dtype=dtype)
 
-    if sum(len(r) for r in records) != count:
-        raise RuntimeError("event records and counts disagree")  # never misattribute
+    typ = np.repeat(np.array([type_index[code] for code, _, _ in groups], dtype=np.int64),
+                    [n for _, _, n in groups])
     words = [column(word, np.uint64) for word in _KEY_WORDS]
     subject, sample = _number_subjects(words[0])
     if not all(np.array_equal(word, word[sample][subject]) for word in words):
@@ -384,8 +387,8 @@ def _read_postgres(tenant: Tenant, type_codes: list[str], since: datetime,
         on_keys(keys)
     # Microseconds since 1970, then one division: the same float as datetime.timestamp().
     at = (column("at", np.int64) + _POSTGRES_EPOCH * 1_000_000).astype(np.float64) / 1e6
-    arrays = _aggregate(subject, column("item", np.int64), column("type", np.int64),
-                        column("value", np.float64), at)
+    arrays = _aggregate(subject, column("item", np.int64), typ, column("value", np.float64),
+                        at)
     return keys, arrays, count
 
 
@@ -513,18 +516,18 @@ def snapshot_training_data(
     pair = row * max(n_items, 1) + col
     if len(pair):  # several types of one (subject, item) add up into one cell
         by_pair, starts = _stable_groups(pair)
-        pairs = pair[by_pair[starts]]
+        first = by_pair[starts]
+        rows_of_pairs, cols_of_pairs = row[first], col[first]
         summed = np.add.reduceat(weight[by_pair], starts)
         last_seen = np.maximum.reduceat(last[by_pair], starts)
     else:
-        pairs, summed, last_seen = pair, weight, last
-    rows_of_pairs = pairs // max(n_items, 1)
+        rows_of_pairs, cols_of_pairs, summed, last_seen = row, col, weight, last
     summed, cells_capped, subjects_scaled = _cap_weights(summed, rows_of_pairs, n_users, cfg)
     data = np.log1p(summed) if weighting == "log" else summed
     indptr = np.zeros(n_users + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows_of_pairs, minlength=n_users), out=indptr[1:])
     matrix = sp.csr_matrix(
-        (data.astype(np.float32), (pairs % max(n_items, 1)).astype(np.int32), indptr),
+        (data.astype(np.float32), cols_of_pairs.astype(np.int32), indptr),
         shape=(n_users, n_items))
     build_s = time.perf_counter() - build_started
 
