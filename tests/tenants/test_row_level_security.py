@@ -152,6 +152,19 @@ def test_a_scope_over_several_tenants_sees_those_only(two_tenants, app_role):
         assert set(Event.all_tenants.values_list("tenant_id", flat=True)) == {a.pk, c.pk}
 
 
+def test_the_policy_reads_the_setting_once_per_query_not_once_per_row(two_tenants, app_role):
+    """The setting's parts are init plans: evaluated once per statement, so a full read of
+    the events (training) pays no per-row policy cost, and the tenant filter can use an
+    index."""
+    a, _ = two_tenants
+    quote = connection.ops.quote_name
+    with app_role(), tenant_scope(a), connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN SELECT * FROM {quote(Event._meta.db_table)}")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert plan.count("InitPlan") == 2, plan
+    assert "current_setting" not in plan.split("InitPlan")[0], plan  # not in the row filter
+
+
 def test_writes_to_another_tenants_rows_are_refused(two_tenants, app_role):
     a, b = two_tenants
     with app_role(), tenant_scope(a), connection.cursor() as cursor:
