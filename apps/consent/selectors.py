@@ -62,6 +62,9 @@ class SubjectConsentView:
     restricted: bool                  # Art. 18: keep data, do not use for training/serving
     objected: bool                    # Art. 21 objection to personalization
     allowed_purposes: frozenset[str]  # purpose keys usable now
+    #: purpose keys whose decision (or default) is in effect as a grant, before flags and
+    #: level: tells "chose a lower level" from "never consented" without another query
+    granted_purposes: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -308,6 +311,7 @@ def _evaluate(
     objected = bool(subject and subject.objected)
     details: list[PurposeConsent] = []
     allowed_keys: set[str] = set()
+    granted_keys: set[str] = set()
     for purpose in purposes:
         state = states.get(purpose.pk)
         expires_at, expired, renewal = None, False, False
@@ -321,6 +325,8 @@ def _evaluate(
                 expired = now >= expires_at
             renewal = _needs_renewal(purpose, state)
             granted = state.granted and not expired and not renewal
+        if granted:
+            granted_keys.add(purpose.key)
         allowed = granted and not restricted and not (objected and _objection_blocks(purpose))
         if allowed:
             allowed_keys.add(purpose.key)
@@ -350,7 +356,8 @@ def _evaluate(
         details = [d if d.purpose.key != PERSONALIZATION else replace(d, allowed=False)
                    for d in details]
     view = SubjectConsentView(level=level, restricted=restricted, objected=objected,
-                              allowed_purposes=frozenset(allowed_keys))
+                              allowed_purposes=frozenset(allowed_keys),
+                              granted_purposes=frozenset(granted_keys))
     return view, details
 
 

@@ -196,6 +196,19 @@ def test_serving_queries_nothing_per_request_beyond_auth_and_consent(trained, ap
     assert all("consent_" in sql for sql in personalized[1:]), personalized
 
 
+def test_answers_below_level_full_cost_one_consent_statement_too(trained, api):
+    """Most of a tenant's visitors may never have consented: their answer, and a lower
+    level's, is told apart by the same one statement as a personalized one."""
+    lowered = trained.subjects[5]
+    record_consents(tenant=trained.tenant, subject_key=trained.keys[lowered], decisions={},
+                    level="session")
+    api.get(URL, {"subject": lowered})  # loads the model once
+    for subject, reason in ((lowered, "level_session"), ("never-consented", "no_consent")):
+        queries = _queries_of(api, "get", URL, {"subject": subject})
+        assert len(queries) == 2, queries  # the key lookup, the consent check
+        assert api.get(URL, {"subject": subject}).json()["reason"] == reason
+
+
 def test_a_serving_state_change_between_requests_is_seen_by_the_next(trained, api):
     from apps.modeling.models import ServingState
 

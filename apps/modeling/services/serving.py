@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from apps.consent.selectors import get_subject_consent, get_subject_consent_views
+from apps.consent.selectors import get_subject_consent_views
 from apps.core.exceptions import ApplicationError
 from apps.events.selectors import list_items
 from apps.modeling.models import ModelVersion, PrivacyBudgetEntry, ServingState
@@ -255,9 +255,9 @@ def _blocked_reason(tenant: Tenant, subject_key: str) -> str | None:
     if view.level == "full" and PERSONALIZATION in view.allowed_purposes:
         return None
     # Below "full": personalization granted but a "session" level chosen, or no usable
-    # consent (the consent app caps the level at "session" then). Only this path asks.
-    detail = get_subject_consent(tenant=tenant, subject_key=subject_key, history_limit=0)
-    granted = any(p.purpose.key == PERSONALIZATION and p.granted for p in detail.purposes)
+    # consent (the consent app caps the level at "session" then). The same one statement
+    # answers both: most visitors of a tenant may be on this path.
+    granted = PERSONALIZATION in view.granted_purposes
     return "level_session" if granted and view.level == "session" else "no_consent"
 
 
