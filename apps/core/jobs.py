@@ -87,8 +87,10 @@ def durable_job_models() -> list[type[DurableJob]]:
 
 #: Added to a task's hard time limit: a job silent for longer cannot still be executing.
 LOST_MARGIN = timedelta(seconds=60)
-#: How long a reconciliation waits for the live workers to say what they are executing.
-INSPECT_TIMEOUT_S = 2.0
+#: How long a reconciliation waits for the live workers to say what they are executing. A
+#: worker that has not answered by then counts as gone and its running jobs are re-sent, so
+#: this is generous: under load (CI, a busy host) 2 s missed a live worker's answer.
+INSPECT_TIMEOUT_S = 5.0
 
 
 def lost_after(model: type[DurableJob]) -> timedelta:

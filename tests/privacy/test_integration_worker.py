@@ -94,7 +94,8 @@ def test_a_worker_killed_mid_erasure_finishes_after_a_restart(tenant, hooked_wor
     pr, key = _start_erasure(tenant, hooked_worker)
     job = FulfilmentJob.objects.for_tenant(tenant).get(privacy_request=pr)
     # While its worker lives, the worker reports the job's task and no sweep re-sends it.
-    assert (FulfilmentJob.job_task, tenant.pk, job.pk) in executing_job_tasks()
+    task = (FulfilmentJob.job_task, tenant.pk, job.pk)
+    wait_for(lambda: task in (executing_job_tasks() or set()), timeout=60)
     assert sweep_stuck_jobs() == {"requeued": 0, "failed": 0}
     os.killpg(hooked_worker.process.pid, signal.SIGKILL)  # the whole worker, at once
     hooked_worker.process.wait()
