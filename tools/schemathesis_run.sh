@@ -94,6 +94,11 @@ decoy = int(seed["st-alpha"]["decoy"])
 [[operations]]
 include-name = "DELETE /api/v1/api-keys/{{key_id}}"
 parameters = {{ key_id = {decoy} }}
+# Revoking keeps the key readable with its `revoked_at` (an audit record), by design, which
+# the stateful phase's use-after-free check (DELETE, then GET) reports; a per-operation
+# `checks.use_after_free` setting does not reach that phase (schemathesis 4.32), so the
+# revocation stays out of it: the examples, coverage and fuzzing phases still send it.
+phases.stateful.enabled = false
 """)
 EOF
 export ST_AUTH_FILE="$WORK/auth.json"
