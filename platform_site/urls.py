@@ -14,10 +14,12 @@ admin.site.site_title = "Discreet"
 admin.site.index_title = "Dashboard"
 
 api_v1 = [
+    # First: the recommendation routes are the API's hot path, and Django tries these
+    # patterns in order (issue 18). Before events: its items/<path:item> would also match
+    # items/<item>/similar.
+    path("", include("apps.modeling.urls")),
     path("", include("apps.tenants.urls")),
     path("", include("apps.consent.urls")),
-    # Before events: its items/<path:item> would also match items/<item>/similar.
-    path("", include("apps.modeling.urls")),
     path("", include("apps.events.urls")),
     path("", include("apps.privacy.urls")),
     path("", include("apps.retention.urls")),
@@ -26,6 +28,7 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    path("api/v1/", include(api_v1)),  # first: the API's hot path (above)
     path("", landing, name="landing"),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
@@ -36,7 +39,6 @@ urlpatterns = [
     path("privacy/", include("apps.transparency.public_urls")),
     path("privacy/", include("apps.privacy.portal_urls")),
     path("invitations/", include("apps.tenants.invitation_urls")),
-    path("api/v1/", include(api_v1)),
     path("api/schema/", SchemaView.as_view(), name="api-schema"),
     # The split view serves its start-up script as a file: no inline script (CSP).
     path("api/docs/", DocsView.as_view(url_name="api-schema"),

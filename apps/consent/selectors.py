@@ -33,7 +33,7 @@ from apps.consent.models import (
     Purpose,
     SubjectState,
 )
-from apps.core.db import fetch_rows_matching
+from apps.core.db import fetch_rows_matching, hot_statement_cursor
 from apps.core.exceptions import ApplicationError
 from apps.tenants.config_memo import memoize_tenant_config
 from apps.tenants.models import Tenant
@@ -138,7 +138,7 @@ def _one_subject_rows(sql: str, tenant: Tenant, subject_key: str,
     """Rows of one of the statements above, converted as the ORM would: booleans as
     ``bool``, the columns at ``datetimes`` as aware datetimes (SQLite hands back naive UTC;
     PostgreSQL aware values already). ``probes``: how many (tenant, subject) pairs it binds."""
-    with connection.cursor() as cursor:
+    with hot_statement_cursor() as cursor:
         cursor.execute(sql, [tenant.pk, subject_key] * probes)
         rows = cursor.fetchall()
     if not datetimes or connection.vendor == "postgresql":

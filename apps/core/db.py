@@ -8,7 +8,8 @@ index probes above reading the table). :func:`fetch_rows_matching` sends the key
 bound array and joins it ``LATERAL``, which makes each key one probe of the unique index
 (measured on one ingestion batch against 45k consent subjects: 7-12 ms -> 2-4 ms per query).
 Everything else keeps Django's default, except the few one-row lookups of every API
-request that :class:`PrecompiledLookup` compiles once per process.
+request, which :class:`PrecompiledLookup` compiles once per process and
+:func:`hot_statement_cursor` lets PostgreSQL prepare once per connection.
 """
 
 from __future__ import annotations
@@ -19,35 +20,56 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.db import connection, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 from django.db.models import QuerySet
 from django.db.models.expressions import RawSQL
 
 
-def server_side_binding_available() -> bool:
+def server_side_binding_available(using: BaseDatabaseWrapper | None = None) -> bool:
     """PostgreSQL through psycopg 3 (psycopg2 has no server-side binding)."""
-    return (connection.vendor == "postgresql"
-            and getattr(connection.Database, "__name__", "") == "psycopg")
+    using = using or connection
+    return (using.vendor == "postgresql"
+            and getattr(using.Database, "__name__", "") == "psycopg")
 
 
 @contextmanager
-def binding_cursor(*, binary_results: bool = False) -> Iterator[CursorWrapper]:
+def binding_cursor(*, binary_results: bool = False, using: BaseDatabaseWrapper | None = None
+                   ) -> Iterator[CursorWrapper]:
     """A psycopg 3 server-side-binding cursor on Django's connection, wrapped like Django's
     own (counted by ``CaptureQueriesContext``, errors translated to ``django.db`` ones).
     ``binary_results`` asks for rows in binary format (timestamps arrive as numbers, not as
     text to parse). Only call it when :func:`server_side_binding_available`."""
     import psycopg
 
-    connection.ensure_connection()
-    raw = psycopg.Cursor(connection.connection)
+    using = using or connection
+    using.ensure_connection()
+    raw = psycopg.Cursor(using.connection)
     if binary_results:
         raw.format = psycopg.pq.Format.BINARY
-    cursor = (connection.make_debug_cursor(raw) if connection.queries_logged
-              else connection.make_cursor(raw))
+    cursor = using.make_debug_cursor(raw) if using.queries_logged else using.make_cursor(raw)
     try:
         yield cursor
     finally:
         cursor.close()
+
+
+@contextmanager
+def hot_statement_cursor(using: BaseDatabaseWrapper | None = None
+                         ) -> Iterator[CursorWrapper]:
+    """The cursor for a statement that runs on every API request (the key lookup, the
+    consent check). On psycopg 3 it binds server-side, so psycopg prepares the statement on
+    the connection after ``prepare_threshold`` (5) runs and PostgreSQL stops parsing and
+    planning it: about half of the server's CPU for these small statements (issue 18,
+    bench/README.md). Rows come as text, as from Django's own cursor (JSON columns stay
+    strings for the ORM's converters). Elsewhere, Django's cursor."""
+    using = using or connection
+    if server_side_binding_available(using):
+        with binding_cursor(using=using) as cursor:
+            yield cursor
+    else:
+        with using.cursor() as cursor:
+            yield cursor
 
 
 #: Up to this many values a plain ``IN`` is planned as index probes anyway, and is cheaper
@@ -140,7 +162,7 @@ class _Compiled:
         params = list(self.params)
         for position, value in zip(self.positions, values, strict=True):
             params[position] = value
-        with self.connection.cursor() as cursor:
+        with hot_statement_cursor(self.connection) as cursor:
             cursor.execute(self.sql, params)
             row = cursor.fetchone()
         if row is None:

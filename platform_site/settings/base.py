@@ -115,6 +115,14 @@ else:
         DATABASES["default"]["ENGINE"] = "apps.tenants.postgresql"
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if DATABASES["default"]["ENGINE"] == "apps.tenants.postgresql":
+        # psycopg prepares a server-bound statement after this many runs on a connection
+        # (apps.core.db.hot_statement_cursor: the key lookup and consent check of every API
+        # request). Django's default cursors bind on the client and are never prepared.
+        # "none" turns it off (a PgBouncer in transaction mode older than 1.21).
+        _threshold = env.str("DATABASE_PREPARE_THRESHOLD", default="5").strip().lower()
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+            None if _threshold in ("", "none", "off") else int(_threshold))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -67,3 +67,33 @@ def test_a_precompiled_lookup_gives_the_orms_objects(tenant, other_tenant):
     thread.start()
     thread.join()
     assert compiled[0] is not _API_KEY_BY_PREFIX._local.compiled
+
+
+def test_the_hot_statements_are_prepared_on_postgresql(tenant):
+    """The key lookup and the consent check of every API request are prepared on the
+    connection after psycopg's ``prepare_threshold`` runs (DATABASE_PREPARE_THRESHOLD,
+    default 5): PostgreSQL stops parsing and planning them (issue 18). Prepared, they still
+    answer what the ORM answers; Django's own client-binding cursors are never prepared."""
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    from apps.consent.selectors import get_subject_consent_views
+    from apps.tenants.models import ApiKey
+    from apps.tenants.services import _API_KEY_BY_PREFIX
+    from tests.factories.tenants import make_api_key
+
+    assert connection.settings_dict["OPTIONS"]["prepare_threshold"] == 5
+    api_key, _ = make_api_key(tenant, ["recommendations:read"])
+    expected = (ApiKey.all_tenants.select_related("tenant", "tenant__serving_state")
+                .get(prefix=api_key.prefix))
+    first_views = get_subject_consent_views(tenant=tenant, subject_keys=["a" * 64])
+    for _ in range(7):
+        found = _API_KEY_BY_PREFIX.first(api_key.prefix)
+        assert found == expected
+        assert found.tenant.settings == expected.tenant.settings
+        assert get_subject_consent_views(tenant=tenant, subject_keys=["a" * 64]) == first_views
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any('"tenants_apikey"' in sql for sql in prepared), prepared
+    assert any('"consent_subjectstate"' in sql for sql in prepared), prepared
+    assert not any("pg_prepared_statements" in sql for sql in prepared)

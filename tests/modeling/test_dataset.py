@@ -339,9 +339,9 @@ def test_stable_groups_is_a_stable_sort_of_the_keys(seed):
 
     rng = np.random.default_rng(seed)
     key = rng.integers(0, [50, 2**40, 2**62][seed % 3], size=5000)
-    order, starts = _stable_groups(key)
+    order, starts, ordered = _stable_groups(key)
     assert np.array_equal(order, np.argsort(key, kind="stable"))
-    ordered = key[order]
+    assert np.array_equal(ordered, key[order])
     assert np.array_equal(starts, np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]))
 
 

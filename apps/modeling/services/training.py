@@ -27,6 +27,7 @@ from apps.audit import services as audit
 from apps.core.exceptions import ApplicationError
 from apps.core.jobs import DurableJob, enqueue_job, record_progress
 from apps.modeling.config import ModelingSettings, modeling_settings
+from apps.modeling.memory import reuse_freed_memory
 from apps.modeling.models import ModelVersion, ServingState, TrainingRun
 from apps.modeling.recommenders import Recommender
 from apps.modeling.services import algorithms, artifacts
@@ -440,6 +441,7 @@ def train_model(*, tenant: Tenant, run: TrainingRun | None = None,
     """
     if run is not None and run.model_version_id:
         return ModelVersion.objects.for_tenant(tenant).get(pk=run.model_version_id)
+    reuse_freed_memory()  # the snapshot's and the fits' large arrays (apps/modeling/memory.py)
     cfg = modeling_settings(tenant)
     lines: list[str] = []
     started = time.perf_counter()
