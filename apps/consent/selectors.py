@@ -138,7 +138,7 @@ def _one_subject_rows(sql: str, tenant: Tenant, subject_key: str,
     """Rows of one of the statements above, converted as the ORM would: booleans as
     ``bool``, the columns at ``datetimes`` as aware datetimes (SQLite hands back naive UTC;
     PostgreSQL aware values already). ``probes``: how many (tenant, subject) pairs it binds."""
-    with hot_statement_cursor() as cursor:
+    with hot_statement_cursor(binary_results=True) as cursor:  # no JSON column
         cursor.execute(sql, [tenant.pk, subject_key] * probes)
         rows = cursor.fetchall()
     if not datetimes or connection.vendor == "postgresql":

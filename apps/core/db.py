@@ -55,17 +55,19 @@ def binding_cursor(*, binary_results: bool = False, using: BaseDatabaseWrapper |
 
 
 @contextmanager
-def hot_statement_cursor(using: BaseDatabaseWrapper | None = None
-                         ) -> Iterator[CursorWrapper]:
+def hot_statement_cursor(using: BaseDatabaseWrapper | None = None, *,
+                         binary_results: bool = False) -> Iterator[CursorWrapper]:
     """The cursor for a statement that runs on every API request (the key lookup, the
     consent check). On psycopg 3 it binds server-side, so psycopg prepares the statement on
     the connection after ``prepare_threshold`` (5) runs and PostgreSQL stops parsing and
     planning it: about half of the server's CPU for these small statements (issue 18,
     bench/README.md). Rows come as text, as from Django's own cursor (JSON columns stay
-    strings for the ORM's converters). Elsewhere, Django's cursor."""
+    strings for the ORM's converters), or in binary with ``binary_results`` (for columns
+    whose binary loaders give what the text ones do: no JSON). Elsewhere, Django's
+    cursor."""
     using = using or connection
     if server_side_binding_available(using):
-        with binding_cursor(using=using) as cursor:
+        with binding_cursor(using=using, binary_results=binary_results) as cursor:
             yield cursor
     else:
         with using.cursor() as cursor:
