@@ -3,7 +3,7 @@ Django view through the same server, and the in-process figures beside them.
 
     .venv/bin/python bench/serve.py [--ratings 5974625] [--reuse] [--seconds 10]
         [--clients 8,64] [--worker-class sync|gthread|gevent] [--threads 1] [--preload]
-        [--profile] [--code PATH] [--label NAME] [--db discreet_bench_serve]
+        [--profile] [--code PATH] [--label NAME] [--db discreet_bench_serve] [--tenant SLUG]
         [--skip-in-process] [--skip-http] [--in-process-requests 2000]
 
 In one run:
@@ -565,6 +565,9 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="keep --db as an earlier run left it")
     parser.add_argument("--setup-only", action="store_true")
     parser.add_argument("--db", default="discreet_bench_serve")
+    parser.add_argument("--tenant", default="bench-serve",
+                        help="with --reuse: the tenant to serve, e.g. bench-goodbooks in the "
+                             "database bench/train.py loaded with the whole 6M set")
     parser.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--redis", default="127.0.0.1:6379")
     parser.add_argument("--redis-db", type=int, default=9)
@@ -590,6 +593,8 @@ def main() -> None:
                         help="the in-process figures only (no gunicorn)")
     args = parser.parse_args()
     args.code = args.code.resolve()
+    if args.tenant != "bench-serve" and not args.reuse:
+        parser.error("--tenant names a tenant loaded earlier: use it with --reuse")
     if not args.reuse:
         load_and_train(args)
         if args.setup_only:
@@ -599,7 +604,7 @@ def main() -> None:
     from apps.tenants.models import Scope, Tenant
     from apps.tenants.services import create_api_key
 
-    tenant = Tenant.objects.get(slug="bench-serve")
+    tenant = Tenant.objects.get(slug=args.tenant)
     _, raw_key = create_api_key(tenant=tenant, name=f"bench {args.label}",
                                 scopes=[Scope.RECOMMENDATIONS_READ])
     model = current_model(tenant)

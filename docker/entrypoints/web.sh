@@ -11,12 +11,14 @@ if [ -n "${PROMETHEUS_MULTIPROC_DIR:-}" ]; then
   # Metrics of several gunicorn workers (README "Metrics"): each starts from zero.
   mkdir -p "$PROMETHEUS_MULTIPROC_DIR" && find "$PROMETHEUS_MULTIPROC_DIR" -name '*.db' -delete
 fi
-# Threads overlap a request's waits for PostgreSQL and Redis and keep the proxy's connections
-# alive; --preload imports the app once, before the fork (README "Serving at web speed").
+# Sync workers behind the proxy (Caddy buffers the slow clients): the steadiest throughput and
+# p99 measured (bench/README.md); WEB_WORKER_CLASS=gthread with WEB_THREADS > 1 keeps
+# connections alive instead. --preload imports the app once, before the fork (README
+# "Serving at web speed").
 exec gunicorn platform_site.wsgi:application \
   --bind "0.0.0.0:${PORT:-8000}" \
   --workers "${WEB_CONCURRENCY:-2}" \
-  --worker-class gthread --threads "${WEB_THREADS:-4}" \
+  --worker-class "${WEB_WORKER_CLASS:-sync}" --threads "${WEB_THREADS:-1}" \
   --keep-alive "${WEB_KEEPALIVE:-5}" \
   --preload \
   --timeout "${WEB_TIMEOUT:-60}" \
