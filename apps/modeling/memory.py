@@ -11,9 +11,8 @@ from its heap and keep up to :data:`KEPT_BYTES` of freed heap for the next ones,
 freed arrays are reused instead of faulted in again.
 
 The price: the process (a training worker, or the web process of the embedded setup, which
-trains in-process) keeps that much freed memory, besides what it still uses; lower the
-worker's ``--max-memory-per-child`` if that matters (README, "Production"). Where the C
-library is not glibc (no ``mallopt``), nothing changes.
+trains in-process) keeps that much freed memory besides what it still uses (README,
+"Background work"). Where the C library is not glibc (no ``mallopt``), nothing changes.
 """
 
 from __future__ import annotations
