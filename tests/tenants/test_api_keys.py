@@ -54,6 +54,8 @@ def test_a_tampered_key_with_a_real_prefix_is_refused(tenant):
 
 def test_revoked_keys_get_401(tenant):
     api_key, raw_key = make_api_key(tenant)
+    for _ in range(7):  # on PostgreSQL the key lookup is a prepared statement by now
+        assert _client(raw_key).get("/api/v1/").status_code == 200
     revoke_api_key(api_key=api_key)
     response = _client(raw_key).get("/api/v1/")
     assert response.status_code == 401
