@@ -213,7 +213,7 @@ def platform(args: argparse.Namespace, rows: list, titles: dict, split: Split
     from apps.tenants.services import create_tenant, pseudonymize
 
     train_rows = [rows[n] for n in sorted(training_line_numbers(split))]
-    settings = {"event_history_cap": 10**6, "event_retention_days": 36500,
+    settings = {"event_history_cap": 100_000, "event_retention_days": 36500,
                 "model_search_seconds": args.search_seconds,
                 "model_algorithms": args.platform_algorithms.split(",")
                 if args.platform_algorithms else None,

@@ -190,7 +190,7 @@ def load_and_train(args: argparse.Namespace) -> None:
 
     started = time.perf_counter()
     tenant = create_tenant(slug="bench-serve", name="Bench serving")
-    tenant.settings = {"event_history_cap": 10**6, "event_retention_days": 36500,
+    tenant.settings = {"event_history_cap": 100_000, "event_retention_days": 36500,
                        "model_search_seconds": 0, "model_algorithms": ["als"],
                        "model_retrain_debounce_seconds": 10**6}
     tenant.save(update_fields=["settings"])

@@ -328,7 +328,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
           flush=True)
     from apps.tenants.models import Tenant
 
-    settings = {"event_history_cap": 10**6, "event_retention_days": 36500,
+    settings = {"event_history_cap": 100_000, "event_retention_days": 36500,
                 "model_search_seconds": 0, "model_algorithms": ["als"],
                 "model_retrain_debounce_seconds": 10**6}
     tenant = Tenant.objects.filter(slug=f"bench-{name}").first() \
