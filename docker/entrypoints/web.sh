@@ -11,9 +11,10 @@ if [ -n "${PROMETHEUS_MULTIPROC_DIR:-}" ]; then
   # Metrics of several gunicorn workers (README "Metrics"): each starts from zero.
   mkdir -p "$PROMETHEUS_MULTIPROC_DIR" && find "$PROMETHEUS_MULTIPROC_DIR" -name '*.db' -delete
 fi
-# Sync workers behind the proxy (Caddy buffers the slow clients): the steadiest throughput and
-# p99 measured (bench/README.md); WEB_WORKER_CLASS=gthread with WEB_THREADS > 1 keeps
-# connections alive instead. --preload imports the app once, before the fork (README
+# Sync workers behind the proxy (Caddy holds the clients' connections and TLS, but passes a
+# request body through as it arrives: a slow upload holds one worker, at most WEB_TIMEOUT):
+# the steadiest throughput and p99 measured (bench/README.md); WEB_WORKER_CLASS=gthread with
+# WEB_THREADS > 1 keeps connections alive instead. --preload imports the app once, before the fork (README
 # "Serving at web speed").
 exec gunicorn platform_site.wsgi:application \
   --bind "0.0.0.0:${PORT:-8000}" \
