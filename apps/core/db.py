@@ -60,7 +60,7 @@ def hot_statement_cursor(using: BaseDatabaseWrapper | None = None, *,
     """The cursor for a statement that runs on every API request (the key lookup, the
     consent check). On psycopg 3 it binds server-side, so psycopg prepares the statement on
     the connection after ``prepare_threshold`` (5) runs and PostgreSQL stops parsing and
-    planning it: about half of the server's CPU for these small statements (issue 18,
+    planning it: two thirds of PostgreSQL's CPU for these small statements (issue 18,
     bench/README.md). Rows come as text, as from Django's own cursor (JSON columns stay
     strings for the ORM's converters), or in binary with ``binary_results`` (for columns
     whose binary loaders give what the text ones do: no JSON). Elsewhere, Django's

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from celery.schedules import crontab
 from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
 from apps.core.queues import queue_names, task_routes
@@ -121,6 +122,9 @@ else:
         # request). Django's default cursors bind on the client and are never prepared.
         # "none" turns it off (a PgBouncer in transaction mode older than 1.21).
         _threshold = env.str("DATABASE_PREPARE_THRESHOLD", default="5").strip().lower()
+        if _threshold not in ("", "none", "off") and not _threshold.isdigit():
+            raise ImproperlyConfigured(
+                f"DATABASE_PREPARE_THRESHOLD={_threshold!r}: a whole number or 'none'")
         DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
             None if _threshold in ("", "none", "off") else int(_threshold))
 
